@@ -1,0 +1,294 @@
+//! Sample encodings at the session edges (SPEC §4.2): `s16le`, `f32le`, G.711 μ-law and A-law.
+//!
+//! Inside the engine audio is planar `f32` in [-1, 1]. Decoders read interleaved bytes and write one
+//! slice per channel; encoders do the reverse. None of them allocate.
+//!
+//! G.711 follows the classic public-domain `g711.c`: codes expand to the 16-bit scale (μ-law peaks at
+//! ±32124, A-law at ±32256) and the compressor picks one of the two quantisation levels around each
+//! input sample.
+
+use std::fmt;
+
+/// A wire encoding of one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Signed 16-bit little-endian PCM.
+    S16le,
+    /// 32-bit IEEE float little-endian PCM.
+    F32le,
+    /// G.711 μ-law, one byte per sample.
+    Mulaw,
+    /// G.711 A-law, one byte per sample.
+    Alaw,
+}
+
+impl Encoding {
+    /// Every encoding, in wire-name order.
+    pub const ALL: [Encoding; 4] = [Encoding::S16le, Encoding::F32le, Encoding::Mulaw, Encoding::Alaw];
+
+    /// Bytes one sample takes on the wire.
+    pub const fn bytes_per_sample(self) -> usize {
+        match self {
+            Encoding::S16le => 2,
+            Encoding::F32le => 4,
+            Encoding::Mulaw | Encoding::Alaw => 1,
+        }
+    }
+
+    /// The wire name (SPEC §4.2).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Encoding::S16le => "s16le",
+            Encoding::F32le => "f32le",
+            Encoding::Mulaw => "mulaw",
+            Encoding::Alaw => "alaw",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        Encoding::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a buffer could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodecError {
+    /// The byte length is not a whole number of sample frames.
+    PartialFrame {
+        /// Bytes received.
+        bytes: usize,
+        /// Bytes in one sample frame (all channels).
+        frame_bytes: usize,
+    },
+    /// The caller's output is smaller than the decoded audio.
+    OutputTooSmall {
+        /// Frames the input holds.
+        needed: usize,
+        /// Frames the output can hold.
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecError::PartialFrame { bytes, frame_bytes } => {
+                write!(f, "{bytes} bytes is not a whole number of {frame_bytes}-byte sample frames")
+            }
+            CodecError::OutputTooSmall { needed, capacity } => {
+                write!(f, "output holds {capacity} frames, input has {needed}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+/// Number of sample frames in `bytes` of interleaved audio, or why it is not whole.
+pub fn frames_in(bytes: usize, encoding: Encoding, channels: usize) -> Result<usize, CodecError> {
+    let frame_bytes = encoding.bytes_per_sample() * channels;
+    if frame_bytes == 0 || !bytes.is_multiple_of(frame_bytes) {
+        return Err(CodecError::PartialFrame { bytes, frame_bytes });
+    }
+    Ok(bytes / frame_bytes)
+}
+
+const S16_SCALE: f32 = 32768.0;
+
+/// One 16-bit sample to f32 in [-1, 1).
+#[inline]
+pub fn s16_to_f32(s: i16) -> f32 {
+    f32::from(s) / S16_SCALE
+}
+
+/// One f32 sample to 16 bits, rounded to nearest and clamped (no wrap-around on overload).
+#[inline]
+pub fn f32_to_s16(x: f32) -> i16 {
+    // `as` saturates and maps NaN to 0.
+    (x * S16_SCALE).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// Decodes interleaved bytes into planar channels. Each `out[c]` must hold at least the frame count.
+/// Returns the number of frames written.
+pub fn decode(
+    bytes: &[u8],
+    encoding: Encoding,
+    out: &mut [&mut [f32]],
+) -> Result<usize, CodecError> {
+    let channels = out.len();
+    let frames = frames_in(bytes.len(), encoding, channels)?;
+    let capacity = out.iter().map(|c| c.len()).min().unwrap_or(0);
+    if capacity < frames {
+        return Err(CodecError::OutputTooSmall { needed: frames, capacity });
+    }
+    let width = encoding.bytes_per_sample();
+    for (c, plane) in out.iter_mut().enumerate() {
+        let samples = bytes.chunks_exact(width).skip(c).step_by(channels);
+        let plane = &mut plane[..frames];
+        match encoding {
+            Encoding::S16le => {
+                for (o, b) in plane.iter_mut().zip(samples) {
+                    *o = s16_to_f32(i16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            Encoding::F32le => {
+                for (o, b) in plane.iter_mut().zip(samples) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            Encoding::Mulaw => {
+                for (o, b) in plane.iter_mut().zip(samples) {
+                    *o = s16_to_f32(ulaw_to_s16(b[0]));
+                }
+            }
+            Encoding::Alaw => {
+                for (o, b) in plane.iter_mut().zip(samples) {
+                    *o = s16_to_f32(alaw_to_s16(b[0]));
+                }
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// Encodes `frames` frames of planar channels into interleaved bytes appended to `out`.
+/// `out` should be reserved by the caller (`frames * channels * bytes_per_sample`) to avoid growth.
+pub fn encode(planes: &[&[f32]], frames: usize, encoding: Encoding, out: &mut Vec<u8>) {
+    let channels = planes.len();
+    out.reserve(frames * channels * encoding.bytes_per_sample());
+    for i in 0..frames {
+        for plane in planes {
+            let x = plane[i];
+            match encoding {
+                Encoding::S16le => out.extend_from_slice(&f32_to_s16(x).to_le_bytes()),
+                Encoding::F32le => out.extend_from_slice(&x.to_le_bytes()),
+                Encoding::Mulaw => out.push(s16_to_ulaw(f32_to_s16(x))),
+                Encoding::Alaw => out.push(s16_to_alaw(f32_to_s16(x))),
+            }
+        }
+    }
+}
+
+// G.711 bit layout shared by both laws: sign in bit 7, segment (exponent) in bits 6..4,
+// quantisation step (mantissa) in bits 3..0.
+const SIGN_BIT: u8 = 0x80;
+const SEG_SHIFT: u32 = 4;
+const SEG_MASK: u8 = 0x70;
+const QUANT_MASK: u8 = 0x0F;
+/// μ-law bias added before segment search (g711.c `BIAS`).
+const ULAW_BIAS: i32 = 0x84;
+/// Largest μ-law magnitude after the 2-bit shift to 14 bits (g711.c `CLIP`).
+const ULAW_CLIP: i32 = 8159;
+
+/// Expands a μ-law code to 16-bit linear (ITU-T G.711, §3; values of g711.c `ulaw2linear`).
+#[inline]
+pub fn ulaw_to_s16(code: u8) -> i16 {
+    // Codes are transmitted inverted.
+    let u = !code;
+    let mantissa = i32::from(u & QUANT_MASK);
+    let segment = u32::from((u & SEG_MASK) >> SEG_SHIFT);
+    let magnitude = (((mantissa << 3) + ULAW_BIAS) << segment) - ULAW_BIAS;
+    (if u & SIGN_BIT != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// Expands an A-law code to 16-bit linear (ITU-T G.711, §2; values of g711.c `alaw2linear`).
+#[inline]
+pub fn alaw_to_s16(code: u8) -> i16 {
+    // Even bits are inverted on the wire.
+    let a = code ^ 0x55;
+    let mantissa = i32::from(a & QUANT_MASK) << 4;
+    let segment = u32::from((a & SEG_MASK) >> SEG_SHIFT);
+    let magnitude = match segment {
+        0 => mantissa + 8,
+        s => (mantissa + 0x108) << (s - 1),
+    };
+    (if a & SIGN_BIT != 0 { magnitude } else { -magnitude }) as i16
+}
+
+/// Compresses a 16-bit sample to μ-law: the code of one of the two levels around it.
+#[inline]
+pub fn s16_to_ulaw(sample: i16) -> u8 {
+    // Work at the 14-bit scale the law is defined on.
+    let mut v = i32::from(sample) >> 2;
+    let mask: u8 = if v < 0 {
+        v = -v;
+        0x7F
+    } else {
+        0xFF
+    };
+    let v = v.min(ULAW_CLIP) + (ULAW_BIAS >> 2);
+    // Segment = position of the leading one above bit 5 (segment ends 0x3F, 0x7F, …, 0x1FFF).
+    let segment = (31 - (v as u32 | 0x3F).leading_zeros()) - 5;
+    if segment >= 8 {
+        // Past the last segment end (0x1FFF): the largest code.
+        return 0x7F ^ mask;
+    }
+    let code = ((segment as u8) << SEG_SHIFT) | ((v >> (segment + 1)) as u8 & QUANT_MASK);
+    code ^ mask
+}
+
+/// Compresses a 16-bit sample to A-law: the code of one of the two levels around it.
+#[inline]
+pub fn s16_to_alaw(sample: i16) -> u8 {
+    // Work at the 13-bit scale the law is defined on.
+    let mut v = i32::from(sample) >> 3;
+    let mask: u8 = if v >= 0 {
+        0xD5
+    } else {
+        v = -v - 1;
+        0x55
+    };
+    // Segment ends 0x1F, 0x3F, …, 0xFFF; 13-bit input never exceeds 0xFFF.
+    let segment = (31 - (v as u32 | 0x1F).leading_zeros()) - 4;
+    let step = if segment < 2 { v >> 1 } else { v >> segment };
+    let code = ((segment as u8) << SEG_SHIFT) | (step as u8 & QUANT_MASK);
+    code ^ mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s16_round_trips_exactly() {
+        for s in i16::MIN..=i16::MAX {
+            assert_eq!(f32_to_s16(s16_to_f32(s)), s);
+        }
+    }
+
+    #[test]
+    fn f32_to_s16_clamps_and_maps_nan_to_zero() {
+        assert_eq!(f32_to_s16(2.0), i16::MAX);
+        assert_eq!(f32_to_s16(-2.0), i16::MIN);
+        assert_eq!(f32_to_s16(f32::NAN), 0);
+    }
+
+    #[test]
+    fn partial_frames_are_rejected() {
+        assert_eq!(
+            frames_in(6, Encoding::S16le, 2),
+            Err(CodecError::PartialFrame { bytes: 6, frame_bytes: 4 })
+        );
+        assert_eq!(frames_in(8, Encoding::S16le, 2), Ok(2));
+    }
+
+    #[test]
+    fn decode_deinterleaves() {
+        let bytes: Vec<u8> = [1i16, -1, 2, -2].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let (mut l, mut r) = ([0.0; 2], [0.0; 2]);
+        let n = decode(&bytes, Encoding::S16le, &mut [&mut l, &mut r]).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(l, [1.0 / 32768.0, 2.0 / 32768.0]);
+        assert_eq!(r, [-1.0 / 32768.0, -2.0 / 32768.0]);
+        let mut out = Vec::new();
+        encode(&[&l, &r], 2, Encoding::S16le, &mut out);
+        assert_eq!(out, bytes);
+    }
+}

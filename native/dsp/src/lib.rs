@@ -1,0 +1,6 @@
+//! RemoteMedia's audio engine: DSP nodes, the graph executor and the worker pool.
+//!
+//! Pure Rust, with no knowledge of Node.js; `remotemedia-binding` is the only bridge to JavaScript.
+//! Audio inside the engine is planar `f32` in [-1, 1]; "frame" means one sample per channel.
+
+pub mod codec;

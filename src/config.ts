@@ -1,0 +1,150 @@
+/**
+ * Process configuration (SPEC §1): environment variables and matching CLI flags, parsed once with zod
+ * at boot and frozen. Flags win over the environment. A bad value stops boot with a ConfigError that
+ * names the variable.
+ */
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { RemoteMediaError } from './errors.js';
+
+const MiB = 1024 * 1024;
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => ['true', '1', 'yes'].includes(v));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const port = int(0, 65535);
+const list = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()))
+  .transform((v) => v.filter((s) => s.length > 0));
+
+/** Every setting: the variable name, its schema (parsing a string) and its default. */
+const settings = {
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  RT_PORT: port.default(8081),
+  DATA_DIR: z.string().min(1).default('./data'),
+  WORKERS: int(1, 256).default(availableParallelism()),
+  PIN_CORES: boolean.default(true),
+  API_KEYS: list.default([]),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MAX_SESSIONS: int(1, 1_000_000).default(1000),
+  MAX_FRAME_BYTES: int(64, 16 * MiB).default(65536),
+  SESSION_QUEUE_MS: int(1, 60_000).default(200),
+  MAX_UPLOAD_BYTES: int(1024, 4096 * MiB).default(64 * MiB),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+} as const;
+
+export type SettingName = keyof typeof settings;
+
+const schema = z.object(settings);
+
+type Parsed = z.output<typeof schema>;
+
+/** The frozen configuration every module receives. Names follow SPEC §1. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** uWebSockets.js listener port; 0 turns it off. */
+  readonly rtPort: number;
+  /** Absolute path of the data directory. */
+  readonly dataDir: string;
+  readonly workers: number;
+  readonly pinCores: boolean;
+  readonly apiKeys: readonly string[];
+  readonly logLevel: Parsed['LOG_LEVEL'];
+  readonly maxSessions: number;
+  readonly maxFrameBytes: number;
+  readonly sessionQueueMs: number;
+  readonly maxUploadBytes: number;
+  /** How long a graceful shutdown may take before the process exits anyway. */
+  readonly shutdownGraceMs: number;
+}
+
+/** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
+export function flagName(setting: SettingName): string {
+  return `--${setting.toLowerCase().replaceAll('_', '-')}`;
+}
+
+export const settingNames = Object.keys(settings) as SettingName[];
+
+export class ConfigError extends RemoteMediaError {
+  constructor(message: string) {
+    super('RM_ERR_CONFIG', message);
+  }
+}
+
+/**
+ * Reads `--flag value` / `--flag=value` pairs for known settings; anything else is an error naming it.
+ */
+function flagsToValues(argv: readonly string[]): Partial<Record<SettingName, string>> {
+  const byFlag = new Map(settingNames.map((name) => [flagName(name), name]));
+  const out: Partial<Record<SettingName, string>> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const name = byFlag.get(flag);
+    if (name === undefined) throw new ConfigError(`unknown option ${arg}`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`${flag} (${name}) needs a value`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Parses the environment and CLI flags into a frozen Config, or throws a ConfigError naming the bad setting. */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+): Readonly<Config> {
+  const raw: Partial<Record<SettingName, string>> = {};
+  for (const name of settingNames) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  Object.assign(raw, flagsToValues(argv));
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(raw[name as SettingName])}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const v = result.data;
+  return Object.freeze({
+    port: v.PORT,
+    host: v.HOST,
+    rtPort: v.RT_PORT,
+    dataDir: resolve(v.DATA_DIR),
+    workers: v.WORKERS,
+    pinCores: v.PIN_CORES,
+    apiKeys: Object.freeze(v.API_KEYS),
+    logLevel: v.LOG_LEVEL,
+    maxSessions: v.MAX_SESSIONS,
+    maxFrameBytes: v.MAX_FRAME_BYTES,
+    sessionQueueMs: v.SESSION_QUEUE_MS,
+    maxUploadBytes: v.MAX_UPLOAD_BYTES,
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+  });
+}
+
+/** Human description of every setting, for `--help` and the README table. */
+export const settingHelp: Record<SettingName, string> = {
+  PORT: 'HTTP + WebSocket port (default 8080)',
+  HOST: 'address to listen on (default 127.0.0.1)',
+  RT_PORT: 'uWebSockets.js realtime listener port; 0 turns it off (default 8081)',
+  DATA_DIR: 'directory of the embedded SQLite store (default ./data)',
+  WORKERS: 'native DSP worker threads (default: CPU cores)',
+  PIN_CORES: 'pin each worker to a core; failure is logged, not fatal (default true)',
+  API_KEYS: 'comma-separated Bearer keys; empty = no auth, with a warning (default empty)',
+  LOG_LEVEL: 'fatal | error | warn | info | debug | trace | silent (default info)',
+  MAX_SESSIONS: 'concurrent streaming sessions admitted (default 1000)',
+  MAX_FRAME_BYTES: 'largest binary WebSocket message (default 65536)',
+  SESSION_QUEUE_MS: 'audio a session may queue before the oldest frames drop (default 200)',
+  MAX_UPLOAD_BYTES: 'largest request body, e.g. a WAV to /process (default 64 MiB)',
+  SHUTDOWN_GRACE_MS: 'time a graceful shutdown may take before exit is forced (default 10000)',
+};

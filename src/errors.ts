@@ -1,0 +1,39 @@
+/**
+ * The error catalog: every stable code the server can answer with, its HTTP status and title.
+ * REST errors are RFC 9457 problem+json built from these; WebSocket errors carry the same codes.
+ * Tests assert `.code`, never message text.
+ */
+
+export const errorCatalog = {
+  RM_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
+  RM_ERR_BAD_AUDIO: { status: 400, title: 'Audio could not be decoded' },
+  RM_ERR_NOT_FOUND: { status: 404, title: 'Route not found' },
+  RM_ERR_NATIVE: { status: 500, title: 'Native engine failure' },
+  RM_ERR_INTERNAL: { status: 500, title: 'Internal server error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** An error with a stable code from the catalog. */
+export class RemoteMediaError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RemoteMediaError';
+    this.code = code;
+    this.status = errorCatalog[code].status;
+  }
+}
+
+/** Errors thrown by the native addon carry `RM_ERR_*` codes as their message prefix; lift them out. */
+export function fromNative(err: unknown): RemoteMediaError {
+  const message = err instanceof Error ? err.message : String(err);
+  const match = /^(RM_ERR_[A-Z_]+): (.*)$/s.exec(message);
+  const code = match?.[1];
+  if (code !== undefined && code in errorCatalog) {
+    return new RemoteMediaError(code as ErrorCode, match?.[2] ?? message, { cause: err });
+  }
+  return new RemoteMediaError('RM_ERR_NATIVE', message, { cause: err });
+}

@@ -1,0 +1,52 @@
+/**
+ * Process concerns only: build the app, listen, and close gracefully on SIGINT/SIGTERM.
+ * A second signal during the grace period forces exit.
+ */
+import { mkdirSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** The bound HTTP address, e.g. http://127.0.0.1:8080. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const app = await buildApp(config);
+  if (config.apiKeys.length === 0) {
+    app.log.warn('API_KEYS is empty: every route is open without authentication');
+  }
+  const url = await app.listen({ port: config.port, host: config.host });
+  return { app, url, close: () => app.close() };
+}
+
+/** Installs the signal handlers: graceful close on the first signal, forced exit on the second. */
+export function closeOnSignals(server: RunningServer, config: Config): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) {
+      server.app.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    closing = true;
+    server.app.log.info({ signal, grace_ms: config.shutdownGraceMs }, 'shutting down');
+    const force = setTimeout(() => {
+      server.app.log.error('grace period over: exiting now');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.app.log.error({ err }, 'close failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,90 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+
+describe('app', () => {
+  it('answers /healthz', async () => {
+    const app = await buildApp(loadConfig({}, []), { logger: false });
+    const res = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+    await app.close();
+  });
+
+  it('answers unknown routes with problem+json', async () => {
+    const app = await buildApp(loadConfig({}, []), { logger: false });
+    const res = await app.inject({ method: 'GET', url: '/nope' });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ status: 404, code: 'RM_ERR_NOT_FOUND' });
+    await app.close();
+  });
+});
+
+/** Runs the built CLI (`dist/cli.js`) as a user would. */
+function cli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['dist/cli.js', ...args], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function collect(child: ChildProcess) {
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (d: Buffer) => {
+    out.stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out.stderr += d.toString();
+  });
+  return out;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+describe('remotemedia serve', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+  });
+
+  it('serves /healthz and exits 0 on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rm-serve-'));
+    child = cli(['serve', '--port', '0', '--rt-port', '0', '--data-dir', dataDir]);
+    const out = collect(child);
+    const url = await new Promise<string>((resolve, reject) => {
+      child?.stdout?.on('data', () => {
+        const m = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(out.stdout);
+        if (m?.[1]) resolve(m[1]);
+      });
+      child?.once('exit', (code) => reject(new Error(`exited ${code}: ${out.stderr}`)));
+    });
+    const res = await fetch(`${url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+    expect(out.stdout).toMatch(/API_KEYS is empty/);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  });
+
+  it('refuses to boot on a bad value, naming the variable', async () => {
+    child = cli(['serve'], { PORT: 'eighty' });
+    const out = collect(child);
+    expect(await exited(child)).toBe(1);
+    expect(out.stderr).toMatch(/RM_ERR_CONFIG: .*PORT="eighty"/);
+  });
+
+  it('prints help', async () => {
+    child = cli(['--help']);
+    const out = collect(child);
+    expect(await exited(child)).toBe(0);
+    expect(out.stdout).toMatch(/remotemedia serve/);
+    expect(out.stdout).toMatch(/--max-frame-bytes\s+MAX_FRAME_BYTES/);
+  });
+});
