@@ -3,4 +3,10 @@
 //! Pure Rust, with no knowledge of Node.js; `remotemedia-binding` is the only bridge to JavaScript.
 //! Audio inside the engine is planar `f32` in [-1, 1]; "frame" means one sample per channel.
 
+pub mod buffer;
 pub mod codec;
+pub mod format;
+pub mod node;
+pub mod nodes;
+pub mod testing;
+pub mod wav;

@@ -1,0 +1,21 @@
+//! The node catalog of SPEC §2: one module per node type, and [`build`] to construct one.
+
+use serde_json::Value;
+
+use crate::format::Format;
+use crate::node::{NodeError, Processor};
+
+pub mod gain;
+
+/// Every node type the engine knows, in SPEC §2 order.
+pub const NODE_TYPES: &[&str] = &[
+    "gain",
+];
+
+/// Builds a node of `node_type` from its params for an input of `input` format.
+pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor, NodeError> {
+    Ok(match node_type {
+        "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
+        other => return Err(NodeError::UnknownType(other.to_string())),
+    })
+}

@@ -1,0 +1,136 @@
+//! Signal generators, measurements and fixtures shared by the engine's tests and benchmarks.
+
+use std::f64::consts::PI;
+use std::path::PathBuf;
+
+use crate::buffer::AudioBuf;
+use crate::codec;
+use crate::node::Ctx;
+use crate::wav;
+
+/// A sine of `freq` Hz at `amplitude`, `frames` long.
+pub fn sine(freq: f64, sample_rate: u32, amplitude: f64, frames: usize) -> Vec<f32> {
+    (0..frames).map(|i| (amplitude * (2.0 * PI * freq * i as f64 / f64::from(sample_rate)).sin()) as f32).collect()
+}
+
+/// THD+N in dB of `signal` (which should hold a sine of `freq`): the power left after removing the
+/// best-fitting sine (least squares at `freq`, with DC), relative to the sine's power.
+pub fn thd_n_db(signal: &[f32], freq: f64, sample_rate: u32) -> f64 {
+    let w = 2.0 * PI * freq / f64::from(sample_rate);
+    // Normal equations for x ≈ a·sin + b·cos + c.
+    let (mut ss, mut cc, mut sc, mut s1, mut c1, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut xs, mut xc, mut x1) = (0.0, 0.0, 0.0);
+    for (i, &x) in signal.iter().enumerate() {
+        let (s, c, x) = ((w * i as f64).sin(), (w * i as f64).cos(), f64::from(x));
+        ss += s * s;
+        cc += c * c;
+        sc += s * c;
+        s1 += s;
+        c1 += c;
+        n += 1.0;
+        xs += x * s;
+        xc += x * c;
+        x1 += x;
+    }
+    let m = [[ss, sc, s1], [sc, cc, c1], [s1, c1, n]];
+    let [a, b, c] = solve3(m, [xs, xc, x1]);
+    let (mut fit, mut resid) = (0.0, 0.0);
+    for (i, &x) in signal.iter().enumerate() {
+        let y = a * (w * i as f64).sin() + b * (w * i as f64).cos();
+        fit += y * y;
+        resid += (f64::from(x) - y - c).powi(2);
+    }
+    10.0 * (resid / fit).log10()
+}
+
+fn solve3(m: [[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(m);
+    let mut out = [0.0; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut mk = m;
+        for r in 0..3 {
+            mk[r][k] = v[r];
+        }
+        *o = det(mk) / d;
+    }
+    out
+}
+
+/// RMS of a signal in dBFS.
+pub fn rms_dbfs(signal: &[f32]) -> f64 {
+    let p: f64 = signal.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / signal.len().max(1) as f64;
+    10.0 * p.max(1e-20).log10()
+}
+
+/// Path of a recording in the shared test audio folder (`../shared/audio/` of the project root).
+pub fn shared_audio(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/audio").join(name)
+}
+
+/// Reads a shared recording as planar f32 plus its sample rate.
+pub fn read_shared_audio(name: &str) -> (Vec<Vec<f32>>, u32) {
+    let path = shared_audio(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let w = wav::parse(&bytes).expect("valid wav");
+    let frames = codec::frames_in(w.data.len(), w.encoding, w.format.channels).unwrap();
+    let mut planes = vec![vec![0.0f32; frames]; w.format.channels];
+    let mut refs: Vec<&mut [f32]> = planes.iter_mut().map(|p| p.as_mut_slice()).collect();
+    codec::decode(w.data, w.encoding, &mut refs).unwrap();
+    (planes, w.format.sample_rate)
+}
+
+/// A planar buffer holding `planes` (all the same length).
+pub fn buf_of(planes: &[Vec<f32>]) -> AudioBuf {
+    let frames = planes.first().map_or(0, Vec::len);
+    let mut b = AudioBuf::new(planes.len(), frames);
+    b.set_shape(planes.len(), frames);
+    for (c, p) in planes.iter().enumerate() {
+        b.channel_mut(c).copy_from_slice(p);
+    }
+    b
+}
+
+/// Owns what a [`Ctx`] borrows, for tests that drive one node by hand.
+#[derive(Default)]
+pub struct EventLog {
+    /// Event messages, newline-separated.
+    pub text: String,
+    /// How many.
+    pub count: u32,
+}
+
+impl EventLog {
+    /// A context for node `node_id` at message `frame`, input position `position`.
+    pub fn ctx<'a>(&'a mut self, node_id: &'a str, frame: u64, position: u64) -> Ctx<'a> {
+        Ctx { events: &mut self.text, event_count: &mut self.count, node_id, frame, position, to_input_frames: 1.0 }
+    }
+
+    /// The events as parsed JSON values.
+    pub fn parsed(&self) -> Vec<serde_json::Value> {
+        self.text.lines().map(|l| serde_json::from_str(l).expect("event is JSON")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thd_n_of_a_pure_sine_is_tiny_and_of_a_noisy_one_is_not() {
+        let s = sine(1000.0, 48_000, 0.5, 48_000);
+        assert!(thd_n_db(&s, 1000.0, 48_000) < -130.0);
+        let noisy: Vec<f32> = s.iter().enumerate().map(|(i, x)| x + if i % 2 == 0 { 0.005 } else { -0.005 }).collect();
+        let t = thd_n_db(&noisy, 1000.0, 48_000);
+        assert!((t - -37.0).abs() < 1.0, "{t}");
+    }
+
+    #[test]
+    fn shared_recordings_load() {
+        let (planes, rate) = read_shared_audio("tones-48k-stereo.wav");
+        assert_eq!((planes.len(), rate), (2, 48_000));
+    }
+}
