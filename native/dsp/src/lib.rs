@@ -6,7 +6,12 @@
 pub mod buffer;
 pub mod codec;
 pub mod format;
+pub mod graph;
 pub mod node;
 pub mod nodes;
+pub mod plan;
+pub mod pool;
+pub mod session;
+pub mod stats;
 pub mod testing;
 pub mod wav;

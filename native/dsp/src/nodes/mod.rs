@@ -1,10 +1,13 @@
 //! The node catalog of SPEC §2: one module per node type, and [`build`] to construct one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::Value;
 
 use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
+pub mod fault;
 pub mod gain;
 
 /// Every node type the engine knows, in SPEC §2 order.
@@ -12,10 +15,20 @@ pub const NODE_TYPES: &[&str] = &[
     "gain",
 ];
 
+static FAULT_NODES: AtomicBool = AtomicBool::new(false);
+
+/// Makes the `__panic` test node buildable in this process (for isolation tests only).
+pub fn enable_fault_nodes() {
+    FAULT_NODES.store(true, Ordering::Relaxed);
+}
+
 /// Builds a node of `node_type` from its params for an input of `input` format.
 pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor, NodeError> {
     Ok(match node_type {
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
+        "__panic" if FAULT_NODES.load(Ordering::Relaxed) => {
+            Processor::InPlace(Box::new(fault::PanicNode::new(params, input)?))
+        }
         other => return Err(NodeError::UnknownType(other.to_string())),
     })
 }

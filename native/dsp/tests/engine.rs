@@ -1,0 +1,184 @@
+//! The graph executor and the worker pool, end to end on real nodes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use remotemedia_dsp::codec::Encoding;
+use remotemedia_dsp::format::Format;
+use remotemedia_dsp::plan::Plan;
+use remotemedia_dsp::pool::{Output, OutputKind, Pool, Sink};
+use remotemedia_dsp::session::{Encodings, Session};
+use serde_json::json;
+
+fn plan(v: serde_json::Value) -> Plan {
+    Plan::from_json(&v.to_string()).unwrap()
+}
+
+const S16: Encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
+
+fn s16(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+fn from_s16(bytes: &[u8]) -> Vec<i16> {
+    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+fn gain_plan(db: f64, channels: usize) -> Plan {
+    plan(json!({
+        "input": { "sample_rate": 8000, "channels": channels },
+        "nodes": [ { "id": "g", "type": "gain", "params": { "db": db }, "input": null } ],
+        "output": "g"
+    }))
+}
+
+#[test]
+fn a_fused_chain_equals_its_stages_run_one_by_one() {
+    let fused = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "f", "type": "fused", "input": null, "stages": [
+            { "id": "a", "type": "gain", "params": { "db": -6 } },
+            { "id": "b", "type": "gain", "params": { "db": 3 } } ] } ],
+        "output": "f"
+    }));
+    let separate = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "a", "type": "gain", "params": { "db": -6 }, "input": null },
+                   { "id": "b", "type": "gain", "params": { "db": 3 }, "input": "a" } ],
+        "output": "b"
+    }));
+    let input: Vec<i16> = (0..1000).map(|i| ((i * 37) % 2000 - 1000) as i16 * 10).collect();
+    let mut outs = Vec::new();
+    for p in [fused, separate] {
+        let mut s = Session::new(&p, p.input, S16, 4096).unwrap();
+        s.process(0, &s16(&input)).unwrap();
+        outs.push(from_s16(s.output()));
+    }
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[0].len(), 1000);
+}
+
+#[test]
+fn plan_errors_name_the_problem() {
+    let bad_input = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "a", "type": "gain", "input": "nope" } ], "output": "a" }));
+    assert!(Session::new(&bad_input, bad_input.input, S16, 4096).err().unwrap().to_string().contains("'nope'"));
+    let bad_type = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "a", "type": "reverb", "input": null } ], "output": "a" }));
+    assert!(Session::new(&bad_type, bad_type.input, S16, 4096).err().unwrap().to_string().contains("reverb"));
+    let p = gain_plan(0.0, 1);
+    let other = Format::new(16_000, 1).unwrap();
+    assert!(Session::new(&p, other, S16, 4096).is_err());
+}
+
+#[test]
+fn malformed_messages_change_no_state() {
+    let p = gain_plan(0.0, 2);
+    let mut s = Session::new(&p, p.input, S16, 4096).unwrap();
+    assert!(s.process(0, &[1, 2, 3]).is_err());
+    s.process(1, &s16(&[5, -5])).unwrap();
+    assert_eq!(from_s16(s.output()), vec![5, -5]);
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<Output>>);
+
+impl Sink for Collect {
+    fn deliver(&self, batch: Vec<Output>) {
+        self.0.lock().unwrap().extend(batch);
+    }
+}
+
+impl Collect {
+    fn wait_for(&self, pred: impl Fn(&[Output]) -> bool) -> Vec<Output> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            {
+                let v = self.0.lock().unwrap();
+                if pred(&v) {
+                    return v.iter().map(|o| Output { audio: o.audio.clone(), events: o.events.clone(), error: o.error.clone(), ..*o }).collect();
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for outputs");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[test]
+fn a_panicking_session_fails_alone_and_the_worker_goes_on() {
+    remotemedia_dsp::nodes::enable_fault_nodes();
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let faulty = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "boom", "type": "__panic", "params": { "after_frames": 100 }, "input": null } ],
+        "output": "boom" }));
+    let good = gain_plan(-6.0206, 1);
+    let a = pool.add_session(Session::new(&faulty, faulty.input, S16, 4096).unwrap(), u64::MAX, 2);
+    let b = pool.add_session(Session::new(&good, good.input, S16, 4096).unwrap(), u64::MAX, 2);
+    for _ in 0..5 {
+        let _ = pool.push(&a, &s16(&[1000; 80]));
+        pool.push(&b, &s16(&[1000; 80])).unwrap();
+    }
+    let outs = sink.wait_for(|v| v.iter().filter(|o| o.session == b.id()).count() == 5);
+    let a_outs: Vec<_> = outs.iter().filter(|o| o.session == a.id()).collect();
+    assert_eq!(a_outs.iter().filter(|o| o.kind == OutputKind::Audio).count(), 1, "first 80 frames pass");
+    let failed = a_outs.iter().find(|o| o.kind == OutputKind::Failed).expect("a failure output");
+    assert_eq!(failed.error.as_ref().unwrap().0, "RM_ERR_SESSION_FAILED");
+    assert!(a.is_closed());
+    assert!(pool.push(&a, &s16(&[0; 80])).is_err());
+    let b_frames: Vec<u64> = outs.iter().filter(|o| o.session == b.id()).map(|o| o.frame.unwrap()).collect();
+    assert_eq!(b_frames, vec![0, 1, 2, 3, 4]);
+    for o in outs.iter().filter(|o| o.session == b.id()) {
+        assert_eq!(from_s16(&o.audio), vec![500; 80]);
+    }
+    assert_eq!(pool.session_count(), 1);
+}
+
+#[test]
+fn a_full_queue_drops_its_oldest_messages() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    // Block the worker with a long message on another session so the queue fills.
+    let big = pool.add_session(Session::new(&p, p.input, S16, 1 << 24).unwrap(), u64::MAX, 2);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), 160, 2);
+    pool.push(&big, &s16(&vec![1; 4_000_000])).unwrap();
+    let mut dropped = Vec::new();
+    for _ in 0..10 {
+        dropped.extend(pool.push(&s, &s16(&[1; 80])).unwrap().dropped);
+    }
+    // At most 160 frames (two messages) stay queued; the rest are dropped oldest first.
+    assert!(dropped.len() >= 8, "dropped {dropped:?}");
+    assert_eq!(dropped[..], (0..dropped.len() as u64).collect::<Vec<_>>()[..]);
+    let outs = sink.wait_for(|v| v.iter().filter(|o| o.session == s.id()).count() == 10 - dropped.len());
+    let frames: Vec<u64> = outs.iter().filter(|o| o.session == s.id()).map(|o| o.frame.unwrap()).collect();
+    assert_eq!(frames, (dropped.len() as u64..10).collect::<Vec<_>>());
+    assert_eq!(s.stats().frames_dropped, dropped.len() as u64);
+}
+
+#[test]
+fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(2, true, sink.clone());
+    for w in pool.workers() {
+        // On Linux with cores available pinning succeeds; either way it is reported, not fatal.
+        assert_eq!(w.pinned, w.core.is_some());
+    }
+    let p = gain_plan(0.0, 1);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), u64::MAX, 2);
+    pool.push(&s, &s16(&[7; 10])).unwrap();
+    pool.stop(&s).unwrap();
+    assert!(pool.push(&s, &s16(&[7; 10])).is_err());
+    let outs = sink.wait_for(|v| v.iter().any(|o| o.kind == OutputKind::Stopped));
+    let kinds: Vec<OutputKind> = outs.iter().map(|o| o.kind).collect();
+    assert_eq!(kinds, vec![OutputKind::Audio, OutputKind::Flushed, OutputKind::Stopped]);
+    let stats = s.stats();
+    assert_eq!((stats.frames_in, stats.frames_out), (1, 1));
+    assert_eq!(stats.process.percentiles().count, 1);
+    assert_eq!(stats.nodes.len(), 1);
+    assert_eq!(pool.session_count(), 0);
+}
