@@ -8,6 +8,14 @@ export const errorCatalog = {
   RM_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   RM_ERR_BAD_AUDIO: { status: 400, title: 'Audio could not be decoded' },
   RM_ERR_NOT_FOUND: { status: 404, title: 'Route not found' },
+  RM_ERR_BAD_WAV: { status: 415, title: 'Not a supported WAV file' },
+  RM_ERR_BAD_FORMAT: { status: 422, title: 'Unsupported stream format' },
+  RM_ERR_BAD_ENCODING: { status: 422, title: 'Unknown sample encoding' },
+  RM_ERR_BAD_PLAN: { status: 422, title: 'The engine cannot build this plan' },
+  RM_ERR_BAD_PARAMS: { status: 422, title: 'Invalid node parameters' },
+  RM_ERR_BAD_FRAME: { status: 400, title: 'Malformed audio message' },
+  RM_ERR_SESSION_CLOSED: { status: 409, title: 'Session has ended' },
+  RM_ERR_SESSION_FAILED: { status: 500, title: 'Session failed' },
   RM_ERR_NATIVE: { status: 500, title: 'Native engine failure' },
   RM_ERR_INTERNAL: { status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -27,13 +35,12 @@ export class RemoteMediaError extends Error {
   }
 }
 
-/** Errors thrown by the native addon carry `RM_ERR_*` codes as their message prefix; lift them out. */
+/** Errors thrown by the native addon carry `RM_ERR_*` codes in `code`; lift them into the catalog. */
 export function fromNative(err: unknown): RemoteMediaError {
   const message = err instanceof Error ? err.message : String(err);
-  const match = /^(RM_ERR_[A-Z_]+): (.*)$/s.exec(message);
-  const code = match?.[1];
-  if (code !== undefined && code in errorCatalog) {
-    return new RemoteMediaError(code as ErrorCode, match?.[2] ?? message, { cause: err });
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code in errorCatalog) {
+    return new RemoteMediaError(code as ErrorCode, message, { cause: err });
   }
   return new RemoteMediaError('RM_ERR_NATIVE', message, { cause: err });
 }

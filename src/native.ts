@@ -1,12 +1,20 @@
 /**
  * The only importer of `native/`: a typed facade over the napi-rs addon, its buffer contracts and the
  * mapping of native errors to catalog codes.
+ *
+ * The engine delivers finished outputs in batches on the JS thread; this module routes each output to
+ * the handler of its session. No sample is touched here: bytes go in, bytes come out.
  */
 import { createRequire } from 'node:module';
-import { fromNative } from './errors.js';
+import { fromNative, RemoteMediaError } from './errors.js';
 
 /** The generated binding (native/binding/index.d.ts). */
 type Binding = typeof import('../native/binding/index.js');
+export type EngineOutput = import('../native/binding/index.js').EngineOutput;
+export type PlanInfo = import('../native/binding/index.js').PlanInfo;
+export type SessionStats = import('../native/binding/index.js').SessionStats;
+export type WorkerInfo = import('../native/binding/index.js').WorkerInfo;
+export type LatencyPercentiles = import('../native/binding/index.js').LatencyPercentiles;
 
 const require = createRequire(import.meta.url);
 const binding: Binding = require('../native/binding/index.js');
@@ -14,13 +22,262 @@ const binding: Binding = require('../native/binding/index.js');
 /** Which artifact the loader picked: always `'native'` here (no WASI build is shipped). */
 export const bindingTarget = binding.__napiBindingTarget;
 
-/**
- * Interleaved s16le PCM to f32 in [-1, 1). Throws RM_ERR_BAD_AUDIO on an odd byte count.
- */
-export function s16leToF32(pcm: Buffer): Float32Array {
+/** Output kinds, mirroring the native `OutputType` (a const enum in the generated typings). */
+export const OutputKind = {
+  Audio: 0,
+  FrameError: 1,
+  Flushed: 2,
+  ParamsApplied: 3,
+  Stopped: 4,
+  Failed: 5,
+} as const;
+
+export type Encoding = 's16le' | 'f32le' | 'mulaw' | 'alaw';
+
+export interface StreamFormat {
+  encoding: Encoding;
+  sample_rate: number;
+  channels: number;
+}
+
+function call<T>(fn: () => T): T {
   try {
-    return binding.s16leToF32(pcm);
+    return fn();
   } catch (err) {
     throw fromNative(err);
   }
+}
+
+/** Interleaved s16le PCM to f32 in [-1, 1). Throws RM_ERR_BAD_AUDIO on an odd byte count. */
+export function s16leToF32(pcm: Buffer): Float32Array {
+  return call(() => binding.s16leToF32(pcm));
+}
+
+/** Node types the native engine can build. */
+export function nativeNodeTypes(): string[] {
+  return binding.nodeTypes();
+}
+
+/** Output format and algorithmic latency of a plan, as the engine builds it. */
+export function inspectPlan(plan: object): PlanInfo {
+  return call(() => binding.inspectPlan(JSON.stringify(plan)));
+}
+
+/** Makes the `__panic` fault-injection node buildable (isolation tests only). */
+export function enableFaultNodes(): void {
+  binding.enableFaultNodes();
+}
+
+export interface WavInfo {
+  sample_rate: number;
+  channels: number;
+  encoding: 's16le' | 'f32le';
+  data_offset: number;
+  data_bytes: number;
+}
+
+/** Reads a WAV header; throws RM_ERR_BAD_WAV. */
+export function parseWav(bytes: Buffer): WavInfo {
+  const w = call(() => binding.parseWav(bytes));
+  return {
+    sample_rate: w.sampleRate,
+    channels: w.channels,
+    encoding: w.encoding as WavInfo['encoding'],
+    data_offset: w.dataOffset,
+    data_bytes: w.dataBytes,
+  };
+}
+
+/** A 44-byte WAV header. */
+export function wavHeader(
+  sampleRate: number,
+  channels: number,
+  encoding: 's16le' | 'f32le',
+  dataBytes: number,
+) {
+  return call(() => binding.wavHeader(sampleRate, channels, encoding, dataBytes));
+}
+
+export type OutputHandler = (output: EngineOutput) => void;
+
+export interface SessionOptions {
+  /** Largest binary message the session accepts (sizes its buffers). */
+  maxMessageBytes: number;
+  /** Queue bound in audio milliseconds; null = unbounded (batch jobs). */
+  queueLimitMs: number | null;
+}
+
+/** A streaming session on the engine; outputs reach `handler` in order. */
+export class EngineSession {
+  readonly id: number;
+  readonly worker: number;
+  readonly info: PlanInfo;
+
+  constructor(
+    private readonly native: InstanceType<Binding['NativeSession']>,
+    private readonly engine: Engine,
+  ) {
+    this.id = native.id;
+    this.worker = native.worker;
+    this.info = native.info;
+  }
+
+  /** Queues one message; returns the numbers of older messages dropped, or null. */
+  push(message: Uint8Array): number[] | null {
+    return call(() => this.native.push(message));
+  }
+
+  setParams(node: string, params: Record<string, unknown>, tag: number): void {
+    call(() => this.native.setParams(node, JSON.stringify(params), tag));
+  }
+
+  flush(): void {
+    call(() => this.native.flush());
+  }
+
+  stop(): void {
+    call(() => this.native.stop());
+  }
+
+  /** Ends the session at once and forgets its handler. */
+  close(): void {
+    this.native.close();
+    this.engine.forget(this.id);
+  }
+
+  get closed(): boolean {
+    return this.native.closed;
+  }
+
+  stats(): SessionStats {
+    return this.native.stats();
+  }
+}
+
+export interface EngineOptions {
+  workers: number;
+  pinCores: boolean;
+}
+
+/** The native worker pool. One per process. */
+export class Engine {
+  private readonly native: InstanceType<Binding['Engine']>;
+  private readonly handlers = new Map<number, OutputHandler>();
+
+  constructor(options: EngineOptions) {
+    this.native = call(
+      () =>
+        new binding.Engine({ workers: options.workers, pinCores: options.pinCores }, (outputs) =>
+          this.dispatch(outputs),
+        ),
+    );
+  }
+
+  private dispatch(outputs: EngineOutput[]): void {
+    for (const out of outputs) {
+      const handler = this.handlers.get(out.session);
+      if (handler === undefined) continue; // session closed meanwhile
+      if (out.kind === OutputKind.Stopped || out.kind === OutputKind.Failed)
+        this.handlers.delete(out.session);
+      handler(out);
+    }
+  }
+
+  /** @internal */
+  forget(id: number): void {
+    this.handlers.delete(id);
+  }
+
+  workers(): WorkerInfo[] {
+    return this.native.workers();
+  }
+
+  /** Builds a session for `plan` (negotiated for `input`); throws RM_ERR_BAD_PLAN and friends. */
+  createSession(
+    plan: object,
+    input: StreamFormat,
+    output: { encoding: Encoding },
+    options: SessionOptions,
+    handler: OutputHandler,
+  ): EngineSession {
+    const native = call(() =>
+      this.native.createSession(
+        JSON.stringify(plan),
+        { encoding: input.encoding, sampleRate: input.sample_rate, channels: input.channels },
+        output.encoding,
+        options.maxMessageBytes,
+        options.queueLimitMs ?? undefined,
+      ),
+    );
+    const session = new EngineSession(native, this);
+    this.handlers.set(session.id, handler);
+    return session;
+  }
+
+  /**
+   * Runs a whole buffer of interleaved audio through `plan` on the worker pool (the same executor as
+   * streaming) and resolves with the concatenated output and every event. The input is handed over
+   * in one-second messages; the result does not depend on that size (chunk-size invariance).
+   */
+  processBatch(
+    plan: object,
+    input: StreamFormat,
+    pcm: Uint8Array,
+    outputEncoding: Encoding,
+  ): Promise<BatchResult> {
+    const bytesPerFrame =
+      input.channels * (input.encoding === 's16le' ? 2 : input.encoding === 'f32le' ? 4 : 1);
+    const chunkBytes = bytesPerFrame * input.sample_rate;
+    const audio: Buffer[] = [];
+    const events: string[] = [];
+    // Outputs arrive through a weak thread-safe function; keep the loop alive until the job ends.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    return new Promise<BatchResult>((resolve, reject) => {
+      const session = this.createSession(
+        plan,
+        input,
+        { encoding: outputEncoding },
+        { maxMessageBytes: chunkBytes, queueLimitMs: null },
+        (out) => {
+          if (out.audio) audio.push(out.audio);
+          if (out.events) events.push(out.events);
+          if (out.kind === OutputKind.FrameError || out.kind === OutputKind.Failed) {
+            clearInterval(keepAlive);
+            session.close();
+            reject(new RemoteMediaError('RM_ERR_NATIVE', out.errorMessage ?? 'batch processing failed'));
+          } else if (out.kind === OutputKind.Stopped) {
+            clearInterval(keepAlive);
+            resolve({
+              format: { sample_rate: session.info.sampleRate, channels: session.info.channels },
+              latency_ms: session.info.latencyMs,
+              audio: Buffer.concat(audio),
+              events: events.flatMap((text) =>
+                text
+                  .split('\n')
+                  .filter((l) => l.length > 0)
+                  .map((l) => JSON.parse(l)),
+              ),
+            });
+          }
+        },
+      );
+      for (let at = 0; at < pcm.length; at += chunkBytes) {
+        session.push(pcm.subarray(at, Math.min(at + chunkBytes, pcm.length)));
+      }
+      session.stop();
+    });
+  }
+
+  /** Stops the workers; sessions get no further answers. */
+  shutdown(): void {
+    this.native.shutdown();
+    this.handlers.clear();
+  }
+}
+
+export interface BatchResult {
+  format: { sample_rate: number; channels: number };
+  latency_ms: number;
+  audio: Buffer;
+  events: Array<Record<string, unknown>>;
 }

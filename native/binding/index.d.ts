@@ -9,8 +9,228 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The native engine: a pool of DSP worker threads. */
+export declare class Engine {
+  /** Starts the workers. `onOutputs` receives batches of finished outputs on the JS thread. */
+  constructor(options: EngineOptions, onOutputs: (outputs: EngineOutput[]) => void)
+  /** Facts about every worker. */
+  workers(): Array<WorkerInfo>
+  /**
+   * Builds a session for `plan` and places it on the least-loaded worker. `queueLimitMs` bounds
+   * its queue in audio time; `null` means unbounded (batch jobs).
+   */
+  createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
+  /** Stops the workers (after the work queued to them). Sessions get no further answers. */
+  shutdown(): void
+}
+
+/** One streaming session on the engine. */
+export declare class NativeSession {
+  /** Session id (as in outputs). */
+  get id(): number
+  /** The worker it lives on. */
+  get worker(): number
+  /** Output format and latencies. */
+  get info(): PlanInfo
+  /**
+   * Queues one binary message (copied once). Returns the numbers of older messages dropped to
+   * respect the queue bound, or null when none were.
+   */
+  push(message: Uint8Array): Array<number> | null
+  /** Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`. */
+  setParams(node: string, paramsJson: string, tag: number): void
+  /** Emits the remaining tail (a `Flushed` output). */
+  flush(): void
+  /** Flushes, then ends the session (`Flushed`, then `Stopped`). */
+  stop(): void
+  /** Ends the session at once, discarding queued messages. */
+  close(): void
+  /** Whether the session has ended. */
+  get closed(): boolean
+  /** Counters and latency percentiles. */
+  stats(): SessionStats
+}
+
+/** Makes the `__panic` fault-injection node buildable in this process (isolation tests only). */
+export declare function enableFaultNodes(): void
+
+/** Options of the engine. */
+export interface EngineOptions {
+  /** Worker threads. */
+  workers: number
+  /** Pin worker k to core k. */
+  pinCores: boolean
+}
+
+/** One finished output, delivered in batches to the engine's callback. */
+export interface EngineOutput {
+  /** Session id. */
+  session: number
+  /** What happened. */
+  kind: OutputType
+  /** The message number this answers, or -1. */
+  frame: number
+  /** Encoded audio, when there is any. */
+  audio?: Buffer
+  /** Event wire messages, newline-separated, when there are any. */
+  events?: string
+  /** Error code (`RM_ERR_*`), for errors. */
+  errorCode?: string
+  /** Error message, for errors. */
+  errorMessage?: string
+  /** Tag of the control request this answers. */
+  tag: number
+}
+
+/** Builds the graph of a plan without running it: output format and latencies, for planning. */
+export declare function inspectPlan(planJson: string): PlanInfo
+
+/** Percentiles of a latency histogram, microseconds. */
+export interface LatencyPercentiles {
+  /** Values recorded. */
+  count: number
+  /** Median. */
+  p50Us: number
+  /** 95th percentile. */
+  p95Us: number
+  /** 99th percentile. */
+  p99Us: number
+  /** 99.9th percentile. */
+  p999Us: number
+  /** Largest. */
+  maxUs: number
+}
+
+/** Latency of one node as built. */
+export interface NodeLatencyInfo {
+  /** Node or stage id. */
+  id: string
+  /** Type. */
+  type: string
+  /** Output rate. */
+  sampleRate: number
+  /** Output channels. */
+  channels: number
+  /** Delay in output frames. */
+  latencyFrames: number
+  /** Delay in milliseconds. */
+  latencyMs: number
+}
+
+/** One node's processing time. */
+export interface NodeTiming {
+  /** Node or stage id. */
+  id: string
+  /** Type. */
+  type: string
+  /** Time per message. */
+  process: LatencyPercentiles
+}
+
+/** Node types the engine can build, in SPEC §2 order. */
+export declare function nodeTypes(): Array<string>
+
+/** What an output is (see `remotemedia_dsp::pool::OutputKind`). */
+export declare const enum OutputType {
+  /** The answer to one binary message. */
+  Audio = 0,
+  /** A malformed message (no audio; the session goes on). */
+  FrameError = 1,
+  /** The tail after a flush. */
+  Flushed = 2,
+  /** A live parameter change was applied, or rejected with an error. */
+  ParamsApplied = 3,
+  /** The session stopped after its final flush. */
+  Stopped = 4,
+  /** The session died (a node panicked). */
+  Failed = 5,
+}
+
+/**
+ * Parses a WAV header (16-bit PCM or 32-bit float, any rate and channel count).
+ * Throws `RM_ERR_BAD_WAV` when it is not one.
+ */
+export declare function parseWav(bytes: Uint8Array): WavInfo
+
+/** What the engine builds from a plan: output format and latencies. */
+export interface PlanInfo {
+  /** Output rate. */
+  sampleRate: number
+  /** Output channels. */
+  channels: number
+  /** Every node's latency. */
+  nodes: Array<NodeLatencyInfo>
+  /** Total algorithmic latency along the path to the output, output frames. */
+  latencyFrames: number
+  /** The same in milliseconds. */
+  latencyMs: number
+}
+
 /**
  * Decodes interleaved signed 16-bit little-endian PCM to f32 samples in [-1, 1),
  * keeping the interleaving. Throws `RM_ERR_BAD_AUDIO` on an odd byte length.
  */
-export declare function s16leToF32(pcm: Buffer): Float32Array
+export declare function s16leToF32(pcm: Uint8Array): Float32Array
+
+/** A session's counters and latency percentiles. */
+export interface SessionStats {
+  /** Binary messages accepted. */
+  framesIn: number
+  /** Answers produced. */
+  framesOut: number
+  /** Messages dropped by the queue bound. */
+  framesDropped: number
+  /** Malformed messages. */
+  frameErrors: number
+  /** Events emitted. */
+  events: number
+  /** Sample frames received. */
+  samplesIn: number
+  /** Hand-off → processing start. */
+  queueWait: LatencyPercentiles
+  /** Processing per message. */
+  process: LatencyPercentiles
+  /** Hand-off → answer ready. */
+  engine: LatencyPercentiles
+  /** Per node. */
+  nodes: Array<NodeTiming>
+}
+
+/** A stream format on the wire. */
+export interface StreamFormat {
+  /** `s16le`, `f32le`, `mulaw` or `alaw`. */
+  encoding: string
+  /** Sample frames per second. */
+  sampleRate: number
+  /** Channels. */
+  channels: number
+}
+
+/** A canonical 44-byte WAV header for `data_bytes` of samples in `encoding` (`s16le` or `f32le`). */
+export declare function wavHeader(sampleRate: number, channels: number, encodingName: string, dataBytes: number): Buffer
+
+/** Where the samples of a WAV file are and what they are. */
+export interface WavInfo {
+  /** Sample frames per second. */
+  sampleRate: number
+  /** Channels. */
+  channels: number
+  /** `s16le` or `f32le`. */
+  encoding: string
+  /** Byte offset of the first sample. */
+  dataOffset: number
+  /** Bytes of whole sample frames. */
+  dataBytes: number
+}
+
+/** Facts about one worker thread. */
+export interface WorkerInfo {
+  /** Index. */
+  index: number
+  /** Core it was pinned to (when pinning was asked for and cores are known). */
+  core?: number
+  /** Whether pinning succeeded. */
+  pinned: boolean
+  /** Sessions living on it. */
+  sessions: number
+}

@@ -835,4 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Engine = nativeBinding.Engine
+module.exports.NativeSession = nativeBinding.NativeSession
+module.exports.enableFaultNodes = nativeBinding.enableFaultNodes
+module.exports.inspectPlan = nativeBinding.inspectPlan
+module.exports.nodeTypes = nativeBinding.nodeTypes
+module.exports.OutputType = nativeBinding.OutputType
+module.exports.parseWav = nativeBinding.parseWav
 module.exports.s16leToF32 = nativeBinding.s16leToF32
+module.exports.wavHeader = nativeBinding.wavHeader

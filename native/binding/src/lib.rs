@@ -1,26 +1,505 @@
 //! napi-rs glue over `remotemedia-dsp`: argument checks, buffer contracts and error mapping.
-//! No audio math lives here.
+//! No audio math lives here. Errors carry stable `RM_ERR_*` codes in `error.code`.
+
+use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, Float32Array};
-use napi::{Error, Result, Status};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Error, Status};
 use napi_derive::napi;
 use remotemedia_dsp::codec::{self, Encoding};
+use remotemedia_dsp::format::Format;
+use remotemedia_dsp::plan::Plan;
+use remotemedia_dsp::pool::{Output, OutputKind, Pool, Sink, Slot};
+use remotemedia_dsp::session::{Encodings, Session};
+use remotemedia_dsp::stats::{LatencyHistogram, Percentiles};
 
-/// Stable error codes surfaced to JavaScript in `error.code` (mirrored in `src/errors.ts`).
-mod codes {
-    pub const BAD_AUDIO: &str = "RM_ERR_BAD_AUDIO";
-}
+/// A result whose error has a string code (`error.code` in JavaScript).
+type Result<T> = napi::Result<T, String>;
 
-fn bad_audio(err: impl std::fmt::Display) -> Error {
-    Error::new(Status::InvalidArg, format!("{}: {err}", codes::BAD_AUDIO))
+fn fail(code: &str, message: impl std::fmt::Display) -> Error<String> {
+    Error::new(code.to_string(), message.to_string())
 }
 
 /// Decodes interleaved signed 16-bit little-endian PCM to f32 samples in [-1, 1),
 /// keeping the interleaving. Throws `RM_ERR_BAD_AUDIO` on an odd byte length.
 #[napi(js_name = "s16leToF32")]
-pub fn s16le_to_f32(pcm: Buffer) -> Result<Float32Array> {
-    let frames = codec::frames_in(pcm.len(), Encoding::S16le, 1).map_err(bad_audio)?;
+pub fn s16le_to_f32(pcm: &[u8]) -> Result<Float32Array> {
+    let frames = codec::frames_in(pcm.len(), Encoding::S16le, 1).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
     let mut out = vec![0.0f32; frames];
-    codec::decode(&pcm, Encoding::S16le, &mut [&mut out[..]]).map_err(bad_audio)?;
+    codec::decode(pcm, Encoding::S16le, &mut [&mut out[..]]).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
     Ok(Float32Array::new(out))
+}
+
+/// Node types the engine can build, in SPEC §2 order.
+#[napi]
+pub fn node_types() -> Vec<String> {
+    remotemedia_dsp::nodes::NODE_TYPES.iter().map(|s| s.to_string()).collect()
+}
+
+/// Makes the `__panic` fault-injection node buildable in this process (isolation tests only).
+#[napi]
+pub fn enable_fault_nodes() {
+    remotemedia_dsp::nodes::enable_fault_nodes();
+}
+
+/// Options of the engine.
+#[napi(object)]
+pub struct EngineOptions {
+    /// Worker threads.
+    pub workers: u32,
+    /// Pin worker k to core k.
+    pub pin_cores: bool,
+}
+
+/// What an output is (see `remotemedia_dsp::pool::OutputKind`).
+#[napi]
+pub enum OutputType {
+    /// The answer to one binary message.
+    Audio,
+    /// A malformed message (no audio; the session goes on).
+    FrameError,
+    /// The tail after a flush.
+    Flushed,
+    /// A live parameter change was applied, or rejected with an error.
+    ParamsApplied,
+    /// The session stopped after its final flush.
+    Stopped,
+    /// The session died (a node panicked).
+    Failed,
+}
+
+/// One finished output, delivered in batches to the engine's callback.
+#[napi(object)]
+pub struct EngineOutput {
+    /// Session id.
+    pub session: u32,
+    /// What happened.
+    pub kind: OutputType,
+    /// The message number this answers, or -1.
+    pub frame: i64,
+    /// Encoded audio, when there is any.
+    pub audio: Option<Buffer>,
+    /// Event wire messages, newline-separated, when there are any.
+    pub events: Option<String>,
+    /// Error code (`RM_ERR_*`), for errors.
+    pub error_code: Option<String>,
+    /// Error message, for errors.
+    pub error_message: Option<String>,
+    /// Tag of the control request this answers.
+    pub tag: u32,
+}
+
+type OutputCallback = ThreadsafeFunction<Vec<EngineOutput>, (), Vec<EngineOutput>, Status, false, true>;
+
+struct JsSink(OutputCallback);
+
+impl Sink for JsSink {
+    fn deliver(&self, batch: Vec<Output>) {
+        let converted = batch
+            .into_iter()
+            .map(|o| EngineOutput {
+                session: o.session as u32,
+                kind: match o.kind {
+                    OutputKind::Audio => OutputType::Audio,
+                    OutputKind::FrameError => OutputType::FrameError,
+                    OutputKind::Flushed => OutputType::Flushed,
+                    OutputKind::ParamsApplied => OutputType::ParamsApplied,
+                    OutputKind::Stopped => OutputType::Stopped,
+                    OutputKind::Failed => OutputType::Failed,
+                },
+                frame: o.frame.map_or(-1, |f| f as i64),
+                audio: if o.audio.is_empty() && o.kind != OutputKind::Audio { None } else { Some(o.audio.into()) },
+                events: if o.events.is_empty() { None } else { Some(o.events) },
+                error_code: o.error.as_ref().map(|e| e.0.to_string()),
+                error_message: o.error.map(|e| e.1),
+                tag: o.tag,
+            })
+            .collect();
+        // NonBlocking on an unbounded queue never waits; it fails only while Node is shutting down.
+        let _ = self.0.call(converted, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// Facts about one worker thread.
+#[napi(object)]
+pub struct WorkerInfo {
+    /// Index.
+    pub index: u32,
+    /// Core it was pinned to (when pinning was asked for and cores are known).
+    pub core: Option<u32>,
+    /// Whether pinning succeeded.
+    pub pinned: bool,
+    /// Sessions living on it.
+    pub sessions: u32,
+}
+
+/// A stream format on the wire.
+#[napi(object)]
+pub struct StreamFormat {
+    /// `s16le`, `f32le`, `mulaw` or `alaw`.
+    pub encoding: String,
+    /// Sample frames per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u32,
+}
+
+/// Latency of one node as built.
+#[napi(object)]
+pub struct NodeLatencyInfo {
+    /// Node or stage id.
+    pub id: String,
+    /// Type.
+    #[napi(js_name = "type")]
+    pub node_type: String,
+    /// Output rate.
+    pub sample_rate: u32,
+    /// Output channels.
+    pub channels: u32,
+    /// Delay in output frames.
+    pub latency_frames: u32,
+    /// Delay in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// What the engine builds from a plan: output format and latencies.
+#[napi(object)]
+pub struct PlanInfo {
+    /// Output rate.
+    pub sample_rate: u32,
+    /// Output channels.
+    pub channels: u32,
+    /// Every node's latency.
+    pub nodes: Vec<NodeLatencyInfo>,
+    /// Total algorithmic latency along the path to the output, output frames.
+    pub latency_frames: u32,
+    /// The same in milliseconds.
+    pub latency_ms: f64,
+}
+
+fn parse_plan(plan_json: &str) -> Result<Plan> {
+    Plan::from_json(plan_json).map_err(|e| fail("RM_ERR_BAD_PLAN", e))
+}
+
+fn encoding(name: &str) -> Result<Encoding> {
+    Encoding::from_name(name).ok_or_else(|| fail("RM_ERR_BAD_ENCODING", format!("unknown encoding '{name}'")))
+}
+
+fn plan_info(session: &Session) -> PlanInfo {
+    let (nodes, frames, ms) = session.graph().latencies();
+    let out = session.output_format();
+    PlanInfo {
+        sample_rate: out.sample_rate,
+        channels: out.channels as u32,
+        nodes: nodes
+            .into_iter()
+            .map(|n| NodeLatencyInfo {
+                id: n.id,
+                node_type: n.node_type,
+                sample_rate: n.output_format.sample_rate,
+                channels: n.output_format.channels as u32,
+                latency_frames: n.latency_frames as u32,
+                latency_ms: n.latency_ms,
+            })
+            .collect(),
+        latency_frames: frames as u32,
+        latency_ms: ms,
+    }
+}
+
+fn build_session(plan_json: &str, input: &StreamFormat, output_encoding: &str, max_message_bytes: u32) -> Result<Session> {
+    let plan = parse_plan(plan_json)?;
+    let format = Format::new(input.sample_rate, input.channels as usize).map_err(|e| fail("RM_ERR_BAD_FORMAT", e))?;
+    let encodings = Encodings { input: encoding(&input.encoding)?, output: encoding(output_encoding)? };
+    Session::new(&plan, format, encodings, max_message_bytes as usize).map_err(|e| fail("RM_ERR_BAD_PLAN", e))
+}
+
+/// Builds the graph of a plan without running it: output format and latencies, for planning.
+#[napi]
+pub fn inspect_plan(plan_json: String) -> Result<PlanInfo> {
+    let plan = parse_plan(&plan_json)?;
+    let session = Session::new(&plan, plan.input, Encodings { input: Encoding::F32le, output: Encoding::F32le }, 4096)
+        .map_err(|e| fail("RM_ERR_BAD_PLAN", e))?;
+    Ok(plan_info(&session))
+}
+
+/// The native engine: a pool of DSP worker threads.
+#[napi]
+pub struct Engine {
+    pool: Arc<Pool>,
+}
+
+#[napi]
+impl Engine {
+    /// Starts the workers. `onOutputs` receives batches of finished outputs on the JS thread.
+    #[napi(constructor)]
+    pub fn new(
+        options: EngineOptions,
+        #[napi(ts_arg_type = "(outputs: EngineOutput[]) => void")] on_outputs: OutputCallback,
+    ) -> Result<Engine> {
+        if options.workers == 0 || options.workers > 256 {
+            return Err(fail("RM_ERR_CONFIG", "workers must be 1..=256"));
+        }
+        let sink = Arc::new(JsSink(on_outputs));
+        Ok(Engine { pool: Arc::new(Pool::new(options.workers as usize, options.pin_cores, sink)) })
+    }
+
+    /// Facts about every worker.
+    #[napi]
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.pool
+            .workers()
+            .into_iter()
+            .map(|w| WorkerInfo {
+                index: w.index as u32,
+                core: w.core.map(|c| c as u32),
+                pinned: w.pinned,
+                sessions: w.sessions as u32,
+            })
+            .collect()
+    }
+
+    /// Builds a session for `plan` and places it on the least-loaded worker. `queueLimitMs` bounds
+    /// its queue in audio time; `null` means unbounded (batch jobs).
+    #[napi]
+    pub fn create_session(
+        &self,
+        plan_json: String,
+        input: StreamFormat,
+        output_encoding: String,
+        max_message_bytes: u32,
+        queue_limit_ms: Option<u32>,
+    ) -> Result<NativeSession> {
+        let session = build_session(&plan_json, &input, &output_encoding, max_message_bytes)?;
+        let info = plan_info(&session);
+        let limit = queue_limit_ms.map_or(u64::MAX, |ms| u64::from(ms) * u64::from(input.sample_rate) / 1000);
+        let frame_bytes = encoding(&input.encoding)?.bytes_per_sample() * input.channels as usize;
+        let slot = self.pool.add_session(session, limit, frame_bytes);
+        Ok(NativeSession { slot, pool: self.pool.clone(), info })
+    }
+
+    /// Stops the workers (after the work queued to them). Sessions get no further answers.
+    #[napi]
+    pub fn shutdown(&self) {
+        self.pool.shutdown();
+    }
+}
+
+/// Percentiles of a latency histogram, microseconds.
+#[napi(object)]
+pub struct LatencyPercentiles {
+    /// Values recorded.
+    pub count: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 95th percentile.
+    pub p95_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+}
+
+fn percentiles(h: &LatencyHistogram) -> LatencyPercentiles {
+    let Percentiles { count, p50_us, p95_us, p99_us, p999_us, max_us } = h.percentiles();
+    LatencyPercentiles { count: count as f64, p50_us, p95_us, p99_us, p999_us, max_us }
+}
+
+/// One node's processing time.
+#[napi(object)]
+pub struct NodeTiming {
+    /// Node or stage id.
+    pub id: String,
+    /// Type.
+    #[napi(js_name = "type")]
+    pub node_type: String,
+    /// Time per message.
+    pub process: LatencyPercentiles,
+}
+
+/// A session's counters and latency percentiles.
+#[napi(object)]
+pub struct SessionStats {
+    /// Binary messages accepted.
+    pub frames_in: f64,
+    /// Answers produced.
+    pub frames_out: f64,
+    /// Messages dropped by the queue bound.
+    pub frames_dropped: f64,
+    /// Malformed messages.
+    pub frame_errors: f64,
+    /// Events emitted.
+    pub events: f64,
+    /// Sample frames received.
+    pub samples_in: f64,
+    /// Hand-off → processing start.
+    pub queue_wait: LatencyPercentiles,
+    /// Processing per message.
+    pub process: LatencyPercentiles,
+    /// Hand-off → answer ready.
+    pub engine: LatencyPercentiles,
+    /// Per node.
+    pub nodes: Vec<NodeTiming>,
+}
+
+/// One streaming session on the engine.
+#[napi]
+pub struct NativeSession {
+    slot: Arc<Slot>,
+    pool: Arc<Pool>,
+    info: PlanInfo,
+}
+
+fn closed() -> Error<String> {
+    fail("RM_ERR_SESSION_CLOSED", "session has ended")
+}
+
+#[napi]
+impl NativeSession {
+    /// Session id (as in outputs).
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.slot.id() as u32
+    }
+
+    /// The worker it lives on.
+    #[napi(getter)]
+    pub fn worker(&self) -> u32 {
+        self.slot.worker() as u32
+    }
+
+    /// Output format and latencies.
+    #[napi(getter)]
+    pub fn info(&self) -> PlanInfo {
+        PlanInfo {
+            sample_rate: self.info.sample_rate,
+            channels: self.info.channels,
+            nodes: self
+                .info
+                .nodes
+                .iter()
+                .map(|n| NodeLatencyInfo {
+                    id: n.id.clone(),
+                    node_type: n.node_type.clone(),
+                    sample_rate: n.sample_rate,
+                    channels: n.channels,
+                    latency_frames: n.latency_frames,
+                    latency_ms: n.latency_ms,
+                })
+                .collect(),
+            latency_frames: self.info.latency_frames,
+            latency_ms: self.info.latency_ms,
+        }
+    }
+
+    /// Queues one binary message (copied once). Returns the numbers of older messages dropped to
+    /// respect the queue bound, or null when none were.
+    #[napi]
+    pub fn push(&self, message: &[u8]) -> Result<Option<Vec<i64>>> {
+        let pushed = self.pool.push(&self.slot, message).map_err(|_| closed())?;
+        Ok(if pushed.dropped.is_empty() { None } else { Some(pushed.dropped.into_iter().map(|f| f as i64).collect()) })
+    }
+
+    /// Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`.
+    #[napi]
+    pub fn set_params(&self, node: String, params_json: String, tag: u32) -> Result<()> {
+        let value: serde_json::Value =
+            serde_json::from_str(&params_json).map_err(|e| fail("RM_ERR_BAD_PARAMS", e))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(fail("RM_ERR_BAD_PARAMS", "params must be an object"));
+        };
+        self.pool.set_params(&self.slot, node, map.into_iter().collect(), tag).map_err(|_| closed())
+    }
+
+    /// Emits the remaining tail (a `Flushed` output).
+    #[napi]
+    pub fn flush(&self) -> Result<()> {
+        self.pool.flush(&self.slot).map_err(|_| closed())
+    }
+
+    /// Flushes, then ends the session (`Flushed`, then `Stopped`).
+    #[napi]
+    pub fn stop(&self) -> Result<()> {
+        self.pool.stop(&self.slot).map_err(|_| closed())
+    }
+
+    /// Ends the session at once, discarding queued messages.
+    #[napi]
+    pub fn close(&self) {
+        self.pool.close(&self.slot);
+    }
+
+    /// Whether the session has ended.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.slot.is_closed()
+    }
+
+    /// Counters and latency percentiles.
+    #[napi]
+    pub fn stats(&self) -> SessionStats {
+        let s = self.slot.stats();
+        SessionStats {
+            frames_in: s.frames_in as f64,
+            frames_out: s.frames_out as f64,
+            frames_dropped: s.frames_dropped as f64,
+            frame_errors: s.frame_errors as f64,
+            events: s.events as f64,
+            samples_in: s.samples_in as f64,
+            queue_wait: percentiles(&s.queue_wait),
+            process: percentiles(&s.process),
+            engine: percentiles(&s.engine),
+            nodes: s
+                .nodes
+                .iter()
+                .map(|n| NodeTiming { id: n.id.clone(), node_type: n.node_type.to_string(), process: percentiles(&n.process) })
+                .collect(),
+        }
+    }
+}
+
+/// Where the samples of a WAV file are and what they are.
+#[napi(object)]
+pub struct WavInfo {
+    /// Sample frames per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u32,
+    /// `s16le` or `f32le`.
+    pub encoding: String,
+    /// Byte offset of the first sample.
+    pub data_offset: u32,
+    /// Bytes of whole sample frames.
+    pub data_bytes: u32,
+}
+
+/// Parses a WAV header (16-bit PCM or 32-bit float, any rate and channel count).
+/// Throws `RM_ERR_BAD_WAV` when it is not one.
+#[napi]
+pub fn parse_wav(bytes: &[u8]) -> Result<WavInfo> {
+    let w = remotemedia_dsp::wav::parse(bytes).map_err(|e| fail("RM_ERR_BAD_WAV", e))?;
+    let data_offset = w.data.as_ptr() as usize - bytes.as_ptr() as usize;
+    Ok(WavInfo {
+        sample_rate: w.format.sample_rate,
+        channels: w.format.channels as u32,
+        encoding: w.encoding.name().to_string(),
+        data_offset: data_offset as u32,
+        data_bytes: w.data.len() as u32,
+    })
+}
+
+/// A canonical 44-byte WAV header for `data_bytes` of samples in `encoding` (`s16le` or `f32le`).
+#[napi]
+pub fn wav_header(sample_rate: u32, channels: u32, encoding_name: String, data_bytes: u32) -> Result<Buffer> {
+    let format = Format::new(sample_rate, channels as usize).map_err(|e| fail("RM_ERR_BAD_FORMAT", e))?;
+    let enc = encoding(&encoding_name)?;
+    if !matches!(enc, Encoding::S16le | Encoding::F32le) {
+        return Err(fail("RM_ERR_BAD_ENCODING", "WAV output is s16le or f32le"));
+    }
+    let mut out = Vec::with_capacity(44);
+    remotemedia_dsp::wav::write_header(format, enc, data_bytes as usize, &mut out);
+    Ok(out.into())
 }

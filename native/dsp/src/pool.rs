@@ -166,7 +166,7 @@ pub struct WorkerInfo {
 
 struct WorkerHandle {
     tx: Sender<Msg>,
-    join: Option<JoinHandle<()>>,
+    join: Mutex<Option<JoinHandle<()>>>,
     core: Option<usize>,
     pinned: Arc<std::sync::atomic::AtomicBool>,
     sessions: Arc<AtomicUsize>,
@@ -202,7 +202,7 @@ impl Pool {
                     })
                     .expect("spawn worker thread");
                 let _ = ready_rx.recv();
-                WorkerHandle { tx, join: Some(join), core: core.map(|c| c.id), pinned, sessions }
+                WorkerHandle { tx, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions }
             })
             .collect();
         Pool { workers: handles, next_id: AtomicU64::new(1) }
@@ -346,16 +346,25 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
+impl Pool {
+    /// Stops every worker after the work already queued to it, and waits for them. Sessions that
+    /// are still open get no further answers. Safe to call more than once.
+    pub fn shutdown(&self) {
         for w in &self.workers {
             let _ = w.tx.send(Msg::Shutdown);
         }
-        for w in &mut self.workers {
-            if let Some(j) = w.join.take() {
+        for w in &self.workers {
+            let handle = w.join.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(j) = handle {
                 let _ = j.join();
             }
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

@@ -104,14 +104,19 @@ pub fn parse(bytes: &[u8]) -> Result<Wav<'_>, WavError> {
 
 /// Writes a canonical 44-byte-header WAV of `data` (interleaved samples in `encoding`).
 pub fn write(format: Format, encoding: Encoding, data: &[u8], out: &mut Vec<u8>) {
+    write_header(format, encoding, data.len(), out);
+    out.extend_from_slice(data);
+}
+
+/// Writes the canonical 44-byte header of a WAV whose data chunk holds `data_bytes` bytes.
+pub fn write_header(format: Format, encoding: Encoding, data_bytes: usize, out: &mut Vec<u8>) {
     let (tag, bits) = match encoding {
         Encoding::F32le => (IEEE_FLOAT, 32u16),
         _ => (PCM, 16u16),
     };
     let block_align = format.channels as u16 * bits / 8;
-    out.reserve(44 + data.len());
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(36 + data_bytes as u32).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&tag.to_le_bytes());
@@ -121,8 +126,7 @@ pub fn write(format: Format, encoding: Encoding, data: &[u8], out: &mut Vec<u8>)
     out.extend_from_slice(&block_align.to_le_bytes());
     out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(data);
+    out.extend_from_slice(&(data_bytes as u32).to_le_bytes());
 }
 
 #[cfg(test)]

@@ -1,0 +1,138 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  Engine,
+  type EngineOutput,
+  enableFaultNodes,
+  inspectPlan,
+  nativeNodeTypes,
+  OutputKind,
+  type StreamFormat,
+} from '../src/native.js';
+import { chunk, readSharedWav } from './support/audio.js';
+
+const engine = new Engine({ workers: 2, pinCores: false });
+afterAll(() => engine.shutdown());
+
+function gainPlan(input: { sample_rate: number; channels: number }, db: number) {
+  return {
+    input,
+    nodes: [{ id: 'g', type: 'gain', params: { db }, input: null }],
+    output: 'g',
+  };
+}
+
+/** Streams `messages` through a new session and resolves with every output once stopped. */
+function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<EngineOutput[]> {
+  return new Promise((resolve, reject) => {
+    const outs: EngineOutput[] = [];
+    const s = engine.createSession(
+      plan,
+      input,
+      { encoding: 's16le' },
+      { maxMessageBytes: 1 << 20, queueLimitMs: null },
+      (o) => {
+        outs.push(o);
+        if (o.kind === OutputKind.Stopped) resolve(outs);
+        if (o.kind === OutputKind.Failed) reject(new Error(o.errorMessage));
+      },
+    );
+    for (const m of messages) s.push(m);
+    s.stop();
+  });
+}
+
+const audioOf = (outs: EngineOutput[]) => Buffer.concat(outs.flatMap((o) => (o.audio ? [o.audio] : [])));
+
+describe('native engine', () => {
+  it('knows the node types of SPEC §2', () => {
+    expect(nativeNodeTypes()).toContain('gain');
+  });
+
+  it('answers every message once, in order, and the stream does not depend on message size', async () => {
+    const { info, pcm } = readSharedWav('speech-48k-mono.wav');
+    const input: StreamFormat = { encoding: 's16le', sample_rate: info.sample_rate, channels: info.channels };
+    const plan = gainPlan(input, -6);
+    const results: Buffer[] = [];
+    for (const ms of [10, 20, 37]) {
+      const messages = chunk(pcm, 2, info.sample_rate, ms);
+      const outs = await stream(plan, input, messages);
+      const answers = outs.filter((o) => o.kind === OutputKind.Audio);
+      expect(answers.map((o) => o.frame)).toEqual(messages.map((_, i) => i));
+      expect(outs.at(-2)?.kind).toBe(OutputKind.Flushed);
+      results.push(audioOf(outs));
+    }
+    const whole = audioOf(await stream(plan, input, [pcm]));
+    for (const r of results) expect(r.equals(whole)).toBe(true);
+    expect(whole.length).toBe(pcm.length);
+  });
+
+  it('batch processing equals streaming', async () => {
+    const { info, pcm } = readSharedWav('tones-48k-stereo.wav');
+    const input: StreamFormat = { encoding: 's16le', sample_rate: info.sample_rate, channels: info.channels };
+    const plan = gainPlan(input, 3);
+    const batch = await engine.processBatch(plan, input, pcm, 's16le');
+    const streamed = audioOf(await stream(plan, input, chunk(pcm, 4, info.sample_rate, 20)));
+    expect(batch.audio.equals(streamed)).toBe(true);
+    expect(batch.format).toEqual({ sample_rate: 48000, channels: 2 });
+  });
+
+  it('answers a malformed message with an error in its place and goes on', async () => {
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 8000, channels: 2 };
+    const outs = await stream(gainPlan(input, 0), input, [Buffer.alloc(8), Buffer.alloc(6), Buffer.alloc(4)]);
+    expect(outs.map((o) => [o.kind, o.frame])).toEqual([
+      [OutputKind.Audio, 0],
+      [OutputKind.FrameError, 1],
+      [OutputKind.Audio, 2],
+      [OutputKind.Flushed, -1],
+      [OutputKind.Stopped, -1],
+    ]);
+    expect(outs[1]?.errorCode).toBe('RM_ERR_BAD_FRAME');
+  });
+
+  it('a panicking node fails its own session only', async () => {
+    enableFaultNodes();
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 8000, channels: 1 };
+    const faulty = {
+      input,
+      nodes: [{ id: 'boom', type: '__panic', params: { after_frames: 160 }, input: null }],
+      output: 'boom',
+    };
+    const messages = Array.from({ length: 20 }, () => Buffer.alloc(160));
+    const [bad, good] = await Promise.allSettled([
+      stream(faulty, input, messages),
+      stream(gainPlan(input, 0), input, messages),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(good.status).toBe('fulfilled');
+    if (good.status === 'fulfilled')
+      expect(good.value.filter((o) => o.kind === OutputKind.Audio)).toHaveLength(20);
+  });
+
+  it('reports bad plans with stable codes', () => {
+    const input = { sample_rate: 8000, channels: 1 };
+    expect(() => inspectPlan({ ...gainPlan(input, 0), output: 'nope' })).toThrow(
+      expect.objectContaining({ code: 'RM_ERR_BAD_PLAN' }),
+    );
+    expect(() => inspectPlan(gainPlan(input, 100))).toThrow(
+      expect.objectContaining({ code: 'RM_ERR_BAD_PLAN' }),
+    );
+    expect(inspectPlan(gainPlan(input, 0))).toMatchObject({
+      sampleRate: 8000,
+      channels: 1,
+      latencyFrames: 0,
+    });
+  });
+
+  it('pins workers when asked, and reports it', () => {
+    const pinned = new Engine({ workers: 2, pinCores: true });
+    const unpinned = new Engine({ workers: 1, pinCores: false });
+    try {
+      for (const w of pinned.workers()) expect(w.pinned).toBe(w.core !== undefined && w.core !== null);
+      expect(pinned.workers().some((w) => w.pinned)).toBe(true);
+      expect(unpinned.workers()).toEqual([expect.objectContaining({ index: 0, pinned: false })]);
+    } finally {
+      pinned.shutdown();
+      unpinned.shutdown();
+    }
+  });
+});

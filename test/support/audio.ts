@@ -1,0 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseWav, type WavInfo } from '../../src/native.js';
+
+/** The shared test recordings (`../shared/audio/` beside the project root). */
+export const sharedAudioDir = fileURLToPath(new URL('../../../shared/audio/', import.meta.url));
+
+/** A shared recording: its WAV header facts and its interleaved sample bytes. */
+export function readSharedWav(name: string): { info: WavInfo; pcm: Buffer } {
+  const bytes = readFileSync(sharedAudioDir + name);
+  const info = parseWav(bytes);
+  return { info, pcm: bytes.subarray(info.data_offset, info.data_offset + info.data_bytes) };
+}
+
+/** Splits `pcm` into messages of `ms` milliseconds (the last one shorter). */
+export function chunk(pcm: Buffer, bytesPerFrame: number, sampleRate: number, ms: number): Buffer[] {
+  const size = Math.max(1, Math.round((sampleRate * ms) / 1000)) * bytesPerFrame;
+  const out: Buffer[] = [];
+  for (let at = 0; at < pcm.length; at += size) out.push(pcm.subarray(at, Math.min(at + size, pcm.length)));
+  return out;
+}
