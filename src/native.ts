@@ -152,6 +152,11 @@ export class EngineSession {
   stats(): SessionStats {
     return this.native.stats();
   }
+
+  /** Records one message's host-side latency (received → answer sent), nanoseconds. */
+  recordLatency(ns: number): void {
+    this.native.recordLatency(ns);
+  }
 }
 
 export interface EngineOptions {

@@ -45,6 +45,8 @@ export declare class NativeSession {
   stop(): void
   /** Ends the session at once, discarding queued messages. */
   close(): void
+  /** Records one message's host-side latency, received → answer sent, in nanoseconds. */
+  recordLatency(ns: number): void
   /** Whether the session has ended. */
   get closed(): boolean
   /** Counters and latency percentiles. */
@@ -192,6 +194,8 @@ export interface SessionStats {
   process: LatencyPercentiles
   /** Hand-off → answer ready. */
   engine: LatencyPercentiles
+  /** Received by the host → answer sent (recorded with `recordLatency`). */
+  endToEnd: LatencyPercentiles
   /** Per node. */
   nodes: Array<NodeTiming>
 }

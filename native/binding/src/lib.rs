@@ -341,6 +341,8 @@ pub struct SessionStats {
     pub process: LatencyPercentiles,
     /// Hand-off → answer ready.
     pub engine: LatencyPercentiles,
+    /// Received by the host → answer sent (recorded with `recordLatency`).
+    pub end_to_end: LatencyPercentiles,
     /// Per node.
     pub nodes: Vec<NodeTiming>,
 }
@@ -432,6 +434,12 @@ impl NativeSession {
         self.pool.close(&self.slot);
     }
 
+    /// Records one message's host-side latency, received → answer sent, in nanoseconds.
+    #[napi]
+    pub fn record_latency(&self, ns: f64) {
+        self.slot.record_end_to_end(ns.max(0.0) as u64);
+    }
+
     /// Whether the session has ended.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
@@ -452,6 +460,7 @@ impl NativeSession {
             queue_wait: percentiles(&s.queue_wait),
             process: percentiles(&s.process),
             engine: percentiles(&s.engine),
+            end_to_end: percentiles(&s.end_to_end),
             nodes: s
                 .nodes
                 .iter()

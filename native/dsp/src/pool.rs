@@ -140,6 +140,11 @@ impl Slot {
         self.lock().stats.clone()
     }
 
+    /// Records the host-side latency of one message (received → answer sent).
+    pub fn record_end_to_end(&self, ns: u64) {
+        self.lock().stats.end_to_end.record_ns(ns);
+    }
+
     /// Whether the session has ended (stopped, failed or closed).
     pub fn is_closed(&self) -> bool {
         self.lock().closed

@@ -85,6 +85,8 @@ pub struct SessionStats {
     pub process: LatencyHistogram,
     /// Hand-off to the worker until the answer was ready for delivery.
     pub engine: LatencyHistogram,
+    /// Message received by the host until its answer was sent (recorded by the host).
+    pub end_to_end: LatencyHistogram,
     /// Per node.
     pub nodes: Vec<NodeStats>,
 }

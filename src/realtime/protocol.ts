@@ -1,0 +1,123 @@
+/**
+ * The WebSocket wire protocol of SPEC §4: client messages (parsed with hard limits), server messages and
+ * close codes. Transport-independent; `session.ts` drives it, `transports/*` carry it.
+ */
+import { z } from 'zod';
+
+/** RFC 6455 §7.4.1 close codes the protocol uses. */
+export const CloseCode = {
+  /** Normal closure: after `stop` (SPEC §4.6). */
+  Normal: 1000,
+  /** Going away: server shutdown (SPEC §4.8). */
+  GoingAway: 1001,
+  /** Policy violation: binary before `start`, rate limit, stalled reader (SPEC §4.7). */
+  PolicyViolation: 1008,
+  /** Message too big: over MAX_FRAME_BYTES (SPEC §4.7). */
+  MessageTooBig: 1009,
+  /** Internal error: the session's engine failed, e.g. a node panicked (SPEC §5). */
+  InternalError: 1011,
+} as const;
+
+export const encodings = ['s16le', 'f32le', 'mulaw', 'alaw'] as const;
+export type WireEncoding = (typeof encodings)[number];
+
+/** Bytes per sample of each encoding. */
+export const bytesPerSample: Record<WireEncoding, number> = { s16le: 2, f32le: 4, mulaw: 1, alaw: 1 };
+
+const encoding = z.enum(encodings);
+
+const startMessage = z.strictObject({
+  type: z.literal('start'),
+  input: z.strictObject({
+    encoding,
+    sample_rate: z.number().int().min(8000).max(192000),
+    channels: z.number().int().min(1).max(8),
+  }),
+  output: z.strictObject({ encoding }).optional(),
+});
+
+const paramsMessage = z.strictObject({
+  type: z.literal('params'),
+  node: z.string().min(1).max(64),
+  params: z.record(z.string(), z.unknown()),
+});
+
+const simple = (type: 'flush' | 'stop' | 'ping') => z.strictObject({ type: z.literal(type) });
+
+const clientMessage = z.discriminatedUnion('type', [
+  startMessage,
+  paramsMessage,
+  simple('flush'),
+  simple('stop'),
+  simple('ping'),
+]);
+
+export type ClientMessage = z.infer<typeof clientMessage>;
+export type StartMessage = z.infer<typeof startMessage>;
+
+/** Longest text message accepted; control messages are tiny (SPEC §4.6). */
+export const MAX_TEXT_BYTES = 16 * 1024;
+
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: string; message: string };
+
+/** Parses one text message. Never throws. */
+export function parseClientMessage(text: string): ParseResult {
+  if (text.length > MAX_TEXT_BYTES) {
+    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: `text messages are limited to ${MAX_TEXT_BYTES} bytes` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, code: 'RM_ERR_BAD_JSON', message: 'message is not valid JSON' };
+  }
+  const type = (json as { type?: unknown } | null)?.type;
+  if (typeof json !== 'object' || json === null || typeof type !== 'string') {
+    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: 'message must be an object with a string "type"' };
+  }
+  if (!['start', 'params', 'flush', 'stop', 'ping'].includes(type)) {
+    return { ok: false, code: 'RM_ERR_UNKNOWN_MESSAGE', message: `unknown message type "${type.slice(0, 32)}"` };
+  }
+  const parsed = clientMessage.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? ` at /${issue.path.join('/')}` : '';
+    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: `${issue?.message ?? 'invalid message'}${where}` };
+  }
+  return { ok: true, message: parsed.data };
+}
+
+export interface StreamFormatMessage {
+  encoding: WireEncoding;
+  sample_rate: number;
+  channels: number;
+}
+
+export interface LatencySummary {
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  count: number;
+}
+
+/** Server → client messages (SPEC §4.3–4.8). */
+export type ServerMessage =
+  | {
+      type: 'ready';
+      session_id: string;
+      pipeline: { id: string; version: number };
+      input: StreamFormatMessage;
+      output: StreamFormatMessage;
+      latency_ms: number;
+    }
+  | { type: 'error'; code: string; message: string; frame?: number }
+  | { type: 'dropped'; frames: number[] }
+  | { type: 'params_applied'; node: string; params: Record<string, unknown> }
+  | { type: 'flushed' }
+  | { type: 'pong' }
+  | { type: 'stats'; [key: string]: unknown };
+
+export function encode(message: ServerMessage): string {
+  return JSON.stringify(message);
+}
