@@ -202,6 +202,8 @@ impl Pool {
                         // Only ids that get_core_ids returned are passed: core_affinity aborts on others.
                         let ok = core.is_some_and(core_affinity::set_for_current);
                         pinned_flag.store(ok, Ordering::Relaxed);
+                        // nnnoiseless caches FFT plans per thread; build them now, not on a live frame.
+                        crate::nodes::denoise::prepare_thread();
                         let _ = ready_tx.send(());
                         worker_loop(rx, own_tx, sink, sessions_count);
                     })

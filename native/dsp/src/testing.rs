@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::buffer::AudioBuf;
 use crate::codec;
-use crate::node::Ctx;
+use crate::node::{BlockNode, Ctx};
 use crate::wav;
 
 /// A sine of `freq` Hz at `amplitude`, `frames` long.
@@ -113,6 +113,39 @@ impl EventLog {
     pub fn parsed(&self) -> Vec<serde_json::Value> {
         self.text.lines().map(|l| serde_json::from_str(l).expect("event is JSON")).collect()
     }
+}
+
+/// Streams `planes` through a [`BlockNode`] in blocks of `chunk_frames` (0 = one block), then
+/// flushes it, and returns everything it wrote, concatenated per channel. Output buffers are
+/// sized by `max_output_frames`, as the executor sizes them.
+pub fn stream_block(node: &mut dyn BlockNode, planes: &[Vec<f32>], chunk_frames: usize) -> Vec<Vec<f32>> {
+    let frames = planes.first().map_or(0, Vec::len);
+    let chunk = if chunk_frames == 0 { frames.max(1) } else { chunk_frames };
+    let mut out_planes = vec![Vec::new(); node.output_format().channels];
+    let mut log = EventLog::default();
+    let mut input = AudioBuf::new(planes.len(), chunk);
+    let mut output = AudioBuf::new(out_planes.len(), node.max_output_frames(chunk));
+    let mut start = 0;
+    let mut message = 0;
+    let collect = |output: &AudioBuf, out_planes: &mut Vec<Vec<f32>>| {
+        for (c, p) in out_planes.iter_mut().enumerate() {
+            p.extend_from_slice(output.channel(c));
+        }
+    };
+    while start < frames {
+        let len = chunk.min(frames - start);
+        input.set_shape(planes.len(), len);
+        for (c, p) in planes.iter().enumerate() {
+            input.channel_mut(c).copy_from_slice(&p[start..start + len]);
+        }
+        node.process(&input, &mut output, &mut log.ctx("node", message, start as u64));
+        collect(&output, &mut out_planes);
+        start += len;
+        message += 1;
+    }
+    node.flush(&mut output, &mut log.ctx("node", message, start as u64));
+    collect(&output, &mut out_planes);
+    out_planes
 }
 
 #[cfg(test)]

@@ -7,12 +7,16 @@ use serde_json::Value;
 use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
+pub mod denoise;
 pub mod fault;
 pub mod gain;
+pub mod resample;
 
 /// Every node type the engine knows, in SPEC §2 order.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
+    "resample",
+    "denoise",
 ];
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
@@ -26,6 +30,8 @@ pub fn enable_fault_nodes() {
 pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor, NodeError> {
     Ok(match node_type {
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
+        "resample" => Processor::Block(Box::new(resample::Resample::new(params, input)?)),
+        "denoise" => Processor::Block(Box::new(denoise::Denoise::new(params, input)?)),
         "__panic" if FAULT_NODES.load(Ordering::Relaxed) => {
             Processor::InPlace(Box::new(fault::PanicNode::new(params, input)?))
         }

@@ -1,0 +1,439 @@
+//! `resample`: band-limited sample-rate conversion, streaming (SPEC §2, §6).
+//!
+//! A windowed-sinc resampler (rubato's `Async` with a fixed ratio) fed exactly the frames each
+//! call brings: rubato's chunk size is set to the block length before every push, so nothing is
+//! buffered beyond the filter's own history. Every call emits all the output frames the input so
+//! far determines; the output is the input delayed by [`NodeCore::latency_frames`] output frames
+//! (about half the sinc length at the output rate, derived in `delay_frames`), never trimmed.
+//!
+//! ```text
+//! input   |x0 x1 x2 …  x(N-1)|                         N frames at fs_in
+//! output  |0 … 0| y0 y1 …               y(M-1)|        D + M frames at fs_out after flush
+//!          <-D->                                        D = latency_frames(), M = round(N·fs_out/fs_in)
+//! ```
+//! `M` rounds half up: `M = floor((2·N·fs_out + fs_in) / (2·fs_in))`, computed in integers.
+
+use rubato::audioadapter_buffers::direct::SequentialSliceOfSlices;
+use rubato::{
+    Async, FixedAsync, Indexing, Resampler, Resizable, SincInterpolationParameters, SincInterpolationType,
+    WindowFunction,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::buffer::AudioBuf;
+use crate::format::{Format, MAX_CHANNELS};
+use crate::node::{check_range, parse_params, BlockNode, Ctx, NodeCore, NodeError};
+
+const TYPE: &str = "resample";
+
+/// Most input frames rubato takes in one push; longer blocks are pushed in pieces. It sizes
+/// rubato's internal buffer (`2·sinc_len + MAX_CHUNK` frames per channel), nothing else.
+const MAX_CHUNK: usize = 8192;
+
+/// Speed/quality trade-off of the anti-aliasing filter.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// 32-tap sinc: cheapest; THD+N of a 1 kHz tone still well below -60 dB (SPEC §6).
+    Fast,
+    /// 128-tap sinc.
+    #[default]
+    Balanced,
+    /// 256-tap sinc with cubic interpolation of the filter table: THD+N at or below -90 dB (SPEC §6).
+    High,
+}
+
+impl Quality {
+    /// The sinc filter of each preset. Longer sincs give a steeper transition band (cutoff closer
+    /// to Nyquist) and more delay; oversampling and the interpolation between table entries set how
+    /// exactly fractional positions are hit.
+    fn preset(self) -> (usize, usize, SincInterpolationType, WindowFunction) {
+        match self {
+            Quality::Fast => (32, 64, SincInterpolationType::Linear, WindowFunction::Hann2),
+            Quality::Balanced => (128, 256, SincInterpolationType::Linear, WindowFunction::BlackmanHarris2),
+            Quality::High => (256, 256, SincInterpolationType::Cubic, WindowFunction::BlackmanHarris2),
+        }
+    }
+
+    fn sinc_parameters(self) -> SincInterpolationParameters {
+        let (len, oversampling, interpolation, window) = self.preset();
+        // f_cutoff stays automatic: rubato picks it from the length and window, and scales it
+        // below the output Nyquist when downsampling.
+        SincInterpolationParameters::new(len, window).oversampling_factor(oversampling).interpolation(interpolation)
+    }
+}
+
+/// The delay of rubato's sinc resampler in output frames, rounded to the nearest frame.
+///
+/// The filter is centred `sinc_len / 2` input frames back, i.e. `r·sinc_len/2` output frames
+/// (`r` = fs_out/fs_in; rubato's `output_delay` is this, truncated). But rubato advances its
+/// position before computing each output frame, so output frame `k` sits at input time
+/// `(k + 1)/r - sinc_len/2`: one output frame earlier. Its filter table is also centred one
+/// table step (`1/oversampling` input frames) early. Together:
+/// `delay = r·sinc_len/2 - 1 - r/oversampling`, which the phase of a tone through the node
+/// confirms to a few thousandths of a frame (see the tests).
+fn delay_frames(quality: Quality, ratio: f64) -> usize {
+    let (len, oversampling, _, _) = quality.preset();
+    (ratio * len as f64 / 2.0 - 1.0 - ratio / oversampling as f64).round().max(0.0) as usize
+}
+
+/// Params of `resample`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResampleParams {
+    /// Output rate, 8000..=192000. Required.
+    pub sample_rate: Option<u32>,
+    /// `fast`, `balanced` (default) or `high`.
+    pub quality: Quality,
+}
+
+/// Converts every channel of its input to `sample_rate`.
+pub struct Resample {
+    input: Format,
+    output: Format,
+    /// `None` when the rates are equal: the node then copies.
+    sinc: Option<Box<Async<f32>>>,
+    latency: usize,
+    /// Input frames consumed since the stream began (for the flush length).
+    frames_in: u64,
+    /// Output frames written since the stream began.
+    frames_out: u64,
+}
+
+impl Resample {
+    /// Builds a resampler from `input`'s rate to `params.sample_rate`.
+    pub fn new(params: &Value, input: Format) -> Result<Resample, NodeError> {
+        let p: ResampleParams = parse_params(TYPE, params)?;
+        let rate = p.sample_rate.ok_or_else(|| NodeError::params(TYPE, "sample_rate is required"))?;
+        let rate = check_range(TYPE, "sample_rate", rate, 8_000, 192_000)?;
+        let output = Format { sample_rate: rate, channels: input.channels };
+        if rate == input.sample_rate {
+            return Ok(Resample { input, output, sinc: None, latency: 0, frames_in: 0, frames_out: 0 });
+        }
+        let ratio = f64::from(rate) / f64::from(input.sample_rate);
+        // max_resample_ratio_relative = 1: the ratio is fixed for the node's life.
+        let sinc = Async::<f32>::new_sinc(
+            ratio,
+            1.0,
+            &p.quality.sinc_parameters(),
+            MAX_CHUNK,
+            input.channels,
+            FixedAsync::Input,
+        )
+        .map_err(|e| NodeError::params(TYPE, e.to_string()))?;
+        let latency = delay_frames(p.quality, ratio);
+        Ok(Resample { input, output, sinc: Some(Box::new(sinc)), latency, frames_in: 0, frames_out: 0 })
+    }
+
+    fn ratio(&self) -> f64 {
+        f64::from(self.output.sample_rate) / f64::from(self.input.sample_rate)
+    }
+
+    /// Output frames the whole stream owes after `flush`: `round(N·fs_out/fs_in)` (half up) plus
+    /// the delay, so the output holds the entire input however the stream was cut.
+    fn total_output_frames(&self) -> u64 {
+        let (fi, fo) = (u64::from(self.input.sample_rate), u64::from(self.output.sample_rate));
+        (2 * self.frames_in * fo + fi) / (2 * fi) + self.latency as u64
+    }
+}
+
+/// Empty per-channel input slices, for pushes that feed rubato zeros (`partial_len = 0`).
+const NO_INPUT: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+
+impl NodeCore for Resample {
+    fn node_type(&self) -> &'static str {
+        TYPE
+    }
+
+    fn output_format(&self) -> Format {
+        self.output
+    }
+
+    fn latency_frames(&self) -> usize {
+        self.latency
+    }
+
+    fn set_param(&mut self, name: &str, _value: &Value) -> Result<(), NodeError> {
+        match name {
+            // Changing either would rebuild the filter and shift the stream's timing.
+            "sample_rate" | "quality" => Err(NodeError::params(TYPE, format!("{name} cannot change live"))),
+            other => Err(NodeError::params(TYPE, format!("no param '{other}'"))),
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(s) = self.sinc.as_mut() {
+            s.reset();
+        }
+        self.frames_in = 0;
+        self.frames_out = 0;
+    }
+}
+
+impl BlockNode for Resample {
+    /// A bound for one `process` call of `input_frames`, and (with 0) for `flush`.
+    ///
+    /// rubato emits output frame `k` once its window lies inside the input, so after `N` input
+    /// frames about `floor((N - 2)·r)` frames are out (`r` = fs_out/fs_in): one call adds at most
+    /// `ceil(n·r) + 1`, and flush at most `D + 2r + 2` plus the overshoot of its last zero push
+    /// (`< r + 2`, cut off). The sum below covers both with a few frames to spare.
+    fn max_output_frames(&self, input_frames: usize) -> usize {
+        if self.sinc.is_none() {
+            return input_frames;
+        }
+        let r = self.ratio();
+        (input_frames as f64 * r).ceil() as usize + self.latency + (3.0 * r).ceil() as usize + 8
+    }
+
+    fn process(&mut self, input: &AudioBuf, output: &mut AudioBuf, _ctx: &mut Ctx<'_>) {
+        let n = input.frames();
+        let channels = self.input.channels;
+        debug_assert_eq!(input.channels(), channels);
+        self.frames_in += n as u64;
+        if self.sinc.is_none() {
+            output.copy_from(input);
+            self.frames_out += n as u64;
+            return;
+        }
+
+        let mut ins = NO_INPUT;
+        for (c, slot) in ins.iter_mut().enumerate().take(channels) {
+            *slot = input.channel(c);
+        }
+        // Callers size `output` by max_output_frames, so this never grows it in steady state.
+        let cap = output.capacity_frames().max(self.max_output_frames(n));
+        let sinc = self.sinc.as_deref_mut().expect("checked above");
+        output.set_shape(channels, cap);
+        let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+        output.planes_mut(&mut outs);
+        let written = {
+            let ia = SequentialSliceOfSlices::new(&ins[..channels], channels, n).expect("input planes hold n frames");
+            let mut oa = SequentialSliceOfSlices::new_mut(&mut outs[..channels], channels, cap)
+                .expect("output planes hold their capacity");
+            let mut done = 0;
+            let mut written = 0;
+            while done < n {
+                let m = (n - done).min(MAX_CHUNK);
+                sinc.set_chunk_size(m).expect("1 <= m <= MAX_CHUNK");
+                let at = Indexing { input_offset: done, output_offset: written, partial_len: None, active_channels_mask: None };
+                let (_, out) = sinc
+                    .process_into_buffer(&ia, &mut oa, Some(&at))
+                    .expect("output sized by max_output_frames");
+                done += m;
+                written += out;
+            }
+            written
+        };
+        output.set_frames(written);
+        self.frames_out += written as u64;
+    }
+
+    fn flush(&mut self, output: &mut AudioBuf, _ctx: &mut Ctx<'_>) {
+        let channels = self.input.channels;
+        let owed = self.total_output_frames().saturating_sub(self.frames_out) as usize;
+        let r = self.ratio();
+        let Some(sinc) = self.sinc.as_deref_mut() else {
+            output.set_shape(channels, 0);
+            self.reset();
+            return;
+        };
+        // Feed zeros until the tail is out; the last push may overshoot by a frame or two, which
+        // is cut off (the stream ends here).
+        let cap = output.capacity_frames().max(owed + r.ceil() as usize + 2);
+        output.set_shape(channels, cap);
+        let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+        output.planes_mut(&mut outs);
+        {
+            let ia = SequentialSliceOfSlices::new(&NO_INPUT[..channels], channels, 0).expect("empty planes");
+            let mut oa = SequentialSliceOfSlices::new_mut(&mut outs[..channels], channels, cap)
+                .expect("output planes hold their capacity");
+            let mut written = 0;
+            while written < owed {
+                let mut m = (((owed - written) as f64 / r).ceil() as usize + 1).clamp(1, MAX_CHUNK);
+                sinc.set_chunk_size(m).expect("1 <= m <= MAX_CHUNK");
+                // One zero frame yields at most ceil(r) + 1 frames, which `cap` leaves room for.
+                while m > 1 && written + sinc.output_frames_next() > cap {
+                    m -= 1;
+                    sinc.set_chunk_size(m).expect("1 <= m <= MAX_CHUNK");
+                }
+                // partial_len 0: rubato reads no input and pads the whole chunk with zeros.
+                let at = Indexing { input_offset: 0, output_offset: written, partial_len: Some(0), active_channels_mask: None };
+                let (_, out) = sinc.process_into_buffer(&ia, &mut oa, Some(&at)).expect("output sized above");
+                written += out;
+            }
+        }
+        output.set_frames(owed);
+        self.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{buf_of, sine, stream_block, thd_n_db, EventLog};
+    use serde_json::json;
+    use std::f64::consts::PI;
+
+    fn node(from: u32, to: u32, channels: usize, quality: &str) -> Resample {
+        let f = Format::new(from, channels).unwrap();
+        Resample::new(&json!({ "sample_rate": to, "quality": quality }), f).unwrap()
+    }
+
+    fn expected_len(n: usize, from: u32, to: u32, latency: usize) -> usize {
+        ((2 * n as u64 * u64::from(to) + u64::from(from)) / (2 * u64::from(from))) as usize + latency
+    }
+
+    /// THD+N of a -6 dBFS 1 kHz tone through `from -> to`, on the steady state only: the first
+    /// `latency + 2·sinc` output frames (filter start-up) and the last as many (the flushed tail
+    /// decaying into silence) are skipped.
+    fn tone_thd_n(from: u32, to: u32, quality: &str) -> f64 {
+        let mut r = node(from, to, 1, quality);
+        let x = sine(1000.0, from, 0.5, from as usize * 2);
+        let y = stream_block(&mut r, &[x], from as usize / 100);
+        let skip = r.latency_frames() * 3 + 600;
+        let y = &y[0][skip..y[0].len() - skip];
+        thd_n_db(y, 1000.0, to)
+    }
+
+    #[test]
+    fn a_tone_stays_clean_at_each_quality() {
+        for (from, to) in [(48_000, 16_000), (16_000, 48_000), (44_100, 48_000)] {
+            for (quality, limit) in [("fast", -60.0), ("balanced", -80.0), ("high", -90.0)] {
+                let t = tone_thd_n(from, to, quality);
+                eprintln!("resample {from}->{to} {quality}: THD+N {t:.1} dB");
+                assert!(t <= limit, "{from}->{to} {quality}: THD+N {t:.1} dB > {limit} dB");
+            }
+        }
+    }
+
+    /// The delay in output frames of a tone of `freq` in `y`, from the phase of its best-fitting
+    /// sine over half a second starting at `start` (past the filter's start-up), against the
+    /// input tone `sin(2π·freq·t)` that started at t = 0. A linear-phase filter delays every
+    /// frequency alike, so this is the group delay; it is known modulo one period of the tone.
+    fn measured_delay(y: &[f32], start: usize, freq: f64, rate: u32) -> f64 {
+        let w = 2.0 * PI * freq / f64::from(rate);
+        let (mut s, mut c) = (0.0, 0.0);
+        for (i, &v) in y.iter().enumerate().skip(start).take(rate as usize / 2) {
+            s += f64::from(v) * (w * i as f64).sin();
+            c += f64::from(v) * (w * i as f64).cos();
+        }
+        // y[i] ≈ A·sin(w·(i - d)) = A·(sin(wi)cos(wd) - cos(wi)sin(wd)) → s ∝ cos(wd), c ∝ -sin(wd).
+        let phase = (-c).atan2(s);
+        phase / w
+    }
+
+    #[test]
+    fn reported_latency_matches_the_measured_delay() {
+        // A 170 Hz tone: its period (≥ 47 output frames even at 8 kHz) exceeds every preset's
+        // delay error, and the reported latency resolves the whole periods.
+        for (from, to) in [(48_000, 16_000), (16_000, 48_000), (44_100, 48_000), (48_000, 8_000)] {
+            for quality in ["fast", "balanced", "high"] {
+                let mut r = node(from, to, 1, quality);
+                let freq = 170.0;
+                let x = sine(freq, from, 0.5, from as usize);
+                let y = stream_block(&mut r, &[x], 0);
+                let latency = r.latency_frames() as f64;
+                let period = f64::from(to) / freq;
+                let d = measured_delay(&y[0], r.latency_frames() * 2 + 200, freq, to);
+                // Bring the measured phase delay to the period nearest the reported latency.
+                let d = d + ((latency - d) / period).round() * period;
+                eprintln!("resample {from}->{to} {quality}: latency {latency}, measured delay {d:.3} output frames");
+                assert!((d - latency).abs() <= 0.51, "{from}->{to} {quality}: reported {latency}, measured {d:.3}");
+            }
+        }
+    }
+
+    #[test]
+    fn output_does_not_depend_on_how_the_stream_is_cut() {
+        for (from, to) in [(48_000, 16_000), (16_000, 48_000), (44_100, 48_000)] {
+            let x = sine(997.0, from, 0.5, from as usize / 2);
+            let noise: Vec<f32> = (0..x.len()).map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
+            let planes = vec![x, noise];
+            for quality in ["fast", "balanced", "high"] {
+                let whole = stream_block(&mut node(from, to, 2, quality), &planes, 0);
+                let ms = from as usize / 1000;
+                for chunk in [10 * ms, 20 * ms, 37 * ms, 1, 7, MAX_CHUNK + 3] {
+                    let cut = stream_block(&mut node(from, to, 2, quality), &planes, chunk);
+                    for c in 0..2 {
+                        assert_eq!(cut[c].len(), whole[c].len(), "{from}->{to} {quality} chunk {chunk}");
+                        let worst =
+                            cut[c].iter().zip(&whole[c]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                        assert!(worst <= 1e-6, "{from}->{to} {quality} chunk {chunk} ch {c}: differs by {worst}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flushed_length_is_the_rounded_ratio_plus_latency() {
+        for (from, to) in [(48_000, 16_000), (16_000, 48_000), (44_100, 48_000), (48_000, 44_100), (22_050, 8_000)] {
+            for n in [0, 1, 2, 3, 100, 479, 480, 1000, 4801] {
+                for chunk in [0, 1, 160, 441] {
+                    let mut r = node(from, to, 1, "fast");
+                    let y = stream_block(&mut r, &[vec![0.1; n]], chunk);
+                    let want = expected_len(n, from, to, r.latency_frames());
+                    assert_eq!(y[0].len(), want, "{from}->{to} n {n} chunk {chunk}");
+                }
+            }
+        }
+        // Half rounds up: 1 frame at 16k -> 48k is exactly 3; 3 frames at 44.1k -> 8k is 0.544 -> 1.
+        assert_eq!(expected_len(3, 44_100, 8_000, 0), 1);
+    }
+
+    #[test]
+    fn max_output_frames_bounds_every_call() {
+        for (from, to) in [(48_000, 16_000), (8_000, 192_000), (44_100, 48_000)] {
+            for quality in ["fast", "high"] {
+                let mut r = node(from, to, 1, quality);
+                let mut log = EventLog::default();
+                let mut out = AudioBuf::new(1, 0);
+                let mut pos = 0;
+                for (k, len) in [1usize, 7, 480, 3, 9000, 1, 1, 2, 333].into_iter().enumerate() {
+                    let x = buf_of(&[sine(440.0, from, 0.5, len + pos)[pos..].to_vec()]);
+                    pos += len;
+                    r.process(&x, &mut out, &mut log.ctx("r", k as u64, 0));
+                    assert!(out.frames() <= r.max_output_frames(len), "{from}->{to} {len}: {}", out.frames());
+                }
+                r.flush(&mut out, &mut log.ctx("r", 9, 0));
+                assert!(out.frames() <= r.max_output_frames(0), "flush {from}->{to}: {}", out.frames());
+            }
+        }
+    }
+
+    #[test]
+    fn stereo_channels_stay_independent() {
+        let left = sine(440.0, 48_000, 0.5, 4800);
+        let right = vec![0.0; 4800];
+        let y = stream_block(&mut node(48_000, 16_000, 2, "high"), &[left.clone(), right], 480);
+        assert!(y[1].iter().all(|&v| v == 0.0), "silence on the right stays silent");
+        // rubato sums multi-channel frames along a different (combined-table) path, so the
+        // left channel matches a mono resampler to float rounding, not bit for bit.
+        let mono = stream_block(&mut node(48_000, 16_000, 1, "high"), &[left], 480);
+        assert_eq!(y[0].len(), mono[0].len());
+        let worst = y[0].iter().zip(&mono[0]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "left differs from mono by {worst}");
+    }
+
+    #[test]
+    fn same_rate_copies_with_no_latency() {
+        let mut r = node(16_000, 16_000, 1, "high");
+        assert_eq!(r.latency_frames(), 0);
+        let x = sine(440.0, 16_000, 0.5, 1000);
+        let y = stream_block(&mut r, std::slice::from_ref(&x), 37);
+        assert_eq!(y[0], x);
+    }
+
+    #[test]
+    fn params_are_validated_and_fixed_for_life() {
+        let f = Format::new(48_000, 1).unwrap();
+        for bad in [json!({}), json!({ "sample_rate": 7999 }), json!({ "sample_rate": 16000, "quality": "best" }), json!({ "rate": 16000 })] {
+            assert!(matches!(Resample::new(&bad, f), Err(NodeError::BadParams { .. })), "{bad}");
+        }
+        let mut r = Resample::new(&json!({ "sample_rate": 16000 }), f).unwrap();
+        assert_eq!(r.output_format(), Format { sample_rate: 16_000, channels: 1 });
+        assert!(r.set_param("quality", &json!("fast")).is_err());
+        assert!(r.set_param("sample_rate", &json!(8000)).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Block nodes (`resample`, `denoise`) must not allocate while processing (SPEC §5: buffers are
+//! sized once; STYLE "No per-frame allocation"). A counting allocator, switched on per thread,
+//! checks it over streams cut into awkward block lengths.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use remotemedia_dsp::buffer::AudioBuf;
+use remotemedia_dsp::format::Format;
+use remotemedia_dsp::node::{BlockNode, Processor};
+use remotemedia_dsp::nodes::{build, denoise};
+use remotemedia_dsp::testing::{sine, EventLog};
+use serde_json::json;
+
+struct Counting;
+
+thread_local! {
+    /// Whether this thread is being watched, and what it allocated meanwhile. Per thread, since
+    /// tests run in parallel.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations `f` makes on this thread.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+const CHUNKS: [usize; 8] = [480, 1, 7, 1776, 960, 3, 20_000, 441];
+
+fn block_node(node_type: &str, params: serde_json::Value, input: Format) -> Box<dyn BlockNode> {
+    match build(node_type, &params, input).unwrap() {
+        Processor::Block(b) => b,
+        _ => panic!("{node_type} is a block node"),
+    }
+}
+
+/// Streams a tone through `node` in [`CHUNKS`], with buffers sized up front from
+/// `max_output_frames`, and returns the allocations made by `process` (and `flush` when asked).
+fn stream_counting(node: &mut dyn BlockNode, input: Format, with_flush: bool) -> usize {
+    let longest = *CHUNKS.iter().max().unwrap();
+    let tone = sine(440.0, input.sample_rate, 0.5, longest);
+    let mut buf = AudioBuf::new(input.channels, longest);
+    let mut out = AudioBuf::new(input.channels, node.max_output_frames(longest));
+    let mut log = EventLog::default();
+    let mut count = 0;
+    for (k, &n) in CHUNKS.iter().enumerate() {
+        buf.set_shape(input.channels, n);
+        for c in 0..input.channels {
+            buf.channel_mut(c).copy_from_slice(&tone[..n]);
+        }
+        let mut ctx = log.ctx("n", k as u64, 0);
+        count += allocations_in(|| node.process(&buf, &mut out, &mut ctx));
+    }
+    if with_flush {
+        let mut ctx = log.ctx("n", 99, 0);
+        count += allocations_in(|| node.flush(&mut out, &mut ctx));
+    }
+    count
+}
+
+#[test]
+fn resample_never_allocates_while_streaming_or_flushing() {
+    for (from, to) in [(48_000, 16_000), (16_000, 48_000), (44_100, 48_000), (48_000, 48_000)] {
+        for quality in ["fast", "balanced", "high"] {
+            let input = Format::new(from, 2).unwrap();
+            let mut node = block_node("resample", json!({ "sample_rate": to, "quality": quality }), input);
+            // Twice: the second stream starts from the state flush left behind.
+            for round in 0..2 {
+                let n = stream_counting(node.as_mut(), input, true);
+                assert_eq!(n, 0, "{from}->{to} {quality} round {round}: {n} allocations");
+            }
+        }
+    }
+}
+
+#[test]
+fn denoise_never_allocates_while_streaming() {
+    let input = Format::new(48_000, 2).unwrap();
+    let mut node = block_node("denoise", json!({}), input);
+    let n = stream_counting(node.as_mut(), input, false);
+    assert_eq!(n, 0, "denoise process: {n} allocations");
+    // flush resets the model states, which nnnoiseless can only do by building new ones.
+    let mut out = AudioBuf::new(2, node.max_output_frames(0));
+    let mut log = EventLog::default();
+    let mut ctx = log.ctx("n", 0, 0);
+    let n = allocations_in(|| node.flush(&mut out, &mut ctx));
+    eprintln!("denoise flush (reset included): {n} allocations");
+}
+
+#[test]
+fn denoise_on_another_thread_is_allocation_free_after_prepare_thread() {
+    let input = Format::new(48_000, 1).unwrap();
+    // nnnoiseless plans its FFTs per thread: a worker that did not build the node allocates on
+    // its first block unless it called prepare_thread first.
+    let unprepared = std::thread::spawn(move || {
+        let mut node = block_node("denoise", json!({}), input);
+        std::thread::spawn(move || stream_counting(node.as_mut(), input, false)).join().unwrap()
+    })
+    .join()
+    .unwrap();
+    let prepared = std::thread::spawn(move || {
+        let mut node = block_node("denoise", json!({}), input);
+        std::thread::spawn(move || {
+            denoise::prepare_thread();
+            stream_counting(node.as_mut(), input, false)
+        })
+        .join()
+        .unwrap()
+    })
+    .join()
+    .unwrap();
+    eprintln!("denoise on a thread that did not build it: {unprepared} allocations without prepare_thread, {prepared} with");
+    assert_eq!(prepared, 0);
+}
