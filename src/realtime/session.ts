@@ -1,0 +1,379 @@
+/**
+ * One streaming session (SPEC §4): the state machine between a transport's socket and the native
+ * engine. The wire format lives in `protocol.ts`; queueing, ordering and DSP live in the engine.
+ *
+ *   awaiting_start ──start──▶ streaming ──stop──▶ stopping ──Stopped──▶ closed
+ *        │                        │  └─engine failure──▶ closed (1011)
+ *        └─binary──▶ closed (1008) └─client gone──▶ closed
+ */
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config.js';
+import { RemoteMediaError } from '../errors.js';
+import { type Engine, type EngineOutput, type EngineSession, OutputKind, type SessionStats } from '../native.js';
+import {
+  bytesPerSample,
+  CloseCode,
+  encode,
+  type LatencySummary,
+  parseClientMessage,
+  type ServerMessage,
+  type StartMessage,
+  type StreamFormatMessage,
+} from './protocol.js';
+
+/** What a transport offers a session. */
+export interface Socket {
+  sendText(text: string): void;
+  sendBinary(data: Uint8Array): void;
+  close(code: number, reason: string): void;
+  /** Bytes accepted by send but not yet written to the network. */
+  bufferedAmount(): number;
+}
+
+/** A stored pipeline version, as the session needs it. */
+export interface PipelineRef {
+  id: string;
+  version: number;
+  definition: unknown;
+}
+
+/** Plans a pipeline document for a session input format. */
+export type Planner = (
+  definition: unknown,
+  input: { sample_rate: number; channels: number },
+) => { ok: true; plan: object } | { ok: false; errors: Array<{ path: string; code: string; message: string }> };
+
+/** Hooks for Prometheus; see plugins/metrics.ts. */
+export interface RealtimeMetrics {
+  frame(transport: string, latencySeconds: number): void;
+  dropped(transport: string, frames: number): void;
+}
+
+export interface RealtimeDeps {
+  config: Config;
+  engine: Engine;
+  plan: Planner;
+  metrics?: RealtimeMetrics;
+}
+
+export type SessionState = 'awaiting_start' | 'streaming' | 'stopping' | 'closed';
+
+/** Frames whose receive time is remembered for latency: far more than any queue holds. */
+const TIMING_RING = 8192;
+
+let sessionCounter = 0;
+
+/** A public view of a session, for `/v1/sessions` (SPEC §3). */
+export interface SessionInfo {
+  id: string;
+  state: SessionState;
+  transport: string;
+  pipeline: { id: string; version: number };
+  started_at: string;
+  input: StreamFormatMessage | null;
+  output: StreamFormatMessage | null;
+  worker: number | null;
+  frames_in: number;
+  frames_out: number;
+  frames_dropped: number;
+  frame_errors: number;
+  events: number;
+  latency: LatencySummary;
+  engine_latency: LatencySummary;
+  queue_wait: LatencySummary;
+  nodes: Array<{ id: string; type: string; process: LatencySummary }>;
+}
+
+function summary(p: SessionStats['process'] | undefined): LatencySummary {
+  const ms = (us: number | undefined) => Math.round((us ?? 0) * 1000) / 1e6;
+  return { p50_ms: ms(p?.p50Us), p95_ms: ms(p?.p95Us), p99_ms: ms(p?.p99Us), max_ms: ms(p?.maxUs), count: p?.count ?? 0 };
+}
+
+export class StreamSession {
+  readonly id: string;
+  readonly startedAt = new Date();
+  state: SessionState = 'awaiting_start';
+  private native: EngineSession | undefined;
+  private input: StreamFormatMessage | null = null;
+  private output: StreamFormatMessage | null = null;
+  private framesReceived = 0;
+  private readonly receivedAt = new Float64Array(TIMING_RING);
+  private paramsTag = 0;
+  private readonly pendingParams = new Map<number, { node: string; params: Record<string, unknown> }>();
+  /** Token bucket for the per-session message rate limit. */
+  private tokens: number;
+  private tokensAt = performance.now();
+  /** When the client's send buffer first went over the stall limit (slow reader detection). */
+  stalledSince: number | undefined;
+  private finalStats: SessionStats | undefined;
+  /** Called once when the session is closed for good. */
+  onClosed: (() => void) | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: RealtimeDeps,
+    readonly pipeline: PipelineRef,
+    readonly transport: string,
+  ) {
+    sessionCounter += 1;
+    this.id = `ss_${Date.now().toString(36)}${sessionCounter.toString(36)}`;
+    this.tokens = deps.config.maxMessagesPerSec;
+  }
+
+  private send(message: ServerMessage): void {
+    if (this.state !== 'closed') this.socket.sendText(encode(message));
+  }
+
+  private error(code: string, message: string, frame?: number): void {
+    this.send(frame === undefined ? { type: 'error', code, message } : { type: 'error', code, message, frame });
+  }
+
+  /** Closes the socket and releases the engine session. Idempotent. */
+  private closeWith(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.finalStats = this.native?.stats();
+    this.state = 'closed';
+    this.native?.close();
+    this.socket.close(code, reason);
+    this.onClosed?.();
+  }
+
+  /** Admits one message against the rate limit; false means the session was closed for it. */
+  private admit(): boolean {
+    const limit = this.deps.config.maxMessagesPerSec;
+    const now = performance.now();
+    this.tokens = Math.min(limit, this.tokens + ((now - this.tokensAt) * limit) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) {
+      this.error('RM_ERR_RATE_LIMITED', `more than ${limit} messages per second`);
+      this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
+      return false;
+    }
+    this.tokens -= 1;
+    return true;
+  }
+
+  onText(text: string): void {
+    if (this.state === 'closed' || !this.admit()) return;
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) {
+      this.error(parsed.code, parsed.message);
+      return;
+    }
+    const m = parsed.message;
+    switch (m.type) {
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+      case 'start':
+        this.start(m);
+        return;
+      default:
+        if (this.state !== 'streaming' || this.native === undefined) {
+          this.error('RM_ERR_NOT_STARTED', `"${m.type}" needs a started session`);
+          return;
+        }
+    }
+    if (m.type === 'params') {
+      const tag = ++this.paramsTag;
+      this.pendingParams.set(tag, { node: m.node, params: m.params });
+      try {
+        this.native.setParams(m.node, m.params, tag);
+      } catch (err) {
+        this.pendingParams.delete(tag);
+        this.error(err instanceof RemoteMediaError ? err.code : 'RM_ERR_BAD_PARAMS', String((err as Error).message));
+      }
+    } else if (m.type === 'flush') {
+      this.native.flush();
+    } else if (m.type === 'stop') {
+      this.state = 'stopping';
+      this.native.stop();
+    }
+  }
+
+  private start(m: StartMessage): void {
+    if (this.state !== 'awaiting_start') {
+      this.error('RM_ERR_ALREADY_STARTED', 'the session has already started');
+      return;
+    }
+    const planned = this.deps.plan(this.pipeline.definition, m.input);
+    if (!planned.ok) {
+      const first = planned.errors[0];
+      this.send({
+        type: 'error',
+        code: 'RM_ERR_FORMAT_CONFLICT',
+        message: `pipeline cannot take this input: ${first ? `${first.path}: ${first.message}` : 'invalid'}`,
+      });
+      return;
+    }
+    const outputEncoding = m.output?.encoding ?? 's16le';
+    try {
+      this.native = this.deps.engine.createSession(
+        planned.plan,
+        m.input,
+        { encoding: outputEncoding },
+        { maxMessageBytes: this.deps.config.maxFrameBytes, queueLimitMs: this.deps.config.sessionQueueMs },
+        (out) => this.onOutput(out),
+      );
+    } catch (err) {
+      this.error(err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE', String((err as Error).message));
+      return;
+    }
+    this.input = m.input;
+    this.output = { encoding: outputEncoding, sample_rate: this.native.info.sampleRate, channels: this.native.info.channels };
+    this.state = 'streaming';
+    this.send({
+      type: 'ready',
+      session_id: this.id,
+      pipeline: { id: this.pipeline.id, version: this.pipeline.version },
+      input: m.input,
+      output: this.output,
+      latency_ms: Math.round(this.native.info.latencyMs * 1000) / 1000,
+    });
+  }
+
+  /** A binary message: one frame of audio (SPEC §4.4). The bytes are copied by the engine at once. */
+  onBinary(data: Uint8Array): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'awaiting_start') {
+      // SPEC §4.7: binary before start is a policy violation.
+      this.closeWith(CloseCode.PolicyViolation, 'binary message before start');
+      return;
+    }
+    if (this.state !== 'streaming' || this.native === undefined || !this.admit()) return;
+    const frame = this.framesReceived++;
+    this.receivedAt[frame % TIMING_RING] = performance.now();
+    const dropped = this.native.push(data);
+    if (dropped !== null) {
+      this.send({ type: 'dropped', frames: dropped });
+      this.deps.metrics?.dropped(this.transport, dropped.length);
+    }
+  }
+
+  private onOutput(out: EngineOutput): void {
+    if (this.state === 'closed') return;
+    switch (out.kind) {
+      case OutputKind.Audio: {
+        this.socket.sendBinary(out.audio ?? new Uint8Array(0));
+        const ms = performance.now() - (this.receivedAt[out.frame % TIMING_RING] ?? 0);
+        this.native?.recordLatency(ms * 1e6);
+        this.deps.metrics?.frame(this.transport, ms / 1000);
+        this.sendEvents(out.events);
+        return;
+      }
+      case OutputKind.FrameError:
+        this.error(out.errorCode ?? 'RM_ERR_BAD_FRAME', out.errorMessage ?? 'malformed frame', out.frame);
+        return;
+      case OutputKind.Flushed:
+        this.socket.sendBinary(out.audio ?? new Uint8Array(0));
+        this.sendEvents(out.events);
+        this.send({ type: 'flushed' });
+        return;
+      case OutputKind.ParamsApplied: {
+        const pending = this.pendingParams.get(out.tag);
+        this.pendingParams.delete(out.tag);
+        if (out.errorCode) this.error(out.errorCode, out.errorMessage ?? 'params rejected');
+        else if (pending) this.send({ type: 'params_applied', node: pending.node, params: pending.params });
+        return;
+      }
+      case OutputKind.Stopped:
+        this.send({ type: 'stats', ...this.statsMessage() });
+        this.closeWith(CloseCode.Normal, 'stopped');
+        return;
+      case OutputKind.Failed:
+        this.error(out.errorCode ?? 'RM_ERR_SESSION_FAILED', out.errorMessage ?? 'session failed');
+        this.closeWith(CloseCode.InternalError, 'session failed');
+        return;
+    }
+  }
+
+  private sendEvents(events: string | undefined): void {
+    if (events === undefined) return;
+    // The engine writes complete wire messages, one per line.
+    let at = 0;
+    while (at < events.length) {
+      const nl = events.indexOf('\n', at);
+      const end = nl === -1 ? events.length : nl;
+      if (end > at) this.socket.sendText(events.slice(at, end));
+      at = end + 1;
+    }
+  }
+
+  /** The client went away: drop everything. */
+  onClose(): void {
+    if (this.state === 'closed') return;
+    this.finalStats = this.native?.stats();
+    this.state = 'closed';
+    this.native?.close();
+    this.onClosed?.();
+  }
+
+  /**
+   * Ends the session from the server side (SPEC §4.8 shutdown, `DELETE /v1/sessions/{id}`): a started
+   * session is flushed and gets its stats before the close; one never started is closed at once.
+   */
+  end(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'streaming' && this.native !== undefined) {
+      this.state = 'stopping';
+      this.endCode = { code, reason };
+      this.native.stop();
+    } else if (this.state === 'awaiting_start') {
+      this.closeWith(code, reason);
+    }
+  }
+
+  private endCode: { code: number; reason: string } | undefined;
+
+  /** Closes abruptly (stalled reader, forced shutdown). */
+  kill(code: number, reason: string): void {
+    this.closeWith(code, reason);
+  }
+
+  private statsMessage() {
+    const s = this.native?.stats() ?? this.finalStats;
+    if (this.endCode) {
+      const { code, reason } = this.endCode;
+      queueMicrotask(() => this.closeWith(code, reason));
+    }
+    return {
+      session_id: this.id,
+      frames_in: s?.framesIn ?? 0,
+      frames_out: s?.framesOut ?? 0,
+      frames_dropped: s?.framesDropped ?? 0,
+      frame_errors: s?.frameErrors ?? 0,
+      events: s?.events ?? 0,
+      latency: summary(s?.endToEnd),
+      engine_latency: summary(s?.engine),
+    };
+  }
+
+  /** Bytes per message-second of output, for the slow-reader limit. */
+  outputBytesPerSecond(): number {
+    const o = this.output;
+    return o ? o.sample_rate * o.channels * bytesPerSample[o.encoding] : 0;
+  }
+
+  info(): SessionInfo {
+    const s = this.native?.stats() ?? this.finalStats;
+    return {
+      id: this.id,
+      state: this.state,
+      transport: this.transport,
+      pipeline: { id: this.pipeline.id, version: this.pipeline.version },
+      started_at: this.startedAt.toISOString(),
+      input: this.input,
+      output: this.output,
+      worker: this.native?.worker ?? null,
+      frames_in: s?.framesIn ?? 0,
+      frames_out: s?.framesOut ?? 0,
+      frames_dropped: s?.framesDropped ?? 0,
+      frame_errors: s?.frameErrors ?? 0,
+      events: s?.events ?? 0,
+      latency: summary(s?.endToEnd),
+      engine_latency: summary(s?.engine),
+      queue_wait: summary(s?.queueWait),
+      nodes: (s?.nodes ?? []).map((n) => ({ id: n.id, type: n.type, process: summary(n.process) })),
+    };
+  }
+}
