@@ -11,7 +11,11 @@
 //! ```
 //! Live changes of `frequency`, `q` and `gain_db` glide over [`GLIDE_MS`]: the parameters move
 //! along a ramp (frequency and Q on a log scale, gain in dB) and the coefficients are recomputed
-//! every [`SEGMENT`] samples, so the response never jumps and the output does not click.
+//! for every sample of the glide, so the response never jumps and the output does not click.
+//! Recomputing only every 32 samples was measured to be audibly worse: the coefficient steps
+//! modulate the signal at `sample_rate / 32`, and a lowpass swept from 300 Hz to 5 kHz under a
+//! 1 kHz tone rang at 4× the tone's steady second difference, against 1.2× when updated per
+//! sample. A glide costs one coefficient design per sample for 20 ms, which is cheap.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,8 +28,6 @@ use crate::node::{check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeErr
 const TYPE: &str = "biquad";
 /// How long a live parameter change takes to glide to its new value.
 pub const GLIDE_MS: f64 = 20.0;
-/// Samples between coefficient updates during a glide.
-pub const SEGMENT: usize = 32;
 
 /// The cookbook's filter shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -135,12 +137,10 @@ pub struct Biquad {
     current: Point,
     target: Point,
     step: Point,
-    /// Coefficient updates left in the current glide.
-    segments_left: u32,
-    /// Segments a glide takes.
-    glide_segments: u32,
-    /// Samples until the next coefficient update while gliding.
-    phase: usize,
+    /// Samples left in the current glide.
+    glide_left: u32,
+    /// Samples a glide takes.
+    glide_len: u32,
 }
 
 fn point_of(p: &BiquadParams, format: Format) -> Result<Point, NodeError> {
@@ -156,7 +156,6 @@ impl Biquad {
     pub fn new(params: &Value, input: Format) -> Result<Biquad, NodeError> {
         let p: BiquadParams = parse_params(TYPE, params)?;
         let point = point_of(&p, input)?;
-        let glide_segments = (input.frames_in_ms(GLIDE_MS).div_ceil(SEGMENT)).max(1) as u32;
         let mut node = Biquad {
             format: input,
             kind: p.kind,
@@ -165,9 +164,8 @@ impl Biquad {
             current: point,
             target: point,
             step: [0.0; 3],
-            segments_left: 0,
-            glide_segments,
-            phase: 0,
+            glide_left: 0,
+            glide_len: input.frames_in_ms(GLIDE_MS).max(1) as u32,
         };
         node.update_coefs();
         Ok(node)
@@ -185,13 +183,11 @@ impl Biquad {
 
     fn glide_to(&mut self, target: Point) {
         self.target = target;
-        self.segments_left = self.glide_segments;
-        let n = f64::from(self.glide_segments);
+        self.glide_left = self.glide_len;
+        let n = f64::from(self.glide_len);
         for ((step, to), from) in self.step.iter_mut().zip(target).zip(self.current) {
             *step = (to - from) / n;
         }
-        // The first update happens on the very next sample.
-        self.phase = 0;
     }
 
     fn number(name: &str, value: &Value) -> Result<f64, NodeError> {
@@ -226,8 +222,7 @@ impl NodeCore for Biquad {
 
     fn reset(&mut self) {
         self.current = self.target;
-        self.segments_left = 0;
-        self.phase = 0;
+        self.glide_left = 0;
         self.state.iter_mut().for_each(|s| *s = [0.0; 2]);
         self.update_coefs();
     }
@@ -238,22 +233,18 @@ impl InPlaceNode for Biquad {
         let frames = view.frames();
         let mut start = 0;
         while start < frames {
-            let len = if self.segments_left > 0 {
-                if self.phase == 0 {
-                    self.segments_left -= 1;
-                    if self.segments_left == 0 {
-                        self.current = self.target;
-                    } else {
-                        for (value, step) in self.current.iter_mut().zip(self.step) {
-                            *value += step;
-                        }
+            // While gliding, one frame at a time with fresh coefficients; otherwise the rest.
+            let len = if self.glide_left > 0 {
+                self.glide_left -= 1;
+                if self.glide_left == 0 {
+                    self.current = self.target;
+                } else {
+                    for (value, step) in self.current.iter_mut().zip(self.step) {
+                        *value += step;
                     }
-                    self.update_coefs();
-                    self.phase = SEGMENT;
                 }
-                let len = self.phase.min(frames - start);
-                self.phase -= len;
-                len
+                self.update_coefs();
+                1
             } else {
                 frames - start
             };
@@ -385,21 +376,31 @@ mod tests {
 
     #[test]
     fn live_changes_glide_without_clicks() {
-        // A bell boosting 1 kHz by 24 dB at once would jump the output amplitude 16-fold in one
-        // sample; gliding over 20 ms keeps every sample step near the sine's own slope.
-        let format = Format::new(RATE, 1).unwrap();
-        let mut f = Biquad::new(&json!({ "kind": "peaking", "q": 1 }), format).unwrap();
-        let x = sine(1000.0, RATE, 0.05, RATE as usize);
-        let mut y = run_in_place(&mut f, &[x[..4800].to_vec()], 480).remove(0);
-        f.set_param("gain_db", &json!(24)).unwrap();
-        y.extend(run_in_place(&mut f, &[x[4800..].to_vec()], 480).remove(0));
-        let final_amplitude = 0.05 * 10f64.powf(24.0 / 20.0);
-        let max_slope = final_amplitude * 2.0 * PI * 1000.0 / f64::from(RATE);
-        for (i, w) in y.windows(2).enumerate() {
-            assert!(f64::from((w[1] - w[0]).abs()) <= max_slope * 1.05, "step at {i}: {}", w[1] - w[0]);
+        // A click is broadband: it shows as a spike in the second difference |y[n+1] - 2y[n] +
+        // y[n-1]|, which for a steady sine is amplitude·w² (w = 2πf/fs). During a glide it must
+        // stay near the larger of the steady values before and after. (Switching coefficients
+        // at once peaks at 2.4×, 9.0× and 4.1× in the three sweeps below; the bell changes act
+        // on the tone's own frequency and mainly check that gliding does not overshoot.)
+        let second_difference =
+            |y: &[f32]| y.windows(3).map(|w| f64::from((w[2] - 2.0 * w[1] + w[0]).abs())).fold(0.0, f64::max);
+        let cases = [
+            ("lowpass", "frequency", 300.0, 5000.0),
+            ("lowpass", "frequency", 5000.0, 300.0),
+            ("highpass", "frequency", 100.0, 3000.0),
+            ("peaking", "gain_db", 0.0, 24.0),
+            ("peaking", "q", 0.3, 20.0),
+        ];
+        for (kind, param, from, to) in cases {
+            let params = json!({ "kind": kind, "q": 1, "gain_db": 12, param: from });
+            let mut f = Biquad::new(&params, Format::new(RATE, 1).unwrap()).unwrap();
+            let x = sine(1000.0, RATE, 0.05, 24_000);
+            let mut y = run_in_place(&mut f, &[x[..4800].to_vec()], 480).remove(0);
+            f.set_param(param, &json!(to)).unwrap();
+            y.extend(run_in_place(&mut f, &[x[4800..].to_vec()], 480).remove(0));
+            let steady = second_difference(&y[2400..4800]).max(second_difference(&y[20_000..]));
+            let during = second_difference(&y[4790..7000]);
+            assert!(during <= 1.5 * steady, "{kind} {param} {from} -> {to}: {during} vs steady {steady}");
         }
-        let settled = sine_amplitude(&y[24_000..], 1000.0, RATE);
-        assert!((settled / final_amplitude - 1.0).abs() < 1e-4, "{settled}");
     }
 
     #[test]
