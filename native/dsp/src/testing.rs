@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use crate::buffer::AudioBuf;
 use crate::codec;
-use crate::node::{BlockNode, Ctx};
+use crate::format::MAX_CHANNELS;
+use crate::node::{BlockNode, Ctx, InPlaceNode};
 use crate::wav;
 
 /// A sine of `freq` Hz at `amplitude`, `frames` long.
@@ -146,6 +147,67 @@ pub fn stream_block(node: &mut dyn BlockNode, planes: &[Vec<f32>], chunk_frames:
     node.flush(&mut output, &mut log.ctx("node", message, start as u64));
     collect(&output, &mut out_planes);
     out_planes
+}
+
+/// Deterministic white noise, uniform in [-amplitude, amplitude], from `seed` (xorshift64*), so
+/// tests that use noise give the same numbers on every run.
+pub fn noise(seed: u64, amplitude: f64, frames: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..frames)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11; // 53 random bits
+            let unit = bits as f64 / (1u64 << 53) as f64; // [0, 1)
+            (amplitude * (2.0 * unit - 1.0)) as f32
+        })
+        .collect()
+}
+
+/// Amplitude of the component of `signal` at `freq` Hz: the least-squares fit of
+/// `a·sin + b·cos + c`, as in [`thd_n_db`], reported as `sqrt(a² + b²)`.
+pub fn sine_amplitude(signal: &[f32], freq: f64, sample_rate: u32) -> f64 {
+    let w = 2.0 * PI * freq / f64::from(sample_rate);
+    let mut m = [[0.0; 3]; 3];
+    let mut v = [0.0; 3];
+    for (i, &x) in signal.iter().enumerate() {
+        let basis = [(w * i as f64).sin(), (w * i as f64).cos(), 1.0];
+        for r in 0..3 {
+            for k in 0..3 {
+                m[r][k] += basis[r] * basis[k];
+            }
+            v[r] += basis[r] * f64::from(x);
+        }
+    }
+    let [a, b, _] = solve3(m, v);
+    a.hypot(b)
+}
+
+/// Runs an in-place node over `planes` in consecutive tiles of `tile` frames (the last one
+/// shorter), the way the executor does, and returns the output planes (the node may change the
+/// channel count). Used for chunk-size-invariance tests.
+pub fn run_in_place(node: &mut dyn InPlaceNode, planes: &[Vec<f32>], tile: usize) -> Vec<Vec<f32>> {
+    let frames = planes.first().map_or(0, Vec::len);
+    // The executor sizes buffers for the most channels any stage can produce.
+    let mut buf = AudioBuf::new(MAX_CHANNELS, frames);
+    buf.set_shape(planes.len(), frames);
+    for (c, p) in planes.iter().enumerate() {
+        buf.channel_mut(c).copy_from_slice(p);
+    }
+    let mut log = EventLog::default();
+    let mut channels = planes.len();
+    let mut start = 0;
+    while start < frames {
+        let len = tile.min(frames - start);
+        let mut view = buf.view_mut(start, len);
+        view.set_channels(planes.len());
+        node.process(&mut view, &mut log.ctx("t", 0, start as u64));
+        channels = view.channels();
+        start += len;
+    }
+    buf.set_shape(channels, frames);
+    (0..channels).map(|c| buf.channel(c).to_vec()).collect()
 }
 
 #[cfg(test)]

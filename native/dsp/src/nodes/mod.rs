@@ -7,16 +7,31 @@ use serde_json::Value;
 use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
+pub mod biquad;
 pub mod denoise;
+pub mod downmix;
+mod dynamics;
 pub mod fault;
 pub mod gain;
+pub mod level;
+pub mod limiter;
+pub mod noise_gate;
+pub mod normalize;
 pub mod resample;
+pub mod upmix;
 
 /// Every node type the engine knows, in SPEC §2 order.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
+    "downmix",
+    "upmix",
     "resample",
+    "normalize",
+    "biquad",
+    "limiter",
+    "noise_gate",
     "denoise",
+    "level",
 ];
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
@@ -30,6 +45,13 @@ pub fn enable_fault_nodes() {
 pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor, NodeError> {
     Ok(match node_type {
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
+        "downmix" => Processor::InPlace(Box::new(downmix::Downmix::new(params, input)?)),
+        "upmix" => Processor::InPlace(Box::new(upmix::Upmix::new(params, input)?)),
+        "normalize" => Processor::InPlace(Box::new(normalize::Normalize::new(params, input)?)),
+        "biquad" => Processor::InPlace(Box::new(biquad::Biquad::new(params, input)?)),
+        "limiter" => Processor::InPlace(Box::new(limiter::Limiter::new(params, input)?)),
+        "noise_gate" => Processor::InPlace(Box::new(noise_gate::NoiseGate::new(params, input)?)),
+        "level" => Processor::Analysis(Box::new(level::Level::new(params, input)?)),
         "resample" => Processor::Block(Box::new(resample::Resample::new(params, input)?)),
         "denoise" => Processor::Block(Box::new(denoise::Denoise::new(params, input)?)),
         "__panic" if FAULT_NODES.load(Ordering::Relaxed) => {

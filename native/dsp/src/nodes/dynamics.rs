@@ -1,0 +1,56 @@
+//! Shared pieces of the dynamics nodes (`normalize`, `limiter`, `noise_gate`).
+//!
+//! They all derive one gain per frame from the level of all channels together ("linked"), so a
+//! stereo image does not wander, and apply that gain to every channel. Each pass handles at most
+//! [`CHUNK`] frames so the per-frame scratch lives in fixed arrays inside the node and processing
+//! never allocates.
+
+use crate::buffer::AudioView;
+
+/// Frames handled per pass.
+pub(crate) const CHUNK: usize = 256;
+
+/// Writes `max |x|` over all channels of frames `start..start + out.len()` into `out`.
+pub(crate) fn frame_peaks(view: &AudioView<'_>, start: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for c in 0..view.channels() {
+        let x = &view.channel(c)[start..start + out.len()];
+        for (p, x) in out.iter_mut().zip(x) {
+            *p = p.max(x.abs());
+        }
+    }
+}
+
+/// Writes the mean over channels of `x²` for frames `start..start + out.len()` into `out`.
+pub(crate) fn frame_mean_squares(view: &AudioView<'_>, start: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for c in 0..view.channels() {
+        let x = &view.channel(c)[start..start + out.len()];
+        for (s, &x) in out.iter_mut().zip(x) {
+            *s += f64::from(x) * f64::from(x);
+        }
+    }
+    let k = 1.0 / view.channels().max(1) as f64;
+    out.iter_mut().for_each(|s| *s *= k);
+}
+
+/// Multiplies every channel of frames `start..start + gains.len()` by the frame's gain.
+pub(crate) fn apply_gains(view: &mut AudioView<'_>, start: usize, gains: &[f32]) {
+    for c in 0..view.channels() {
+        let x = &mut view.channel_mut(c)[start..start + gains.len()];
+        for (x, g) in x.iter_mut().zip(gains) {
+            *x *= g;
+        }
+    }
+}
+
+/// Reads a live param change's value as a number.
+pub(crate) fn number(node_type: &str, name: &str, value: &serde_json::Value) -> Result<f64, crate::node::NodeError> {
+    value.as_f64().ok_or_else(|| crate::node::NodeError::params(node_type, format!("{name} must be a number")))
+}
+
+/// One-pole coefficient for a time constant of `ms` at `sample_rate`, in f64 (the f32 version
+/// in `node` cannot resolve the slow time constants these nodes allow).
+pub(crate) fn coef(ms: f64, sample_rate: u32) -> f64 {
+    (-1.0 / (ms * 0.001 * f64::from(sample_rate))).exp()
+}

@@ -1,0 +1,312 @@
+//! `normalize`: streaming level normalisation, an automatic gain control (SPEC §2).
+//!
+//! ```text
+//!  x ─┬────────────────────────────────────────────────(×)──▶ y
+//!     └▶ level detector ─▶ dB ─▶ target − level ─▶ clamp ─▶ smooth ─┘
+//!        (all channels)          (hold below −70 dBFS)      (attack fast, release slow)
+//! ```
+//! - `rms`: a one-pole average of the mean square with time constant `window_ms / 2`: a one-pole
+//!   with time constant τ averages about as much noise as a boxcar of 2τ, so this tracks the RMS
+//!   over roughly `window_ms`.
+//! - `peak`: a peak follower, instant attack, release with time constant `window_ms`.
+//!
+//! Both detectors always run, so switching `mode` live only changes which one steers the gain.
+//! The wanted gain is clamped to `[-60 dB, max_gain_db]`; while the level is below
+//! [`SILENCE_DBFS`] it is held, so pauses are not boosted into noise. The gain glides in dB,
+//! falling with time constant `window_ms / 20` (so a sudden loud passage is tamed quickly) and
+//! rising with `window_ms / 4`. The whole chain is plain arithmetic on the sample stream, so the
+//! output is deterministic and independent of how the stream is cut into blocks.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, number, CHUNK};
+use crate::buffer::AudioView;
+use crate::format::Format;
+use crate::node::{check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
+
+const TYPE: &str = "normalize";
+/// Below this level the gain is held rather than raised.
+pub const SILENCE_DBFS: f64 = -70.0;
+/// The most the gain may cut.
+pub const MIN_GAIN_DB: f64 = -60.0;
+
+/// Which level the target refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Sample peaks (a sine's peak is its amplitude).
+    Peak,
+    /// Root mean square (a sine's RMS is its amplitude / √2, 3.01 dB below its peak).
+    Rms,
+}
+
+/// Params of `normalize`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NormalizeParams {
+    /// Level to reach, -60..=0 dBFS.
+    pub target_dbfs: f64,
+    /// Level measure.
+    pub mode: Mode,
+    /// Detector window, 10..=5000 ms.
+    pub window_ms: f64,
+    /// Most boost applied, 0..=60 dB.
+    pub max_gain_db: f64,
+}
+
+impl Default for NormalizeParams {
+    fn default() -> Self {
+        NormalizeParams { target_dbfs: -3.0, mode: Mode::Rms, window_ms: 300.0, max_gain_db: 24.0 }
+    }
+}
+
+impl NormalizeParams {
+    fn check(self) -> Result<Self, NodeError> {
+        check_range(TYPE, "target_dbfs", self.target_dbfs, -60.0, 0.0)?;
+        check_range(TYPE, "window_ms", self.window_ms, 10.0, 5000.0)?;
+        check_range(TYPE, "max_gain_db", self.max_gain_db, 0.0, 60.0)?;
+        Ok(self)
+    }
+}
+
+/// The AGC; see the module docs.
+pub struct Normalize {
+    format: Format,
+    params: NormalizeParams,
+    rms_coef: f64,
+    peak_coef: f64,
+    attack_coef: f64,
+    release_coef: f64,
+    mean_square: f64,
+    peak: f64,
+    gain_db: f64,
+    scratch_ms: [f64; CHUNK],
+    scratch_peak: [f32; CHUNK],
+    gains: [f32; CHUNK],
+}
+
+impl Normalize {
+    /// Builds a normalizer for `input`.
+    pub fn new(params: &Value, input: Format) -> Result<Normalize, NodeError> {
+        let p: NormalizeParams = parse_params::<NormalizeParams>(TYPE, params)?.check()?;
+        let mut node = Normalize {
+            format: input,
+            params: p,
+            rms_coef: 0.0,
+            peak_coef: 0.0,
+            attack_coef: 0.0,
+            release_coef: 0.0,
+            mean_square: 0.0,
+            peak: 0.0,
+            gain_db: 0.0,
+            scratch_ms: [0.0; CHUNK],
+            scratch_peak: [0.0; CHUNK],
+            gains: [0.0; CHUNK],
+        };
+        node.apply(p);
+        Ok(node)
+    }
+
+    fn apply(&mut self, p: NormalizeParams) {
+        let (w, sr) = (p.window_ms, self.format.sample_rate);
+        self.params = p;
+        self.rms_coef = coef(w / 2.0, sr);
+        self.peak_coef = coef(w, sr);
+        self.attack_coef = coef(w / 20.0, sr);
+        self.release_coef = coef(w / 4.0, sr);
+    }
+
+    /// The gain applied to the latest frame, in dB.
+    pub fn gain_db(&self) -> f64 {
+        self.gain_db
+    }
+}
+
+impl NodeCore for Normalize {
+    fn node_type(&self) -> &'static str {
+        TYPE
+    }
+
+    fn output_format(&self) -> Format {
+        self.format
+    }
+
+    fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
+        // Every change only moves the gain's goal; the gain itself keeps gliding, so no clicks.
+        let mut p = self.params;
+        match name {
+            "target_dbfs" => p.target_dbfs = number(TYPE, name, value)?,
+            "window_ms" => p.window_ms = number(TYPE, name, value)?,
+            "max_gain_db" => p.max_gain_db = number(TYPE, name, value)?,
+            "mode" => p.mode = Mode::deserialize(value).map_err(|e| NodeError::params(TYPE, format!("mode: {e}")))?,
+            other => return Err(NodeError::params(TYPE, format!("no param '{other}'"))),
+        }
+        self.apply(p.check()?);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.mean_square = 0.0;
+        self.peak = 0.0;
+        self.gain_db = 0.0;
+    }
+}
+
+impl InPlaceNode for Normalize {
+    fn process(&mut self, view: &mut AudioView<'_>, _ctx: &mut Ctx<'_>) {
+        let p = self.params;
+        let frames = view.frames();
+        let mut start = 0;
+        while start < frames {
+            let len = CHUNK.min(frames - start);
+            frame_mean_squares(view, start, &mut self.scratch_ms[..len]);
+            frame_peaks(view, start, &mut self.scratch_peak[..len]);
+            for i in 0..len {
+                self.mean_square = self.scratch_ms[i] + self.rms_coef * (self.mean_square - self.scratch_ms[i]);
+                self.peak = f64::from(self.scratch_peak[i]).max(self.peak * self.peak_coef);
+                let level_db = match p.mode {
+                    Mode::Rms => 10.0 * self.mean_square.max(1e-30).log10(),
+                    Mode::Peak => 20.0 * self.peak.max(1e-15).log10(),
+                };
+                if level_db >= SILENCE_DBFS {
+                    let wanted = (p.target_dbfs - level_db).clamp(MIN_GAIN_DB, p.max_gain_db);
+                    let k = if wanted < self.gain_db { self.attack_coef } else { self.release_coef };
+                    self.gain_db = wanted + k * (self.gain_db - wanted);
+                } else if self.gain_db > p.max_gain_db {
+                    // A live lowering of max_gain_db still applies during silence.
+                    self.gain_db = p.max_gain_db + self.attack_coef * (self.gain_db - p.max_gain_db);
+                }
+                self.gains[i] = 10f64.powf(self.gain_db / 20.0) as f32;
+            }
+            apply_gains(view, start, &self.gains[..len]);
+            start += len;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{noise, rms_dbfs, run_in_place, sine};
+    use serde_json::json;
+
+    const RATE: u32 = 48_000;
+
+    fn mono() -> Format {
+        Format::new(RATE, 1).unwrap()
+    }
+
+    fn peak_dbfs(x: &[f32]) -> f64 {
+        20.0 * f64::from(x.iter().fold(0f32, |m, x| m.max(x.abs()))).log10()
+    }
+
+    #[test]
+    fn a_steady_sine_converges_to_the_target_within_two_windows() {
+        // -30 dBFS peak = -33.01 dBFS RMS; targets need +21 dB (rms) / +18 dB (peak).
+        let x = sine(997.0, RATE, 10f64.powf(-30.0 / 20.0), 2 * RATE as usize);
+        for window_ms in [100.0, 300.0] {
+            let w = (window_ms * f64::from(RATE) / 1000.0) as usize;
+            for (mode, measure) in [("rms", rms_dbfs as fn(&[f32]) -> f64), ("peak", peak_dbfs)] {
+                let params = json!({ "target_dbfs": -12, "mode": mode, "window_ms": window_ms });
+                let mut n = Normalize::new(&params, mono()).unwrap();
+                let y = run_in_place(&mut n, std::slice::from_ref(&x), 480).remove(0);
+                let level = measure(&y[2 * w..3 * w]);
+                assert!((level - -12.0).abs() < 0.5, "{mode}, {window_ms} ms: {level} dBFS");
+                let late = measure(&y[y.len() - w..]);
+                assert!((late - -12.0).abs() < 0.05, "{mode}, {window_ms} ms, settled: {late} dBFS");
+            }
+        }
+    }
+
+    #[test]
+    fn loud_input_is_turned_down() {
+        let x = sine(440.0, RATE, 0.9, RATE as usize);
+        let mut n = Normalize::new(&json!({ "target_dbfs": -20, "mode": "peak" }), mono()).unwrap();
+        let y = run_in_place(&mut n, &[x], 480).remove(0);
+        let tail = peak_dbfs(&y[RATE as usize / 2..]);
+        assert!((tail - -20.0).abs() < 0.1, "{tail}");
+    }
+
+    #[test]
+    fn near_silence_is_never_boosted_beyond_max_gain() {
+        for (amplitude, max_gain_db) in [(1e-3, 24.0), (1e-3, 6.0), (1e-4, 24.0), (1e-6, 60.0)] {
+            let x = noise(11, amplitude, RATE as usize);
+            let params = json!({ "max_gain_db": max_gain_db, "window_ms": 50 });
+            let mut n = Normalize::new(&params, mono()).unwrap();
+            let y = run_in_place(&mut n, std::slice::from_ref(&x), 480).remove(0);
+            let limit = 10f64.powf(max_gain_db / 20.0) * (1.0 + 1e-6);
+            for (x, y) in x.iter().zip(&y) {
+                assert!(f64::from(y.abs()) <= f64::from(x.abs()) * limit, "{amplitude}: {x} -> {y}");
+            }
+        }
+        // -80 dBFS noise is under the silence floor: the gain stays where it was (0 dB).
+        let x = noise(5, 1e-4, RATE as usize);
+        let mut n = Normalize::new(&json!({}), mono()).unwrap();
+        assert_eq!(run_in_place(&mut n, std::slice::from_ref(&x), 480).remove(0), x);
+    }
+
+    #[test]
+    fn stereo_channels_get_the_same_gain() {
+        let n = RATE as usize;
+        let left = sine(300.0, RATE, 0.05, n);
+        let right: Vec<f32> = noise(2, 0.2, n);
+        let half: Vec<f32> = left.iter().map(|x| x * 0.5).collect();
+        let stereo = Format::new(RATE, 2).unwrap();
+        let y = run_in_place(&mut Normalize::new(&json!({}), stereo).unwrap(), &[left.clone(), half], 480);
+        // Halving is exact in binary floating point, so one gain means exactly half the output.
+        assert!(y[0].iter().zip(&y[1]).all(|(a, b)| a * 0.5 == *b));
+        let y = run_in_place(&mut Normalize::new(&json!({}), stereo).unwrap(), &[left.clone(), right.clone()], 480);
+        for i in (0..n).step_by(97) {
+            if left[i].abs() > 1e-3 && right[i].abs() > 1e-3 {
+                let (g0, g1) = (y[0][i] / left[i], y[1][i] / right[i]);
+                assert!((g0 / g1 - 1.0).abs() < 1e-6, "frame {i}: {g0} vs {g1}");
+            }
+        }
+    }
+
+    #[test]
+    fn output_does_not_depend_on_tiling() {
+        let n = RATE as usize;
+        let burst: Vec<f32> =
+            sine(220.0, RATE, 0.02, n).iter().enumerate().map(|(i, x)| if i > n / 2 { x * 20.0 } else { *x }).collect();
+        let planes = vec![burst, noise(9, 0.01, n)];
+        let stereo = Format::new(RATE, 2).unwrap();
+        for mode in ["rms", "peak"] {
+            let run =
+                |tile| run_in_place(&mut Normalize::new(&json!({ "mode": mode }), stereo).unwrap(), &planes, tile);
+            let whole = run(n);
+            for tile in [1, 7, 480, 960, 1776] {
+                assert_eq!(run(tile), whole, "{mode}, tile {tile}");
+            }
+        }
+    }
+
+    #[test]
+    fn params_are_validated_and_changed_live() {
+        for bad in [
+            json!({ "target_dbfs": 1 }),
+            json!({ "target_dbfs": -61 }),
+            json!({ "window_ms": 5 }),
+            json!({ "max_gain_db": 61 }),
+            json!({ "mode": "lufs" }),
+            json!({ "gain": 1 }),
+        ] {
+            assert!(matches!(Normalize::new(&bad, mono()), Err(NodeError::BadParams { .. })), "{bad}");
+        }
+        let mut n = Normalize::new(&json!({}), mono()).unwrap();
+        assert!(n.set_param("mode", &json!("peak")).is_ok());
+        assert!(n.set_param("mode", &json!("x")).is_err());
+        assert!(n.set_param("window_ms", &json!(1e5)).is_err());
+        assert!(n.set_param("target_dbfs", &json!(-10)).is_ok());
+        // A target change glides: the output level moves without a jump.
+        let x = sine(1000.0, RATE, 0.1, RATE as usize);
+        let mut y = run_in_place(&mut n, &[x[..24_000].to_vec()], 480).remove(0);
+        n.set_param("target_dbfs", &json!(-30)).unwrap();
+        y.extend(run_in_place(&mut n, &[x[24_000..].to_vec()], 480).remove(0));
+        assert!((peak_dbfs(&y[20_000..24_000]) - -10.0).abs() < 0.1);
+        assert!((peak_dbfs(&y[44_000..]) - -30.0).abs() < 0.1);
+        let slope = 10f64.powf(-10.0 / 20.0) * 2.0 * std::f64::consts::PI * 1000.0 / f64::from(RATE);
+        assert!(y.windows(2).all(|w| f64::from((w[1] - w[0]).abs()) <= slope * 1.01));
+    }
+}
