@@ -6,12 +6,14 @@ use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
 pub mod gain;
+pub mod spectrum;
 pub mod vad;
 
 /// Every node type the engine knows, in SPEC §2 order.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
     "vad",
+    "spectrum",
 ];
 
 /// Builds a node of `node_type` from its params for an input of `input` format.
@@ -19,6 +21,7 @@ pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor
     Ok(match node_type {
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
         "vad" => Processor::Analysis(Box::new(vad::Vad::new(params, input)?)),
+        "spectrum" => Processor::Analysis(Box::new(spectrum::Spectrum::new(params, input)?)),
         other => return Err(NodeError::UnknownType(other.to_string())),
     })
 }
