@@ -1,11 +1,11 @@
 //! `spectrum`: short-time Fourier magnitudes as events (SPEC §2). Audio passes through untouched.
 //!
 //! ```text
-//!  ring of the last fft_size mono samples          every `hop` frames once full:
-//!  ┌──────────────────────────────────┐            oldest … newest  × periodic Hann ─▶ real FFT
-//!  │ … newest │ oldest …               │            ─▶ |X[k]| in dBFS ─▶ bins, or log-spaced bands
-//!  └──────────▲───────────────────────┘            ─▶ event "spectrum" at the newest sample
-//!            write
+//!  ring of fft_size mono samples            every `hop` frames, once full:
+//!  ┌─────────────────┬─────────────────┐    oldest … newest × periodic Hann ─▶ real FFT
+//!  │ … newest        │ oldest …        │    ─▶ |X[k]| in dBFS ─▶ bins, or log-spaced bands
+//!  └─────────────────▲─────────────────┘    ─▶ event "spectrum" at the newest sample
+//!                 ring_pos (next write)
 //! ```
 //!
 //! Scaling: a full-scale sine centred on bin k reads 0 dBFS at bin k. A periodic Hann window of
@@ -349,7 +349,7 @@ mod tests {
         for n in [256, 1024] {
             let x = noise(n + 300, n as u64);
             let mut s = spectrum(json!({ "fft_size": n, "hop": 100, "bands": 0 }), 48_000, 1);
-            let events = analyze_in_blocks(&mut s, &[x.clone()], 0);
+            let events = analyze_in_blocks(&mut s, std::slice::from_ref(&x), 0);
             // Windows end at n-1, n+99, n+199, n+299: the last one is the final state.
             assert_eq!(events.len(), 4);
             let last = &x[300..];
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn windows_are_emitted_every_hop_at_their_last_sample() {
         let x = noise(1000, 1);
-        let events = analyze_in_blocks(&mut spectrum(json!({ "fft_size": 256, "hop": 100 }), 16_000, 1), &[x.clone()], 0);
+        let events = analyze_in_blocks(&mut spectrum(json!({ "fft_size": 256, "hop": 100 }), 16_000, 1), std::slice::from_ref(&x), 0);
         let samples: Vec<u64> = events.iter().map(|e| e["sample"].as_u64().unwrap()).collect();
         assert_eq!(samples, vec![255, 355, 455, 555, 655, 755, 855, 955]);
         assert!(events.iter().all(|e| e["name"] == "spectrum"));
@@ -420,7 +420,7 @@ mod tests {
         let (rate, n) = (16_000, 1024);
         let x = noise(n, 7);
         let mut by_bin = spectrum(json!({ "fft_size": n, "bands": 0 }), rate, 1);
-        analyze_in_blocks(&mut by_bin, &[x.clone()], 0);
+        analyze_in_blocks(&mut by_bin, std::slice::from_ref(&x), 0);
         let mut s = spectrum(json!({ "fft_size": n, "bands": 16 }), rate, 1);
         let events = analyze_in_blocks(&mut s, &[x], 0);
         let edges = floats(&events[0]["data"]["band_edges_hz"]);
