@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
+pub mod dtmf;
 pub mod gain;
 pub mod spectrum;
 pub mod vad;
@@ -14,6 +15,7 @@ pub const NODE_TYPES: &[&str] = &[
     "gain",
     "vad",
     "spectrum",
+    "dtmf",
 ];
 
 /// Builds a node of `node_type` from its params for an input of `input` format.
@@ -22,6 +24,7 @@ pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
         "vad" => Processor::Analysis(Box::new(vad::Vad::new(params, input)?)),
         "spectrum" => Processor::Analysis(Box::new(spectrum::Spectrum::new(params, input)?)),
+        "dtmf" => Processor::Analysis(Box::new(dtmf::Dtmf::new(params, input)?)),
         other => return Err(NodeError::UnknownType(other.to_string())),
     })
 }
