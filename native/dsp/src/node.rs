@@ -107,7 +107,14 @@ impl Ctx<'_> {
     /// Emits `{"type":"event","node":…,"name":…,"frame":…,"sample":…,"data":…}` for an event at
     /// `offset` frames into the current block. `data` must write one JSON value (usually an object).
     pub fn emit(&mut self, name: &str, offset: usize, data: fmt::Arguments<'_>) {
-        let sample = ((self.position + offset as u64) as f64 * self.to_input_frames).round() as u64;
+        self.emit_at(name, self.position + offset as u64, data);
+    }
+
+    /// Like [`Ctx::emit`], but at `absolute_position` frames into this node's input stream, which
+    /// may lie in an earlier block: detectors that decide only after looking further (a VAD that
+    /// needs two voiced windows, a speech end after the hangover) date the event where it happened.
+    pub fn emit_at(&mut self, name: &str, absolute_position: u64, data: fmt::Arguments<'_>) {
+        let sample = (absolute_position as f64 * self.to_input_frames).round() as u64;
         // Writing to a String cannot fail.
         let _ = writeln!(
             self.events,
@@ -315,5 +322,27 @@ mod tests {
             "{\"type\":\"event\",\"node\":\"vad\",\"name\":\"speech_start\",\"frame\":12,\"sample\":5760,\"data\":{}}\n"
         );
         assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn events_can_be_dated_in_an_earlier_block() {
+        let mut events = String::new();
+        let mut count = 0;
+        let mut ctx = Ctx {
+            events: &mut events,
+            event_count: &mut count,
+            node_id: "vad",
+            frame: 12,
+            position: 1920,
+            to_input_frames: 3.0,
+        };
+        ctx.emit_at("speech_end", 1000, format_args!("{{\"duration_ms\":30}}"));
+        ctx.emit("speech_start", 5, format_args!("{{}}"));
+        assert_eq!(
+            events,
+            "{\"type\":\"event\",\"node\":\"vad\",\"name\":\"speech_end\",\"frame\":12,\"sample\":3000,\"data\":{\"duration_ms\":30}}\n\
+             {\"type\":\"event\",\"node\":\"vad\",\"name\":\"speech_start\",\"frame\":12,\"sample\":5775,\"data\":{}}\n"
+        );
+        assert_eq!(count, 2);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::buffer::AudioBuf;
 use crate::codec;
 use crate::format::MAX_CHANNELS;
-use crate::node::{BlockNode, Ctx, InPlaceNode};
+use crate::node::{AnalysisNode, BlockNode, Ctx, InPlaceNode};
 use crate::wav;
 
 /// A sine of `freq` Hz at `amplitude`, `frames` long.
@@ -208,6 +208,37 @@ pub fn run_in_place(node: &mut dyn InPlaceNode, planes: &[Vec<f32>], tile: usize
     }
     buf.set_shape(channels, frames);
     (0..channels).map(|c| buf.channel(c).to_vec()).collect()
+}
+
+/// Feeds `planes` to an analysis node in blocks of `block_frames` frames (0 = all in one block),
+/// then calls `finish`, and returns the events it emitted, parsed. Block `n` is message `n`.
+pub fn analyze_in_blocks(node: &mut dyn AnalysisNode, planes: &[Vec<f32>], block_frames: usize) -> Vec<serde_json::Value> {
+    let frames = planes.first().map_or(0, Vec::len);
+    let block = if block_frames == 0 { frames.max(1) } else { block_frames };
+    let mut log = EventLog::default();
+    let mut buf = AudioBuf::new(planes.len(), block);
+    let mut start = 0;
+    let mut message = 0;
+    while start < frames {
+        let n = block.min(frames - start);
+        buf.set_shape(planes.len(), n);
+        for (c, p) in planes.iter().enumerate() {
+            buf.channel_mut(c).copy_from_slice(&p[start..start + n]);
+        }
+        node.analyze(&buf, &mut log.ctx("n", message, start as u64));
+        start += n;
+        message += 1;
+    }
+    node.finish(&mut log.ctx("n", message, frames as u64));
+    log.parsed()
+}
+
+/// The `(name, sample, data)` of each event: what must not depend on how the stream was cut.
+pub fn timeline(events: &[serde_json::Value]) -> Vec<(String, u64, serde_json::Value)> {
+    events
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["sample"].as_u64().unwrap_or(u64::MAX), e["data"].clone()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::node::{NodeError, Processor};
 pub mod biquad;
 pub mod denoise;
 pub mod downmix;
+pub mod dtmf;
 mod dynamics;
 pub mod fault;
 pub mod gain;
@@ -18,20 +19,13 @@ pub mod limiter;
 pub mod noise_gate;
 pub mod normalize;
 pub mod resample;
+pub mod spectrum;
 pub mod upmix;
+pub mod vad;
 
 /// Every node type the engine knows, in SPEC §2 order.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
-    "downmix",
-    "upmix",
-    "resample",
-    "normalize",
-    "biquad",
-    "limiter",
-    "noise_gate",
-    "denoise",
-    "level",
 ];
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
@@ -45,6 +39,9 @@ pub fn enable_fault_nodes() {
 pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor, NodeError> {
     Ok(match node_type {
         "gain" => Processor::InPlace(Box::new(gain::Gain::new(params, input)?)),
+        "vad" => Processor::Analysis(Box::new(vad::Vad::new(params, input)?)),
+        "spectrum" => Processor::Analysis(Box::new(spectrum::Spectrum::new(params, input)?)),
+        "dtmf" => Processor::Analysis(Box::new(dtmf::Dtmf::new(params, input)?)),
         "downmix" => Processor::InPlace(Box::new(downmix::Downmix::new(params, input)?)),
         "upmix" => Processor::InPlace(Box::new(upmix::Upmix::new(params, input)?)),
         "normalize" => Processor::InPlace(Box::new(normalize::Normalize::new(params, input)?)),
