@@ -146,7 +146,7 @@ export const nodeDefinitions = {
           : [
               {
                 param: 'frequency',
-                message: `frequency ${p.frequency} Hz must be below 0.49 × ${input.sample_rate} Hz = ${0.49 * input.sample_rate} Hz`,
+                message: `frequency ${p.frequency} Hz must be below 0.49 × ${input.sample_rate} Hz = ${(0.49 * input.sample_rate).toFixed(1)} Hz`,
               },
             ],
     }),
@@ -180,7 +180,8 @@ export const nodeDefinitions = {
     description: 'Voice activity detection; audio passes through.',
     params: z.strictObject({
       aggressiveness: int(0, 3, '0 = least, 3 = most aggressive at calling audio non-speech').default(2),
-      hangover_ms: num(0, 5_000, 'speech kept on this long after the last voiced frame, in ms').default(300),
+      // Whole milliseconds: the engine reads it as an unsigned integer (native/dsp/src/nodes/vad.rs).
+      hangover_ms: int(0, 5_000, 'speech kept on this long after the last voiced frame, in ms').default(300),
     }),
     events: ['speech_start', 'speech_end'],
     // WebRTC-style VAD models exist for these rates only.

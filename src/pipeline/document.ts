@@ -143,7 +143,9 @@ export function readDocument(input: unknown, options: ReadOptions = {}): Documen
   const declared_ids: Array<string | undefined> = [];
   rawNodes.forEach((raw: unknown, i) => {
     const node = nodeSpecSchema.safeParse(raw);
-    if (node.success) nodes.push(node.data);
+    // zod's record drops a `__proto__` key; the params schema must see (and reject) every key given.
+    if (node.success)
+      nodes.push(isRecord(raw) && isRecord(raw.params) ? { ...node.data, params: raw.params } : node.data);
     else {
       nodes.push(undefined);
       errors.push(...fromZodIssues(node.error.issues, ['nodes', i], 'RM_PIPE_SCHEMA'));

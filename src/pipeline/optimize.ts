@@ -32,9 +32,7 @@ export interface Optimized {
   readonly applied: string[];
 }
 
-const GAIN_DB_MIN = -96;
-const GAIN_DB_MAX = 48;
-
+/** Runs the passes the flags turn on over a validated graph (nodes each after its input, formats filled). */
 export function optimize(
   start: Omit<Graph, 'nodes'> & { nodes: readonly PlanSingleNode[] },
   flags: OptimizationOptions,
@@ -142,7 +140,7 @@ function foldableGain(graph: Graph, node: PlanSingleNode): PlanSingleNode | unde
   const next = consumers[0];
   if (consumers.length !== 1 || next === undefined || next.type !== 'gain') return undefined;
   const db = (node.params.db as number) + (next.params.db as number);
-  return db >= GAIN_DB_MIN && db <= GAIN_DB_MAX ? next : undefined;
+  return nodeDefinitions.gain.params.safeParse({ db }).success ? next : undefined;
 }
 
 function reorder(graph: Graph, applied: string[]): void {

@@ -56,7 +56,7 @@ export const paramsOf: { readonly [T in NodeType]: fc.Arbitrary<Params> } = {
   limiter: some({ ceiling_dbfs: num(-60, 0), release_ms: num(1, 5_000) }),
   noise_gate: some({ threshold_dbfs: num(-120, 0), attack_ms: num(0.1, 1_000), release_ms: num(1, 5_000) }),
   denoise: fc.constant({}),
-  vad: some({ aggressiveness: int(0, 3), hangover_ms: num(0, 5_000) }),
+  vad: some({ aggressiveness: int(0, 3), hangover_ms: int(0, 5_000) }),
   spectrum: fc.constantFrom(256, 512, 1_024, 2_048, 4_096, 8_192).chain((fft_size) =>
     some({ fft_size: fc.constant(fft_size), hop: int(1, fft_size), bands: int(0, 512) }).map((p) =>
       // A hop beyond the default fft_size (1024) needs its fft_size given.

@@ -97,6 +97,7 @@ describe('node catalog', () => {
     ['vad', { aggressiveness: 4 }],
     ['vad', { aggressiveness: 1.5 }],
     ['vad', { hangover_ms: 5001 }],
+    ['vad', { hangover_ms: 300.5 }],
     ['spectrum', { fft_size: 1000 }],
     ['spectrum', { fft_size: 16384 }],
     ['spectrum', { hop: 0 }],

@@ -371,6 +371,15 @@ describe('validatePipeline', () => {
     );
   });
 
+  it('treats prototype names as plain strings', () => {
+    const text =
+      '{"name":"t","nodes":[{"id":"constructor","type":"toString","params":{"__proto__":{"db":1}}},{"id":"g","type":"gain","params":{"__proto__":1}}]}';
+    expect(problems(text, { contentType: 'application/json' }).sort()).toEqual([
+      'RM_PIPE_BAD_PARAMS /nodes/1/params/__proto__',
+      'RM_PIPE_UNKNOWN_TYPE /nodes/0/type',
+    ]);
+  });
+
   it('escapes JSON pointer segments (RFC 6901)', () => {
     const result = validatePipeline(doc([{ id: 'g', type: 'gain', params: { 'a/b~c': 1 } }]));
     expect(result.ok ? [] : result.errors.map((e) => e.path)).toEqual(['/nodes/0/params/a~1b~0c']);
