@@ -35,6 +35,7 @@ const settings = {
   SESSION_QUEUE_MS: int(1, 60_000).default(200),
   MAX_UPLOAD_BYTES: int(1024, 4096 * MiB).default(64 * MiB),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  MAX_MESSAGES_PER_SEC: int(1, 1_000_000).default(1000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -61,6 +62,8 @@ export interface Config {
   readonly maxUploadBytes: number;
   /** How long a graceful shutdown may take before the process exits anyway. */
   readonly shutdownGraceMs: number;
+  /** Per-session WebSocket message rate limit (token bucket, burst of one second). */
+  readonly maxMessagesPerSec: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -129,6 +132,7 @@ export function loadConfig(
     sessionQueueMs: v.SESSION_QUEUE_MS,
     maxUploadBytes: v.MAX_UPLOAD_BYTES,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    maxMessagesPerSec: v.MAX_MESSAGES_PER_SEC,
   });
 }
 
@@ -147,4 +151,5 @@ export const settingHelp: Record<SettingName, string> = {
   SESSION_QUEUE_MS: 'audio a session may queue before the oldest frames drop (default 200)',
   MAX_UPLOAD_BYTES: 'largest request body, e.g. a WAV to /process (default 64 MiB)',
   SHUTDOWN_GRACE_MS: 'time a graceful shutdown may take before exit is forced (default 10000)',
+  MAX_MESSAGES_PER_SEC: 'WebSocket messages per second one session may send (default 1000)',
 };

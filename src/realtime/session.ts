@@ -348,7 +348,12 @@ export class StreamSession {
     };
   }
 
-  /** Bytes per message-second of output, for the slow-reader limit. */
+  /** Bytes the transport holds for this client, unsent. */
+  bufferedAmount(): number {
+    return this.socket.bufferedAmount();
+  }
+
+  /** Bytes per second of output audio, for the slow-reader limit. */
   outputBytesPerSecond(): number {
     const o = this.output;
     return o ? o.sample_rate * o.channels * bytesPerSample[o.encoding] : 0;

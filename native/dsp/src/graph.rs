@@ -99,7 +99,8 @@ pub struct Graph {
     input_format: Format,
     input: AudioBuf,
     steps: Vec<Step>,
-    output_step: usize,
+    /// The step whose audio is the output; `None` passes the input through.
+    output_step: Option<usize>,
     /// Message number of the block being processed.
     frame: u64,
     events: String,
@@ -178,13 +179,19 @@ impl Graph {
             };
             steps.push(Step { id: node.id.clone(), source, analysis, stages, out, scratch, output_format: format });
         }
-        let output_step = steps
-            .iter()
-            .position(|s| s.id == plan.output)
-            .ok_or_else(|| GraphError::Plan(format!("output '{}' is not a node of the plan", plan.output)))?;
-        if steps[output_step].analysis {
-            return Err(GraphError::Plan(format!("output '{}' is an analysis node", plan.output)));
-        }
+        let output_step = match &plan.output {
+            None => None,
+            Some(id) => {
+                let i = steps
+                    .iter()
+                    .position(|s| &s.id == id)
+                    .ok_or_else(|| GraphError::Plan(format!("output '{id}' is not a node of the plan")))?;
+                if steps[i].analysis {
+                    return Err(GraphError::Plan(format!("output '{id}' is an analysis node")));
+                }
+                Some(i)
+            }
+        };
         let mut input = AudioBuf::new(input_format.channels, max_block_frames);
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
@@ -205,7 +212,7 @@ impl Graph {
 
     /// Format of the output audio.
     pub fn output_format(&self) -> Format {
-        self.steps[self.output_step].output_format
+        self.output_step.map_or(self.input_format, |i| self.steps[i].output_format)
     }
 
     /// The input buffer, to decode a block into; call [`Graph::run`] after filling it.
@@ -278,7 +285,7 @@ impl Graph {
 
     /// Output audio of the last block (planar, in the output format).
     pub fn output(&self) -> &AudioBuf {
-        &self.steps[self.output_step].out
+        self.output_step.map_or(&self.input, |i| &self.steps[i].out)
     }
 
     /// Event messages of the last block, one JSON text per line.
@@ -319,7 +326,7 @@ impl Graph {
         }
         // Walk back from the output; convert each node's delay to seconds and sum.
         let mut total_ms = 0.0;
-        let mut at = Some(self.output_step);
+        let mut at = self.output_step;
         while let Some(i) = at {
             for st in &self.steps[i].stages {
                 let core = st.proc.core();

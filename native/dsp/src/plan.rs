@@ -23,8 +23,10 @@ pub struct Plan {
     pub input: Format,
     /// Nodes in topological order.
     pub nodes: Vec<PlanNode>,
-    /// Id of the node whose audio goes back to the client.
-    pub output: String,
+    /// Id of the node whose audio goes back to the client; `None` (an analysis-only pipeline)
+    /// sends the session input back unchanged.
+    #[serde(default)]
+    pub output: Option<String>,
     /// Scheduling hints (SPEC §2 `execution`).
     #[serde(default)]
     pub execution: Execution,
