@@ -1,0 +1,67 @@
+/**
+ * The realtime protocol on the main port, through `@fastify/websocket` (SPEC §1, §4).
+ */
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { WebSocket } from 'ws';
+import { sendProblem } from '../../plugins/problems.js';
+import type { SessionRegistry } from '../registry.js';
+import { type PipelineRef, type Socket, StreamSession } from '../session.js';
+
+function adapt(ws: WebSocket): Socket {
+  return {
+    sendText: (text) => {
+      if (ws.readyState === ws.OPEN) ws.send(text);
+    },
+    sendBinary: (data) => {
+      if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
+    },
+    close: (code, reason) => ws.close(code, reason),
+    bufferedAmount: () => ws.bufferedAmount,
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    streamPipeline?: PipelineRef;
+  }
+}
+
+export const fastifyTransport = fp(
+  async (app: FastifyInstance, opts: { registry: SessionRegistry }) => {
+    const { registry } = opts;
+    // RFC 6455 §7.4.1: ws closes oversized messages with 1009 (SPEC §4.7).
+    await app.register(websocket, { options: { maxPayload: app.config.maxFrameBytes } });
+    app.get<{ Params: { id: string } }>(
+      '/v1/pipelines/:id/stream',
+      {
+        websocket: true,
+        // SPEC §4.1: every refusal happens before the upgrade.
+        preValidation: async (request, reply) => {
+          const admission = registry.admit(request.url, request.headers);
+          if (!admission.ok) {
+            if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
+            return sendProblem(reply, admission.status, admission.code, admission.message);
+          }
+          request.streamPipeline = admission.pipeline;
+        },
+      },
+      (socket, request) => {
+        const pipeline = request.streamPipeline;
+        if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+        const session = new StreamSession(adapt(socket), registry.deps, pipeline, 'ws');
+        registry.add(session);
+        // Attached synchronously: @fastify/websocket drops messages that arrive before a listener.
+        socket.on('message', (data: Buffer, isBinary: boolean) => {
+          if (isBinary) session.onBinary(data);
+          else session.onText(data.toString('utf8'));
+        });
+        socket.on('close', () => session.onClose());
+        // Without an 'error' listener, one malformed frame from a client would end the process.
+        socket.on('error', (err) => request.log.debug({ err, session: session.id }, 'websocket error'));
+      },
+    );
+  },
+  { name: 'remotemedia-realtime-fastify', dependencies: ['remotemedia-problems'] },
+);
