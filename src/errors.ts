@@ -17,6 +17,11 @@ export const errorCatalog = {
   RM_ERR_SESSION_CLOSED: { status: 409, title: 'Session has ended' },
   RM_ERR_SESSION_FAILED: { status: 500, title: 'Session failed' },
   RM_ERR_NATIVE: { status: 500, title: 'Native engine failure' },
+  RM_ERR_PIPELINE_NOT_FOUND: { status: 404, title: 'Pipeline not found' },
+  RM_ERR_PRECONDITION_FAILED: { status: 412, title: 'Pipeline version does not match If-Match' },
+  RM_ERR_BAD_CURSOR: { status: 400, title: 'Invalid pagination cursor' },
+  RM_ERR_STORE_BUSY: { status: 503, title: 'Pipeline store is busy' },
+  RM_ERR_STORE: { status: 500, title: 'Pipeline store failure' },
   RM_ERR_INTERNAL: { status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
