@@ -4,7 +4,11 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
+import { authPlugin } from './plugins/auth.js';
+import { enginePlugin } from './plugins/engine.js';
 import { problemsPlugin } from './plugins/problems.js';
+import { realtimePlugin } from './plugins/realtime.js';
+import { storePlugin } from './plugins/store.js';
 import { healthRoutes } from './routes/health/index.js';
 
 export interface AppOptions {
@@ -22,6 +26,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.decorate('config', config);
 
   await app.register(problemsPlugin);
+  await app.register(authPlugin);
+  await app.register(storePlugin);
+  await app.register(enginePlugin);
+  await app.register(realtimePlugin);
   await app.register(healthRoutes);
 
   return app;

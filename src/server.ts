@@ -6,11 +6,14 @@ import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
+import { startUwsListener, type UwsListener, uwsIsNative } from './realtime/transports/uws.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   /** The bound HTTP address, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** The uWebSockets.js realtime listener, when RT_PORT is not 0. */
+  rt: UwsListener | undefined;
   close(): Promise<void>;
 }
 
@@ -21,7 +24,23 @@ export async function startServer(config: Config): Promise<RunningServer> {
     app.log.warn('API_KEYS is empty: every route is open without authentication');
   }
   const url = await app.listen({ port: config.port, host: config.host });
-  return { app, url, close: () => app.close() };
+  let rt: UwsListener | undefined;
+  if (config.rtPort !== 0) {
+    if (!uwsIsNative)
+      app.log.warn('uWebSockets.js has no native binary for this Node.js; using its JS fallback');
+    rt = await startUwsListener(app.realtime, config.host, config.rtPort);
+    app.log.info({ port: rt.port, native: uwsIsNative }, 'uWebSockets.js realtime listener started');
+  }
+  return {
+    app,
+    url,
+    rt,
+    // app.close() drains sessions of both transports (preClose hook) before the listeners go away.
+    close: async () => {
+      await app.close();
+      rt?.close();
+    },
+  };
 }
 
 /** Installs the signal handlers: graceful close on the first signal, forced exit on the second. */

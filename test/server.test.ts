@@ -3,12 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import { testApp } from './support/app.js';
 
 describe('app', () => {
   it('answers /healthz', async () => {
-    const app = await buildApp(loadConfig({}, []), { logger: false });
+    const app = await testApp();
     const res = await app.inject({ method: 'GET', url: '/healthz' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ok' });
@@ -16,7 +15,7 @@ describe('app', () => {
   });
 
   it('answers unknown routes with problem+json', async () => {
-    const app = await buildApp(loadConfig({}, []), { logger: false });
+    const app = await testApp();
     const res = await app.inject({ method: 'GET', url: '/nope' });
     expect(res.statusCode).toBe(404);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);

@@ -63,7 +63,11 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; co
 /** Parses one text message. Never throws. */
 export function parseClientMessage(text: string): ParseResult {
   if (text.length > MAX_TEXT_BYTES) {
-    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: `text messages are limited to ${MAX_TEXT_BYTES} bytes` };
+    return {
+      ok: false,
+      code: 'RM_ERR_BAD_MESSAGE',
+      message: `text messages are limited to ${MAX_TEXT_BYTES} bytes`,
+    };
   }
   let json: unknown;
   try {
@@ -73,16 +77,28 @@ export function parseClientMessage(text: string): ParseResult {
   }
   const type = (json as { type?: unknown } | null)?.type;
   if (typeof json !== 'object' || json === null || typeof type !== 'string') {
-    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: 'message must be an object with a string "type"' };
+    return {
+      ok: false,
+      code: 'RM_ERR_BAD_MESSAGE',
+      message: 'message must be an object with a string "type"',
+    };
   }
   if (!['start', 'params', 'flush', 'stop', 'ping'].includes(type)) {
-    return { ok: false, code: 'RM_ERR_UNKNOWN_MESSAGE', message: `unknown message type "${type.slice(0, 32)}"` };
+    return {
+      ok: false,
+      code: 'RM_ERR_UNKNOWN_MESSAGE',
+      message: `unknown message type "${type.slice(0, 32)}"`,
+    };
   }
   const parsed = clientMessage.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? ` at /${issue.path.join('/')}` : '';
-    return { ok: false, code: 'RM_ERR_BAD_MESSAGE', message: `${issue?.message ?? 'invalid message'}${where}` };
+    return {
+      ok: false,
+      code: 'RM_ERR_BAD_MESSAGE',
+      message: `${issue?.message ?? 'invalid message'}${where}`,
+    };
   }
   return { ok: true, message: parsed.data };
 }

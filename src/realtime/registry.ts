@@ -36,7 +36,10 @@ export class SessionRegistry {
   constructor(
     readonly deps: RealtimeDeps,
     private readonly lookup: PipelineLookup,
-    private readonly authorize: (headers: Record<string, string | string[] | undefined>, url: string) => boolean,
+    private readonly authorize: (
+      headers: Record<string, string | string[] | undefined>,
+      url: string,
+    ) => boolean,
   ) {
     this.stallTimer = setInterval(() => this.checkStalls(), STALL_CHECK_MS);
     this.stallTimer.unref();
@@ -54,10 +57,21 @@ export class SessionRegistry {
     const id = pipelineIdOf(url);
     const pipeline = id === undefined ? undefined : this.lookup(id);
     if (pipeline === undefined) {
-      return { ok: false, status: 404, code: 'RM_ERR_PIPELINE_NOT_FOUND', message: `no pipeline '${id ?? ''}'` };
+      return {
+        ok: false,
+        status: 404,
+        code: 'RM_ERR_PIPELINE_NOT_FOUND',
+        message: `no pipeline '${id ?? ''}'`,
+      };
     }
     if (this.draining) {
-      return { ok: false, status: 503, code: 'RM_ERR_DRAINING', message: 'server is shutting down', retryAfter: 5 };
+      return {
+        ok: false,
+        status: 503,
+        code: 'RM_ERR_DRAINING',
+        message: 'server is shutting down',
+        retryAfter: 5,
+      };
     }
     if (this.sessions.size >= this.deps.config.maxSessions) {
       return {

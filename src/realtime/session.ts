@@ -9,7 +9,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
 import { RemoteMediaError } from '../errors.js';
-import { type Engine, type EngineOutput, type EngineSession, OutputKind, type SessionStats } from '../native.js';
+import {
+  type Engine,
+  type EngineOutput,
+  type EngineSession,
+  OutputKind,
+  type SessionStats,
+} from '../native.js';
 import {
   bytesPerSample,
   CloseCode,
@@ -41,7 +47,9 @@ export interface PipelineRef {
 export type Planner = (
   definition: unknown,
   input: { sample_rate: number; channels: number },
-) => { ok: true; plan: object } | { ok: false; errors: Array<{ path: string; code: string; message: string }> };
+) =>
+  | { ok: true; plan: object }
+  | { ok: false; errors: ReadonlyArray<{ path: string; code: string; message: string }> };
 
 /** Hooks for Prometheus; see plugins/metrics.ts. */
 export interface RealtimeMetrics {
@@ -86,7 +94,13 @@ export interface SessionInfo {
 
 function summary(p: SessionStats['process'] | undefined): LatencySummary {
   const ms = (us: number | undefined) => Math.round((us ?? 0) * 1000) / 1e6;
-  return { p50_ms: ms(p?.p50Us), p95_ms: ms(p?.p95Us), p99_ms: ms(p?.p99Us), max_ms: ms(p?.maxUs), count: p?.count ?? 0 };
+  return {
+    p50_ms: ms(p?.p50Us),
+    p95_ms: ms(p?.p95Us),
+    p99_ms: ms(p?.p99Us),
+    max_ms: ms(p?.maxUs),
+    count: p?.count ?? 0,
+  };
 }
 
 export class StreamSession {
@@ -125,7 +139,9 @@ export class StreamSession {
   }
 
   private error(code: string, message: string, frame?: number): void {
-    this.send(frame === undefined ? { type: 'error', code, message } : { type: 'error', code, message, frame });
+    this.send(
+      frame === undefined ? { type: 'error', code, message } : { type: 'error', code, message, frame },
+    );
   }
 
   /** Closes the socket and releases the engine session. Idempotent. */
@@ -181,7 +197,10 @@ export class StreamSession {
         this.native.setParams(m.node, m.params, tag);
       } catch (err) {
         this.pendingParams.delete(tag);
-        this.error(err instanceof RemoteMediaError ? err.code : 'RM_ERR_BAD_PARAMS', String((err as Error).message));
+        this.error(
+          err instanceof RemoteMediaError ? err.code : 'RM_ERR_BAD_PARAMS',
+          String((err as Error).message),
+        );
       }
     } else if (m.type === 'flush') {
       this.native.flush();
@@ -216,11 +235,18 @@ export class StreamSession {
         (out) => this.onOutput(out),
       );
     } catch (err) {
-      this.error(err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE', String((err as Error).message));
+      this.error(
+        err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE',
+        String((err as Error).message),
+      );
       return;
     }
     this.input = m.input;
-    this.output = { encoding: outputEncoding, sample_rate: this.native.info.sampleRate, channels: this.native.info.channels };
+    this.output = {
+      encoding: outputEncoding,
+      sample_rate: this.native.info.sampleRate,
+      channels: this.native.info.channels,
+    };
     this.state = 'streaming';
     this.send({
       type: 'ready',

@@ -2,8 +2,9 @@
  * The realtime protocol on `RT_PORT`, through uWebSockets.js (SPEC §1, §4): same paths, same
  * protocol, same sessions as the main port, with less overhead per message.
  */
-import { createRequire } from 'node:module';
+
 import type { TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { createRequire } from 'node:module';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 
@@ -53,7 +54,11 @@ export interface UwsListener {
 }
 
 /** Starts the uWebSockets.js listener. Resolves once it listens (port 0 picks a free port). */
-export function startUwsListener(registry: SessionRegistry, host: string, port: number): Promise<UwsListener> {
+export function startUwsListener(
+  registry: SessionRegistry,
+  host: string,
+  port: number,
+): Promise<UwsListener> {
   const maxFrameBytes = registry.deps.config.maxFrameBytes;
   const app: TemplatedApp = uws.App().ws<UserData>('/v1/pipelines/:id/stream', {
     // RFC 6455 §7.4.1 / SPEC §4.7: bigger messages close the socket with 1009.
@@ -82,12 +87,19 @@ export function startUwsListener(registry: SessionRegistry, host: string, port: 
         res.cork(() => {
           res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
           res.writeHeader('content-type', 'application/problem+json');
-          if (admission.retryAfter !== undefined) res.writeHeader('retry-after', String(admission.retryAfter));
+          if (admission.retryAfter !== undefined)
+            res.writeHeader('retry-after', String(admission.retryAfter));
           res.end(body);
         });
         return;
       }
-      res.upgrade<UserData>({ pipeline: admission.pipeline, closed: false }, key, protocol, extensions, context);
+      res.upgrade<UserData>(
+        { pipeline: admission.pipeline, closed: false },
+        key,
+        protocol,
+        extensions,
+        context,
+      );
     },
     open: (ws) => {
       const data = ws.getUserData();

@@ -1,0 +1,44 @@
+/**
+ * The realtime plane (SPEC §4): the session registry shared by both transports, the
+ * @fastify/websocket transport on the main port, and draining on close (SPEC §4.8).
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { planWithEngine } from '../planner.js';
+import { SessionRegistry } from '../realtime/registry.js';
+import type { RealtimeMetrics } from '../realtime/session.js';
+import { fastifyTransport } from '../realtime/transports/fastify.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    realtime: SessionRegistry;
+  }
+}
+
+export const realtimePlugin = fp(
+  async (app: FastifyInstance, opts: { metrics?: RealtimeMetrics }) => {
+    const registry = new SessionRegistry(
+      {
+        config: app.config,
+        engine: app.engine,
+        plan: (definition, input) => planWithEngine(definition, { inputFormat: input }),
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      },
+      (id) => {
+        const p = app.store.get(id);
+        return p && { id: p.id, version: p.version, definition: p.definition };
+      },
+      app.authorize,
+    );
+    app.decorate('realtime', registry);
+    await app.register(fastifyTransport, { registry });
+    // Sessions drain before the engine and the server go away (hooks run in reverse order).
+    app.addHook('preClose', async () => {
+      await registry.drain(app.config.shutdownGraceMs);
+    });
+  },
+  {
+    name: 'remotemedia-realtime',
+    dependencies: ['remotemedia-engine', 'remotemedia-store', 'remotemedia-auth'],
+  },
+);
