@@ -215,7 +215,10 @@ export class StreamSession {
       this.error('RM_ERR_ALREADY_STARTED', 'the session has already started');
       return;
     }
-    const planned = this.deps.plan(this.pipeline.definition, m.input);
+    const planned = this.deps.plan(this.pipeline.definition, {
+      sample_rate: m.input.sample_rate,
+      channels: m.input.channels,
+    });
     if (!planned.ok) {
       const first = planned.errors[0];
       this.send({

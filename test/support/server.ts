@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { startUwsListener, type UwsListener } from '../../src/realtime/transports/uws.js';
+import { testApp } from './app.js';
+
+export interface Running {
+  app: FastifyInstance;
+  /** ws:// base URL per transport. */
+  base: { ws: string; uws: string };
+  uws: UwsListener;
+  close(): Promise<void>;
+}
+
+/** A listening app with both realtime transports on free loopback ports. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<Running> {
+  const app = await testApp(env);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const uws = await startUwsListener(app.realtime, '127.0.0.1', 0);
+  return {
+    app,
+    base: { ws: `ws://127.0.0.1:${port}`, uws: `ws://127.0.0.1:${uws.port}` },
+    uws,
+    close: async () => {
+      await app.close();
+      uws.close();
+    },
+  };
+}
+
+/** The five-node speech front end of the issue: downmix, resample 48k→16k, gain, normalize, vad. */
+export const asrFrontEnd = {
+  name: 'asr-frontend',
+  nodes: [
+    { id: 'mono', type: 'downmix' },
+    { id: 'resample', type: 'resample', params: { sample_rate: 16000, quality: 'high' } },
+    { id: 'gain', type: 'gain', params: { db: -3 } },
+    { id: 'norm', type: 'normalize', params: { target_dbfs: -3 } },
+    { id: 'vad', type: 'vad', inputs: ['norm'] },
+  ],
+  output: 'norm',
+};
+
+/** Stores a pipeline document and returns its id. */
+export function storePipeline(app: FastifyInstance, definition: Record<string, unknown>): string {
+  return app.store.create({
+    name: String(definition.name),
+    definition,
+    source: JSON.stringify(definition),
+    contentType: 'application/json',
+  }).id;
+}
