@@ -31,11 +31,8 @@ export const realtimePlugin = fp(
       app.authorize,
     );
     app.decorate('realtime', registry);
+    // The transport's preClose drains the registry (both transports) before the server goes away.
     await app.register(fastifyTransport, { registry });
-    // Sessions drain before the engine and the server go away (hooks run in reverse order).
-    app.addHook('preClose', async () => {
-      await registry.drain(app.config.shutdownGraceMs);
-    });
   },
   {
     name: 'remotemedia-realtime',

@@ -190,23 +190,34 @@ export class StreamSession {
           return;
         }
     }
+    const native = this.native;
     if (m.type === 'params') {
       const tag = ++this.paramsTag;
       this.pendingParams.set(tag, { node: m.node, params: m.params });
-      try {
-        this.native.setParams(m.node, m.params, tag);
-      } catch (err) {
-        this.pendingParams.delete(tag);
-        this.error(
-          err instanceof RemoteMediaError ? err.code : 'RM_ERR_BAD_PARAMS',
-          String((err as Error).message),
-        );
-      }
+      if (!this.guard(() => native.setParams(m.node, m.params, tag))) this.pendingParams.delete(tag);
     } else if (m.type === 'flush') {
-      this.native.flush();
+      this.guard(() => native.flush());
     } else if (m.type === 'stop') {
       this.state = 'stopping';
-      this.native.stop();
+      this.guard(() => native.stop());
+    }
+  }
+
+  /**
+   * Runs a call into the engine session. If the engine has already ended the session (a node panicked
+   * and its Failed output is on its way), the call is moot: that output closes the socket.
+   */
+  private guard(fn: () => void): boolean {
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      if (err instanceof RemoteMediaError && err.code === 'RM_ERR_SESSION_CLOSED') return false;
+      this.error(
+        err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE',
+        String((err as Error).message),
+      );
+      return false;
     }
   }
 
@@ -270,12 +281,29 @@ export class StreamSession {
       return;
     }
     if (this.state !== 'streaming' || this.native === undefined || !this.admit()) return;
-    const frame = this.framesReceived++;
+    if (data.byteLength > this.deps.config.maxFrameBytes) {
+      // RFC 6455 §7.4.1 / SPEC §4.7: 1009 = message too big.
+      this.closeWith(
+        CloseCode.MessageTooBig,
+        `binary messages are limited to ${this.deps.config.maxFrameBytes} bytes`,
+      );
+      return;
+    }
+    const frame = this.framesReceived;
     this.receivedAt[frame % TIMING_RING] = performance.now();
-    const dropped = this.native.push(data);
+    const native = this.native;
+    let dropped: number[] | null = null;
+    if (
+      !this.guard(() => {
+        dropped = native.push(data);
+      })
+    )
+      return;
+    this.framesReceived++;
     if (dropped !== null) {
-      this.send({ type: 'dropped', frames: dropped });
-      this.deps.metrics?.dropped(this.transport, dropped.length);
+      const frames: number[] = dropped;
+      this.send({ type: 'dropped', frames });
+      this.deps.metrics?.dropped(this.transport, frames.length);
     }
   }
 
@@ -305,10 +333,12 @@ export class StreamSession {
         else if (pending) this.send({ type: 'params_applied', node: pending.node, params: pending.params });
         return;
       }
-      case OutputKind.Stopped:
+      case OutputKind.Stopped: {
         this.send({ type: 'stats', ...this.statsMessage() });
-        this.closeWith(CloseCode.Normal, 'stopped');
+        const { code, reason } = this.endCode ?? { code: CloseCode.Normal, reason: 'stopped' };
+        this.closeWith(code, reason);
         return;
+      }
       case OutputKind.Failed:
         this.error(out.errorCode ?? 'RM_ERR_SESSION_FAILED', out.errorMessage ?? 'session failed');
         this.closeWith(CloseCode.InternalError, 'session failed');
@@ -361,10 +391,6 @@ export class StreamSession {
 
   private statsMessage() {
     const s = this.native?.stats() ?? this.finalStats;
-    if (this.endCode) {
-      const { code, reason } = this.endCode;
-      queueMicrotask(() => this.closeWith(code, reason));
-    }
     return {
       session_id: this.id,
       frames_in: s?.framesIn ?? 0,

@@ -31,8 +31,15 @@ declare module 'fastify' {
 export const fastifyTransport = fp(
   async (app: FastifyInstance, opts: { registry: SessionRegistry }) => {
     const { registry } = opts;
-    // RFC 6455 §7.4.1: ws closes oversized messages with 1009 (SPEC §4.7).
-    await app.register(websocket, { options: { maxPayload: app.config.maxFrameBytes } });
+    await app.register(websocket, {
+      // RFC 6455 §7.4.1: ws closes oversized messages with 1009 (SPEC §4.7).
+      options: { maxPayload: app.config.maxFrameBytes },
+      // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
+      // 1001 — instead of the plugin's default of closing every socket at once.
+      preClose: async () => {
+        await registry.drain(app.config.shutdownGraceMs);
+      },
+    });
     app.get<{ Params: { id: string } }>(
       '/v1/pipelines/:id/stream',
       {

@@ -61,8 +61,9 @@ export function startUwsListener(
 ): Promise<UwsListener> {
   const maxFrameBytes = registry.deps.config.maxFrameBytes;
   const app: TemplatedApp = uws.App().ws<UserData>('/v1/pipelines/:id/stream', {
-    // RFC 6455 §7.4.1 / SPEC §4.7: bigger messages close the socket with 1009.
-    maxPayloadLength: maxFrameBytes,
+    // uWS drops a connection over maxPayloadLength without a close frame (1006), so the limit here is a
+    // hard cap well above MAX_FRAME_BYTES; the session closes messages over MAX_FRAME_BYTES with 1009.
+    maxPayloadLength: Math.max(16 * 1024 * 1024, 4 * maxFrameBytes),
     // Slow readers are detected and closed by the registry (1008), not dropped here.
     maxBackpressure: 64 * 1024 * 1024,
     closeOnBackpressureLimit: 0,
