@@ -185,6 +185,7 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
     await c.until((x) => x.binaries().length === 20);
     const closing = server.close();
     // Draining: readiness fails and new upgrades are refused while sessions flush.
+    while (!server.app.realtime.isDraining) await new Promise((r) => setTimeout(r, 1));
     expect(server.app.realtime.admit(`/v1/pipelines/${id}/stream`, {})).toMatchObject({
       ok: false,
       status: 503,
