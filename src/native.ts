@@ -229,6 +229,7 @@ export class Engine {
     input: StreamFormat,
     pcm: Uint8Array,
     outputEncoding: Encoding,
+    onProgress?: (doneBytes: number, totalBytes: number) => void,
   ): Promise<BatchResult> {
     const bytesPerFrame =
       input.channels * (input.encoding === 's16le' ? 2 : input.encoding === 'f32le' ? 4 : 1);
@@ -244,6 +245,9 @@ export class Engine {
         { encoding: outputEncoding },
         { maxMessageBytes: chunkBytes, queueLimitMs: null },
         (out) => {
+          if (out.kind === OutputKind.Audio && onProgress) {
+            onProgress(Math.min(pcm.length, (out.frame + 1) * chunkBytes), pcm.length);
+          }
           if (out.audio) audio.push(out.audio);
           if (out.events) events.push(out.events);
           if (out.kind === OutputKind.FrameError || out.kind === OutputKind.Failed) {
