@@ -304,10 +304,13 @@ export class StreamSession {
         else if (pending) this.send({ type: 'params_applied', node: pending.node, params: pending.params });
         return;
       }
-      case OutputKind.Stopped:
+      case OutputKind.Stopped: {
         this.send({ type: 'stats', ...this.statsMessage() });
-        this.closeWith(CloseCode.Normal, 'stopped');
+        // A server-side end (shutdown: 1001, DELETE /v1/sessions: 1000) closes with its own code.
+        const { code, reason } = this.endCode ?? { code: CloseCode.Normal, reason: 'stopped' };
+        this.closeWith(code, reason);
         return;
+      }
       case OutputKind.Failed:
         this.error(out.errorCode ?? 'RM_ERR_SESSION_FAILED', out.errorMessage ?? 'session failed');
         this.closeWith(CloseCode.InternalError, 'session failed');
@@ -359,11 +362,7 @@ export class StreamSession {
   }
 
   private statsMessage() {
-    const s = this.native?.stats() ?? this.finalStats;
-    if (this.endCode) {
-      const { code, reason } = this.endCode;
-      queueMicrotask(() => this.closeWith(code, reason));
-    }
+    const s = this.nativeStats();
     return {
       session_id: this.id,
       frames_in: s?.framesIn ?? 0,
