@@ -12,6 +12,7 @@ import { originAllowed } from '../origins.js';
 import { sendProblem } from './problems.js';
 
 const probes = new Set(['/healthz', '/readyz']);
+const isStreamPath = (url: string) => (url.split('?')[0] ?? '').endsWith('/stream');
 /** How often the event-loop delay is sampled. */
 const PRESSURE_SAMPLE_MS = 250;
 /** Seconds a shed client is asked to wait. */
@@ -22,7 +23,8 @@ export const protectionPlugin = fp(
     const { allowedOrigins, rateLimitPerMin, maxEventLoopDelayMs } = app.config;
     if (allowedOrigins.length > 0) {
       app.addHook('onRequest', async (request, reply) => {
-        if (originAllowed(allowedOrigins, request.headers)) return;
+        // WebSocket upgrades are checked by the realtime admission (both transports), as for auth.
+        if (originAllowed(allowedOrigins, request.headers) || isStreamPath(request.url)) return;
         return sendProblem(reply, 403, 'RM_ERR_ORIGIN', `origin ${request.headers.origin} is not allowed`);
       });
     }

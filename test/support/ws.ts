@@ -12,7 +12,11 @@ export function connect(url: string, headers: Record<string, string> = {}): Prom
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
     ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    ws.once('unexpected-response', (req, res) => {
+      // With this listener, ws leaves the refused request open; end it so the server can close.
+      req.destroy();
+      reject(new Error(`upgrade refused: ${res.statusCode}`));
+    });
     ws.once('error', reject);
   });
 }
