@@ -123,6 +123,14 @@ describe('rate limit (RATE_LIMIT_PER_MIN)', () => {
     }
   });
 
+  it('limits WebSocket upgrades too (429 before the upgrade)', async () => {
+    app = await testApp({ RATE_LIMIT_PER_MIN: '2' });
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: doc })).json();
+    const base = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
+    (await connect(`${base}/v1/pipelines/${id}/stream`)).close();
+    await expect(connect(`${base}/v1/pipelines/${id}/stream`)).rejects.toThrow(/429/);
+  });
+
   it('0 turns it off', async () => {
     app = await testApp({ RATE_LIMIT_PER_MIN: '0' });
     for (let i = 0; i < 10; i++) expect((await app.inject({ url: '/v1/nodes' })).statusCode).toBe(200);
