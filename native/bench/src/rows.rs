@@ -146,7 +146,7 @@ fn us(ns: f64) -> String {
 /// Prints the rows as a table.
 pub fn print_table(rows: &[Row]) {
     println!(
-        "{:<44} {:>20} {:>10} {:>10} {:>10}  {:<28} {:>8}  goal",
+        "{:<56} {:>20} {:>10} {:>10} {:>10}  {:<28} {:>8}  goal",
         "row", "ours", "p50", "p99", "max", "seed target", "ratio"
     );
     for r in rows {
@@ -155,7 +155,7 @@ pub fn print_table(rows: &[Row]) {
         let ratio = r.ratio().map_or(String::new(), |x| format!("{x:.1}×"));
         let goal = r.goal.as_ref().map_or(String::new(), |g| format!("{} {}", if g.met { "MET" } else { "MISSED" }, g.text));
         println!(
-            "{:<44} {:>20} {:>10} {:>10} {:>10}  {:<28} {:>8}  {}",
+            "{:<56} {:>20} {:>10} {:>10} {:>10}  {:<28} {:>8}  {}",
             r.name,
             r.ours_text(),
             us(s.p50_ns),
@@ -425,6 +425,21 @@ pub fn resample(plan: Plan) -> Vec<Row> {
             }
             rows.push(row);
         }
+        for (label, kind) in [("rubato Fft (synchronous, FFT-based)", Alt::Fft), ("rubato sinc 256, nearest, oversampling 384", Alt::Nearest)] {
+            let (summary, mbps) = alternative(plan, from, to, kind, &signal);
+            let mut row = Row::new(
+                format!("resample.{id_pair}.alt_{}", kind.id()),
+                format!("alt: {label} {pair}"),
+                mbps,
+                "MB/s",
+                summary,
+            )
+            .extra("note", json!("not our node: what another rubato design would cost, for comparison only"));
+            if let Some((_, soxr_mbps)) = &baseline {
+                row = row.extra("vs_soxr_hq", json!(mbps / soxr_mbps));
+            }
+            rows.push(row);
+        }
         if let Some((summary, mbps)) = baseline {
             let mut row = Row::new(
                 format!("resample.{id_pair}.soxr_hq"),
@@ -441,6 +456,56 @@ pub fn resample(plan: Plan) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Resampler designs other than our node's, timed the same way, to show what `high` could cost.
+#[derive(Clone, Copy)]
+enum Alt {
+    /// rubato's synchronous FFT resampler (fixed rational ratio).
+    Fft,
+    /// rubato's sinc resampler, 256 taps, nearest table entry, 384 table steps per sample: for the
+    /// 3:1 and 1:3 ratios here every fractional position is a table entry, so one dot product per
+    /// output frame instead of four.
+    Nearest,
+}
+
+impl Alt {
+    fn id(self) -> &'static str {
+        match self {
+            Alt::Fft => "fft",
+            Alt::Nearest => "sinc256_nearest384",
+        }
+    }
+}
+
+fn alternative(plan: Plan, from: u32, to: u32, kind: Alt, signal: &[f32]) -> (Summary, f64) {
+    use rubato::audioadapter_buffers::direct::SequentialSliceOfSlices;
+    use rubato::{Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters, SincInterpolationType, WindowFunction};
+    let chunk = from as usize / 50;
+    let mut r: Box<dyn Resampler<f32>> = match kind {
+        Alt::Fft => Box::new(Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input).expect("valid fft resampler")),
+        Alt::Nearest => {
+            let p = SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2)
+                .oversampling_factor(384)
+                .interpolation(SincInterpolationType::Nearest);
+            Box::new(Async::<f32>::new_sinc(f64::from(to) / f64::from(from), 1.0, &p, chunk, 1, FixedAsync::Input).expect("valid sinc"))
+        }
+    };
+    let mut input = vec![0f32; chunk];
+    let mut output = vec![0f32; r.output_frames_max() + 8];
+    let mut at = 0;
+    let summary = measure::run(plan, || {
+        input.copy_from_slice(&signal[at..at + chunk]);
+        at = if at + 2 * chunk > signal.len() { 0 } else { at + chunk };
+        let ins = [input.as_slice()];
+        let cap = output.len();
+        let mut outs = [output.as_mut_slice()];
+        let ia = SequentialSliceOfSlices::new(&ins, 1, chunk).expect("one plane");
+        let mut oa = SequentialSliceOfSlices::new_mut(&mut outs, 1, cap).expect("one plane");
+        r.process_into_buffer(&ia, &mut oa, None).expect("sized").1
+    });
+    let mbps = summary.calls_per_s * (chunk * 4) as f64 / 1e6;
+    (summary, mbps)
 }
 
 // ---------------------------------------------------------------------------------------------
