@@ -24,6 +24,8 @@ const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'native/target
 const tmp = path.join(root, 'bench/tmp');
 const resultsPath = path.join(root, 'bench/results.json');
 mkdirSync(tmp, { recursive: true });
+// Other processes on the machine change throughput (not per-call p50): keep the load next to the numbers.
+const loadAtStart = os.loadavg();
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -68,7 +70,8 @@ function machine() {
     cpu_model: model,
     simd,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    load_avg_at_start: os.loadavg(),
+    load_avg_at_start: loadAtStart,
+    load_avg_at_end: os.loadavg(),
   };
 }
 
