@@ -50,6 +50,9 @@ const { values: flags } = parseArgs({
     'capacity-duration': { type: 'string', default: '8' },
     'capacity-steps': { type: 'string', default: '8' },
     workers: { type: 'string' },
+    /** Extra product server settings, e.g. `--env PIN_CORES=false` (repeatable). */
+    env: { type: 'string', multiple: true, default: [] },
+    repeat: { type: 'string', default: '1' },
     'cpu-prof': { type: 'boolean', default: false },
     out: { type: 'string', default: here('bench/stream.json') },
   },
@@ -198,6 +201,9 @@ async function startProduct(maxSessions: number, label: string): Promise<Server>
         MAX_MESSAGES_PER_SEC: '1000000',
         SHUTDOWN_GRACE_MS: '3000',
         ...(flags.workers ? { WORKERS: flags.workers } : {}),
+        ...Object.fromEntries(
+          flags.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        ),
       },
     },
   );
@@ -526,7 +532,23 @@ function passes(r: ClientReport, n: number): boolean {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** Median of every numeric leaf at the same path across runs; other leaves from the first run. */
+function medianOf<T>(items: T[]): T {
+  const first = items[0] as T;
+  if (typeof first === 'number') {
+    const sorted = (items as number[]).slice().sort((a, b) => a - b);
+    return sorted[Math.floor((sorted.length - 1) / 2)] as T;
+  }
+  if (first === null || typeof first !== 'object' || Array.isArray(first)) return first;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(first)) {
+    out[key] = medianOf(items.map((i) => (i as Record<string, unknown>)[key]));
+  }
+  return out as T;
+}
+
 async function comparison(): Promise<void> {
+  const repeat = Math.max(1, Math.min(10, Number(flags.repeat)));
   const servers = new Map<Target, Server>();
   const product = targets.some((t) => t === 'uws' || t === 'ws')
     ? await startProduct(100_000, 'product')
@@ -537,29 +559,43 @@ async function comparison(): Promise<void> {
   }
   process.stdout.write(
     `${mode} ${sessions} sessions × ${durationS} s, ${frameMs} ms frames of 48 kHz stereo s16, ` +
-      `targets ${targets.join(', ')}; ${availableParallelism()} CPUs, generator and servers on one machine\n`,
+      `targets ${targets.join(', ')}, ${repeat} round(s) interleaved; ${availableParallelism()} CPUs, ` +
+      'generator and servers on one machine\n',
   );
-  const runs: Run[] = [];
+  const rounds: Run[][] = [];
   try {
-    for (const t of targets) {
-      runs.push(await runGenerator(t, servers.get(t) as Server, sessions, durationS, mode as 'paced'));
-      await sleep(1000);
+    for (let round = 0; round < repeat; round++) {
+      const runs: Run[] = [];
+      for (const t of targets) {
+        runs.push(await runGenerator(t, servers.get(t) as Server, sessions, durationS, mode as 'paced'));
+        await sleep(1000);
+      }
+      rounds.push(runs);
+      if (repeat > 1) process.stdout.write(`\nround ${round + 1}\n${table(runs)}\n${threadsLine(runs)}\n`);
     }
   } finally {
     for (const s of new Set(servers.values())) await s.stop();
   }
-  process.stdout.write(`\n${table(runs)}\n${threadsLine(runs)}\n`);
-  const rs = ratios(runs);
+  // With several rounds, the summary is the median of each number per target over the rounds.
+  const summary = targets.map((t) => medianOf(rounds.map((runs) => runs.find((r) => r.target === t) as Run)));
+  const perRound = rounds.map(ratios);
+  const rs = repeat > 1 ? medianOf(perRound) : (perRound[0] as Ratios);
+  process.stdout.write(
+    `\n${repeat > 1 ? `median over ${repeat} rounds` : 'result'}\n${table(summary)}\n${threadsLine(summary)}\n`,
+  );
   for (const [pair, r] of Object.entries(rs)) {
     process.stdout.write(
-      `  ratio ${pair}: rtt p50 ×${r.rtt_p50}, rtt p99 ×${r.rtt_p99}, answered/s ×${r.answered_per_s}\n`,
+      `  ratio ${pair}${repeat > 1 ? ' (median of same-round ratios)' : ''}: rtt p50 ×${r.rtt_p50}, ` +
+        `rtt p99 ×${r.rtt_p99}, answered/s ×${r.answered_per_s}\n`,
     );
   }
   save(`${mode}-${sessions}`, {
     machine: machine(),
-    options: { mode, sessions, duration_s: durationS, frame_ms: frameMs, targets },
-    runs,
+    options: { mode, sessions, duration_s: durationS, frame_ms: frameMs, targets, repeat, env: flags.env },
+    median: summary,
     ratios: rs,
+    rounds,
+    ratios_per_round: perRound,
   });
 }
 
@@ -578,9 +614,18 @@ async function capacity(): Promise<void> {
     let n = start;
     try {
       for (let i = 0; i < maxSteps; i++) {
-        const run = await runGenerator(transport, server, n, stepS, 'paced');
+        let run = await runGenerator(transport, server, n, stepS, 'paced');
         steps.push(run);
-        const ok = passes(run.report, n);
+        let ok = passes(run.report, n);
+        if (!ok && i + 1 < maxSteps) {
+          // On a shared machine one stall can fail a step: a failure counts only when it repeats.
+          process.stdout.write(`  n=${n} failed (rtt p99 ${run.report.rtt.p99_ms} ms); confirming\n`);
+          i++;
+          await sleep(2000);
+          run = await runGenerator(transport, server, n, stepS, 'paced');
+          steps.push(run);
+          ok = passes(run.report, n);
+        }
         process.stdout.write(
           `  step ${i + 1}: n=${n} ${ok ? 'PASS' : 'FAIL'} rtt p99 ${run.report.rtt.p99_ms} ms, ` +
             `lost ${run.report.frames.lost}, dropped ${run.report.frames.dropped}, ` +
@@ -609,13 +654,20 @@ async function capacity(): Promise<void> {
       try {
         const run = await runGenerator(transport, limited, over, stepS, 'paced');
         const r = run.report;
-        const ok =
-          r.sessions.opened === lo && (r.sessions.refused['503'] ?? 0) === over - lo && passes(r, lo);
+        const admitted = r.sessions.opened === lo && (r.sessions.refused['503'] ?? 0) === over - lo;
+        const withinBudget = passes(r, lo);
         process.stdout.write(
-          `${table([run])}\n  admitted ${r.sessions.opened}, refused ${JSON.stringify(r.sessions.refused)}, ` +
-            `admitted rtt p99 ${r.rtt.p99_ms} ms, lost ${r.frames.lost}: ${ok ? 'PASS' : 'FAIL'}\n`,
+          `${table([run])}\n  admitted ${r.sessions.opened}, refused ${JSON.stringify(r.sessions.refused)}: ` +
+            `${admitted ? 'PASS' : 'FAIL'}; admitted sessions rtt p99 ${r.rtt.p99_ms} ms, lost ` +
+            `${r.frames.lost}, dropped ${r.frames.dropped}: ${withinBudget ? 'PASS' : 'FAIL'}\n`,
         );
-        entry.admission = { max_sessions: lo, offered: over, pass: ok, run };
+        entry.admission = {
+          max_sessions: lo,
+          offered: over,
+          refused_503: admitted,
+          within_budget: withinBudget,
+          run,
+        };
       } finally {
         await limited.stop();
       }
