@@ -26,7 +26,12 @@ function readWav(bytes) {
   while (at + 8 <= bytes.length) {
     const id = bytes.toString('ascii', at, at + 4);
     const size = bytes.readUInt32LE(at + 4);
-    if (id === 'fmt ') fmt = { channels: bytes.readUInt16LE(at + 10), sampleRate: bytes.readUInt32LE(at + 12), bits: bytes.readUInt16LE(at + 22) };
+    if (id === 'fmt ')
+      fmt = {
+        channels: bytes.readUInt16LE(at + 10),
+        sampleRate: bytes.readUInt32LE(at + 12),
+        bits: bytes.readUInt16LE(at + 22),
+      };
     if (id === 'data') return { ...fmt, pcm: bytes.subarray(at + 8, at + 8 + size) };
     at += 8 + size + (size & 1);
   }
@@ -60,7 +65,12 @@ const answers = [];
 let output;
 
 ws.on('open', () => {
-  ws.send(JSON.stringify({ type: 'start', input: { encoding: 's16le', sample_rate: wav.sampleRate, channels: wav.channels } }));
+  ws.send(
+    JSON.stringify({
+      type: 'start',
+      input: { encoding: 's16le', sample_rate: wav.sampleRate, channels: wav.channels },
+    }),
+  );
 });
 ws.on('message', (data, isBinary) => {
   if (isBinary) {
@@ -70,7 +80,9 @@ ws.on('message', (data, isBinary) => {
   const msg = JSON.parse(data.toString());
   if (msg.type === 'ready') {
     output = msg.output;
-    console.log(`ready: ${msg.input.sample_rate} Hz × ${msg.input.channels} → ${output.sample_rate} Hz × ${output.channels}, latency ${msg.latency_ms} ms`);
+    console.log(
+      `ready: ${msg.input.sample_rate} Hz × ${msg.input.channels} → ${output.sample_rate} Hz × ${output.channels}, latency ${msg.latency_ms} ms`,
+    );
     let at = 0;
     const sendNext = () => {
       if (at >= wav.pcm.length) {
@@ -84,16 +96,21 @@ ws.on('message', (data, isBinary) => {
     };
     sendNext();
   } else if (msg.type === 'event') {
-    console.log(`event ${msg.node}.${msg.name} at ${(msg.sample / wav.sampleRate).toFixed(3)} s ${JSON.stringify(msg.data)}`);
+    console.log(
+      `event ${msg.node}.${msg.name} at ${(msg.sample / wav.sampleRate).toFixed(3)} s ${JSON.stringify(msg.data)}`,
+    );
   } else if (msg.type === 'stats') {
-    console.log(`stats: ${msg.frames_in} frames in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, latency p50 ${msg.latency.p50_ms} ms p99 ${msg.latency.p99_ms} ms`);
+    console.log(
+      `stats: ${msg.frames_in} frames in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, latency p50 ${msg.latency.p50_ms} ms p99 ${msg.latency.p99_ms} ms`,
+    );
   } else if (msg.type === 'error' || msg.type === 'dropped') {
     console.error(JSON.stringify(msg));
   }
 });
 ws.on('close', (code, reason) => {
   const pcm = Buffer.concat(answers);
-  if (output) writeFileSync(outPath, Buffer.concat([wavHeader(output.sample_rate, output.channels, pcm.length), pcm]));
+  if (output)
+    writeFileSync(outPath, Buffer.concat([wavHeader(output.sample_rate, output.channels, pcm.length), pcm]));
   console.log(`closed ${code} ${reason}; wrote ${pcm.length} bytes to ${outPath}`);
   process.exit(code === 1000 ? 0 : 1);
 });
