@@ -5,7 +5,7 @@
 //! resampler (with `--features soxr`) and rustfft's complex FFT. Prints a table and writes JSON.
 //!
 //! ```text
-//! remotemedia-bench [--json PATH] [--only pipeline,resample,fft] [--quick] [--label TEXT]
+//! remotemedia-bench [--json PATH] [--only pipeline,resample,fft,branches] [--quick] [--label TEXT]
 //! ```
 //! Every row is warmed up, then timed over at least 5 repetitions: throughput is the median over
 //! repetitions, per-call p50/p99/max come from all timed calls.
@@ -35,19 +35,19 @@ fn parse_args() -> Result<Options, String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--json" => o.json = Some(args.next().ok_or("--json needs a path")?),
-            "--only" => o.only = Some(args.next().ok_or("--only needs pipeline, resample or fft")?),
+            "--only" => o.only = Some(args.next().ok_or("--only needs pipeline, resample, fft or branches")?),
             "--quick" => o.quick = true,
             "--label" => o.label = args.next().ok_or("--label needs a value")?,
             "-h" | "--help" => {
-                println!("remotemedia-bench [--json PATH] [--only pipeline,resample,fft] [--quick] [--label TEXT]");
+                println!("remotemedia-bench [--json PATH] [--only pipeline,resample,fft,branches] [--quick] [--label TEXT]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     if let Some(only) = &o.only {
-        if let Some(bad) = only.split(',').find(|s| !["pipeline", "resample", "fft"].contains(s)) {
-            return Err(format!("--only {bad}: expected pipeline, resample or fft (comma-separated)"));
+        if let Some(bad) = only.split(',').find(|s| !["pipeline", "resample", "fft", "branches"].contains(s)) {
+            return Err(format!("--only {bad}: expected pipeline, resample, fft or branches (comma-separated)"));
         }
     }
     Ok(o)
@@ -121,6 +121,9 @@ fn main() {
     }
     if wanted("fft") {
         out.extend(rows::fft(plan));
+    }
+    if wanted("branches") {
+        out.extend(rows::branches(plan));
     }
     rows::print_table(&out);
     rows::print_breakdown(&breakdown);

@@ -589,3 +589,58 @@ pub fn fft(plan: Plan) -> Vec<Row> {
     );
     rows
 }
+
+// ---------------------------------------------------------------------------------------------
+// Branch scheduling (SPEC §2 `execution.parallel`, `max_workers`, `parallel_safe`)
+
+/// A plan with one cheap audio path and four independent analysis branches of real weight.
+fn branches_plan(parallel: bool, max_workers: usize) -> String {
+    json!({
+        "input": { "sample_rate": 48000, "channels": 1 },
+        "nodes": [
+            { "id": "g", "type": "gain", "params": { "db": -3 }, "input": null },
+            { "id": "spec_fine", "type": "spectrum", "params": { "fft_size": 4096, "hop": 256, "bands": 128 }, "input": "g" },
+            { "id": "spec_coarse", "type": "spectrum", "params": { "fft_size": 1024, "hop": 128, "bands": 64 }, "input": "g" },
+            { "id": "vad", "type": "vad", "params": {}, "input": "g" },
+            { "id": "dtmf", "type": "dtmf", "params": {}, "input": "g" }
+        ],
+        "output": "g",
+        "execution": { "parallel": parallel, "max_workers": max_workers }
+    })
+    .to_string()
+}
+
+/// The same session with branches run sequentially and concurrently (2 tasks), one 20 ms frame per call.
+pub fn branches(plan: Plan) -> Vec<Row> {
+    let input = s16le(&test_signal(48_000, 1, 10.0));
+    let frame_bytes = 960 * 2;
+    let chunks: Vec<&[u8]> = input.chunks_exact(frame_bytes).collect();
+    let mut rows: Vec<Row> = Vec::new();
+    for (parallel, workers) in [(false, 1), (true, 2)] {
+        let p = GraphPlan::from_json(&branches_plan(parallel, workers)).expect("valid plan");
+        let encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
+        let mut s = Session::new(&p, p.input, encodings, 1 << 16).expect("plan builds");
+        let mut k = 0u64;
+        let summary = measure::run(plan, || {
+            s.process(k, chunks[k as usize % chunks.len()]).expect("whole frames");
+            k += 1;
+            s.events().len()
+        });
+        let mode = if parallel { "parallel (max_workers 2)" } else { "sequential" };
+        let value = summary.calls_per_s;
+        let mut row = Row::new(
+            format!("branches.{}", if parallel { "parallel" } else { "sequential" }),
+            format!("4 analysis branches, {mode}"),
+            value,
+            "frames/s",
+            summary,
+        )
+        .extra("frame", json!("20 ms, 48 kHz mono; spectrum 4096/256 x 128 bands, spectrum 1024/128 x 64 bands, vad, dtmf"));
+        if let Some(seq) = rows.first() {
+            let speedup = seq.summary.p50_ns / row.summary.p50_ns;
+            row = row.extra("p50_speedup_vs_sequential", json!(speedup));
+        }
+        rows.push(row);
+    }
+    rows
+}
