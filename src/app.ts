@@ -9,6 +9,7 @@ import { enginePlugin } from './plugins/engine.js';
 import { problemsPlugin } from './plugins/problems.js';
 import { realtimePlugin } from './plugins/realtime.js';
 import { storePlugin } from './plugins/store.js';
+import { uiPlugin } from './plugins/ui.js';
 import { healthRoutes } from './routes/health/index.js';
 
 export interface AppOptions {
@@ -31,6 +32,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await app.register(enginePlugin);
   await app.register(realtimePlugin);
   await app.register(healthRoutes);
+  await app.register(uiPlugin);
 
   return app;
 }
