@@ -36,6 +36,11 @@ const settings = {
   MAX_UPLOAD_BYTES: int(1024, 4096 * MiB).default(64 * MiB),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   MAX_MESSAGES_PER_SEC: int(1, 1_000_000).default(1000),
+  MAX_BODY_BYTES: int(1024, 64 * MiB).default(MiB),
+  REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(120_000),
+  RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
+  MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
+  ALLOWED_ORIGINS: list.default([]),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -64,6 +69,16 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Per-session WebSocket message rate limit (token bucket, burst of one second). */
   readonly maxMessagesPerSec: number;
+  /** Largest request body other than audio uploads (pipeline documents). */
+  readonly maxBodyBytes: number;
+  /** Time a whole HTTP request may take to arrive; 0 = no limit. */
+  readonly requestTimeoutMs: number;
+  /** HTTP requests per minute per client IP; 0 turns the limit off. */
+  readonly rateLimitPerMin: number;
+  /** Event-loop delay above which requests get 503 + Retry-After; 0 turns the check off. */
+  readonly maxEventLoopDelayMs: number;
+  /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
+  readonly allowedOrigins: readonly string[];
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -133,6 +148,11 @@ export function loadConfig(
     maxUploadBytes: v.MAX_UPLOAD_BYTES,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
     maxMessagesPerSec: v.MAX_MESSAGES_PER_SEC,
+    maxBodyBytes: v.MAX_BODY_BYTES,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
+    maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
+    allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
   });
 }
 
@@ -152,4 +172,12 @@ export const settingHelp: Record<SettingName, string> = {
   MAX_UPLOAD_BYTES: 'largest request body, e.g. a WAV to /process (default 64 MiB)',
   SHUTDOWN_GRACE_MS: 'time a graceful shutdown may take before exit is forced (default 10000)',
   MAX_MESSAGES_PER_SEC: 'WebSocket messages per second one session may send (default 1000)',
+  MAX_BODY_BYTES: 'largest request body other than an audio upload, e.g. a pipeline document (default 1 MiB)',
+  REQUEST_TIMEOUT_MS: 'time a whole HTTP request may take to arrive; 0 = no limit (default 120000)',
+  RATE_LIMIT_PER_MIN:
+    'HTTP requests per minute per client IP, health and metrics exempt; 0 = off (default 6000)',
+  MAX_EVENT_LOOP_DELAY_MS:
+    'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
+  ALLOWED_ORIGINS:
+    'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
 };

@@ -26,6 +26,14 @@ export const errorCatalog = {
   RM_ERR_STORE_BUSY: { status: 503, title: 'Pipeline store is busy' },
   RM_ERR_STORE: { status: 500, title: 'Pipeline store failure' },
   RM_ERR_INTERNAL: { status: 500, title: 'Internal server error' },
+  RM_ERR_INVALID_PIPELINE: { status: 422, title: 'Invalid pipeline document' },
+  RM_ERR_BAD_REQUEST: { status: 400, title: 'Invalid request' },
+  RM_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  RM_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  RM_ERR_ORIGIN: { status: 403, title: 'Origin not allowed' },
+  RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
+  RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

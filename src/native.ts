@@ -229,6 +229,7 @@ export class Engine {
     input: StreamFormat,
     pcm: Uint8Array,
     outputEncoding: Encoding,
+    onProgress?: (doneBytes: number, totalBytes: number) => void,
   ): Promise<BatchResult> {
     const bytesPerFrame =
       input.channels * (input.encoding === 's16le' ? 2 : input.encoding === 'f32le' ? 4 : 1);
@@ -238,34 +239,44 @@ export class Engine {
     // Outputs arrive through a weak thread-safe function; keep the loop alive until the job ends.
     const keepAlive = setInterval(() => {}, 1 << 30);
     return new Promise<BatchResult>((resolve, reject) => {
-      const session = this.createSession(
-        plan,
-        input,
-        { encoding: outputEncoding },
-        { maxMessageBytes: chunkBytes, queueLimitMs: null },
-        (out) => {
-          if (out.audio) audio.push(out.audio);
-          if (out.events) events.push(out.events);
-          if (out.kind === OutputKind.FrameError || out.kind === OutputKind.Failed) {
-            clearInterval(keepAlive);
-            session.close();
-            reject(new RemoteMediaError('RM_ERR_NATIVE', out.errorMessage ?? 'batch processing failed'));
-          } else if (out.kind === OutputKind.Stopped) {
-            clearInterval(keepAlive);
-            resolve({
-              format: { sample_rate: session.info.sampleRate, channels: session.info.channels },
-              latency_ms: session.info.latencyMs,
-              audio: Buffer.concat(audio),
-              events: events.flatMap((text) =>
-                text
-                  .split('\n')
-                  .filter((l) => l.length > 0)
-                  .map((l) => JSON.parse(l)),
-              ),
-            });
-          }
-        },
-      );
+      // A plan the engine refuses throws here, synchronously: the promise rejects, the timer must go.
+      let session: EngineSession;
+      try {
+        session = this.createSession(
+          plan,
+          input,
+          { encoding: outputEncoding },
+          { maxMessageBytes: chunkBytes, queueLimitMs: null },
+          (out) => {
+            if (out.kind === OutputKind.Audio && onProgress) {
+              onProgress(Math.min(pcm.length, (out.frame + 1) * chunkBytes), pcm.length);
+            }
+            if (out.audio) audio.push(out.audio);
+            if (out.events) events.push(out.events);
+            if (out.kind === OutputKind.FrameError || out.kind === OutputKind.Failed) {
+              clearInterval(keepAlive);
+              session.close();
+              reject(new RemoteMediaError('RM_ERR_NATIVE', out.errorMessage ?? 'batch processing failed'));
+            } else if (out.kind === OutputKind.Stopped) {
+              clearInterval(keepAlive);
+              resolve({
+                format: { sample_rate: session.info.sampleRate, channels: session.info.channels },
+                latency_ms: session.info.latencyMs,
+                audio: Buffer.concat(audio),
+                events: events.flatMap((text) =>
+                  text
+                    .split('\n')
+                    .filter((l) => l.length > 0)
+                    .map((l) => JSON.parse(l)),
+                ),
+              });
+            }
+          },
+        );
+      } catch (err) {
+        clearInterval(keepAlive);
+        throw err;
+      }
       for (let at = 0; at < pcm.length; at += chunkBytes) {
         session.push(pcm.subarray(at, Math.min(at + chunkBytes, pcm.length)));
       }

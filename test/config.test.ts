@@ -13,6 +13,11 @@ describe('config', () => {
       maxFrameBytes: 65536,
       sessionQueueMs: 200,
       maxUploadBytes: 64 * 1024 * 1024,
+      maxBodyBytes: 1024 * 1024,
+      requestTimeoutMs: 120_000,
+      rateLimitPerMin: 6000,
+      maxEventLoopDelayMs: 1000,
+      allowedOrigins: [],
     });
     expect(c.workers).toBeGreaterThanOrEqual(1);
     expect(c.dataDir.endsWith('/data')).toBe(true);
@@ -31,7 +36,32 @@ describe('config', () => {
     expect(c.pinCores).toBe(false);
   });
 
+  it('reads the HTTP protection settings', () => {
+    const c = loadConfig(
+      {
+        MAX_BODY_BYTES: '2048',
+        REQUEST_TIMEOUT_MS: '0',
+        RATE_LIMIT_PER_MIN: '0',
+        MAX_EVENT_LOOP_DELAY_MS: '250',
+        ALLOWED_ORIGINS: 'https://a.example, http://localhost:3000,',
+      },
+      ['--rate-limit-per-min', '10'],
+    );
+    expect(c).toMatchObject({
+      maxBodyBytes: 2048,
+      requestTimeoutMs: 0,
+      rateLimitPerMin: 10,
+      maxEventLoopDelayMs: 250,
+      allowedOrigins: ['https://a.example', 'http://localhost:3000'],
+    });
+    expect(Object.isFrozen(c.allowedOrigins)).toBe(true);
+  });
+
   it.each([
+    [{ MAX_BODY_BYTES: '10' }, 'MAX_BODY_BYTES'],
+    [{ REQUEST_TIMEOUT_MS: '-1' }, 'REQUEST_TIMEOUT_MS'],
+    [{ RATE_LIMIT_PER_MIN: 'lots' }, 'RATE_LIMIT_PER_MIN'],
+    [{ MAX_EVENT_LOOP_DELAY_MS: '1.5' }, 'MAX_EVENT_LOOP_DELAY_MS'],
     [{ PORT: 'eighty' }, 'PORT'],
     [{ PORT: '70000' }, 'PORT'],
     [{ WORKERS: '0' }, 'WORKERS'],

@@ -79,11 +79,15 @@ describe('remotemedia serve', () => {
     expect(out.stderr).toMatch(/RM_ERR_CONFIG: .*PORT="eighty"/);
   });
 
-  it('prints help', async () => {
+  it('prints help for the tool and for serve', async () => {
     child = cli(['--help']);
     const out = collect(child);
     expect(await exited(child)).toBe(0);
     expect(out.stdout).toMatch(/remotemedia serve/);
-    expect(out.stdout).toMatch(/--max-frame-bytes\s+MAX_FRAME_BYTES/);
+    expect(out.stdout).toMatch(/remotemedia process/);
+    child = cli(['serve', '--help']);
+    const serve = collect(child);
+    expect(await exited(child)).toBe(0);
+    expect(serve.stdout).toMatch(/--max-frame-bytes\s+MAX_FRAME_BYTES/);
   });
 });

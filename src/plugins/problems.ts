@@ -3,6 +3,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
 
 export interface Problem {
@@ -35,6 +36,16 @@ export function sendProblem(
   return reply.code(status).type('application/problem+json').send(body);
 }
 
+/** The catalog code for a client error Fastify or a plugin raised with only a status. */
+const statusCodes: Record<number, ErrorCode> = {
+  400: 'RM_ERR_BAD_REQUEST',
+  403: 'RM_ERR_ORIGIN',
+  404: 'RM_ERR_NOT_FOUND',
+  413: 'RM_ERR_PAYLOAD_TOO_LARGE',
+  415: 'RM_ERR_UNSUPPORTED_MEDIA_TYPE',
+  429: 'RM_ERR_RATE_LIMITED',
+};
+
 export const problemsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setNotFoundHandler((request, reply) =>
@@ -45,13 +56,25 @@ export const problemsPlugin = fp(
         if (err.status >= 500) request.log.error({ err }, 'request failed');
         return sendProblem(reply, err.status, err.code, err.message);
       }
+      if (hasZodFastifySchemaValidationErrors(err)) {
+        // Request schema (params, query, headers, body) violations: every problem at once, like SPEC §2.
+        const part = err.validationContext ?? 'request';
+        const errors = err.validation.map((v) => ({
+          path: `/${part}${v.instancePath}`,
+          code: v.keyword,
+          message: v.message ?? 'invalid',
+        }));
+        return sendProblem(reply, 400, 'RM_ERR_BAD_REQUEST', `invalid ${part}`, { errors });
+      }
       const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
       if (status >= 500) {
         request.log.error({ err }, 'request failed');
         return sendProblem(reply, 500, 'RM_ERR_INTERNAL', 'internal server error');
       }
-      // Fastify's own 4xx (FST_ERR_CTP_*, body too large, bad JSON) keep their code.
-      return sendProblem(reply, status, err.code ?? 'RM_ERR_BAD_REQUEST', err.message);
+      // Fastify's own 4xx (FST_ERR_CTP_* for bad JSON, body too large, unknown content type) keep their
+      // status and get the catalog code of that status; Fastify's code stays in `fastify_code`.
+      const code = statusCodes[status] ?? 'RM_ERR_BAD_REQUEST';
+      return sendProblem(reply, status, code, err.message, err.code ? { fastify_code: err.code } : {});
     });
   },
   { name: 'remotemedia-problems' },

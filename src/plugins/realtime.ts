@@ -21,7 +21,10 @@ export const realtimePlugin = fp(
       {
         config: app.config,
         engine: app.engine,
-        plan: (definition, input) => planWithEngine(definition, { inputFormat: input }),
+        // Only rate and channels: the session's start message also carries its encoding, which the
+        // (strict) input-format check of the planner would reject as an unknown key.
+        plan: (definition, { sample_rate, channels }) =>
+          planWithEngine(definition, { inputFormat: { sample_rate, channels } }),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
       },
       (id) => {

@@ -21,7 +21,7 @@ export const uiPlugin = fp(
       cacheControl: true,
       maxAge: 0,
     });
-    app.get('/', (_request, reply) => reply.sendFile('index.html'));
+    app.get('/', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
   },
   { name: 'remotemedia-ui', dependencies: ['remotemedia-auth'] },
 );

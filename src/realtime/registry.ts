@@ -2,6 +2,7 @@
  * Live sessions of both transports: admission before the upgrade (SPEC §4.1), listing for
  * `/v1/sessions`, slow-reader detection and draining on shutdown (SPEC §4.8).
  */
+import { originAllowed } from '../origins.js';
 import { CloseCode } from './protocol.js';
 import type { PipelineRef, RealtimeDeps, StreamSession } from './session.js';
 
@@ -49,8 +50,14 @@ export class SessionRegistry {
     return this.draining;
   }
 
-  /** SPEC §4.1: auth, then 404 for an unknown pipeline and 503 over MAX_SESSIONS — all before the upgrade. */
+  /**
+   * SPEC §4.1: auth, then 404 for an unknown pipeline and 503 over MAX_SESSIONS — all before the upgrade.
+   * The Origin allowlist (ALLOWED_ORIGINS) comes first, as on every HTTP route.
+   */
   admit(url: string, headers: Record<string, string | string[] | undefined>): Admission {
+    if (!originAllowed(this.deps.config.allowedOrigins, headers)) {
+      return { ok: false, status: 403, code: 'RM_ERR_ORIGIN', message: 'origin is not allowed' };
+    }
     if (!this.authorize(headers, url)) {
       return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
     }
@@ -87,7 +94,10 @@ export class SessionRegistry {
 
   add(session: StreamSession): void {
     this.sessions.set(session.id, session);
-    session.onClosed = () => this.sessions.delete(session.id);
+    session.onClosed = () => {
+      this.sessions.delete(session.id);
+      this.deps.metrics?.ended(session.id, session.nativeStats());
+    };
   }
 
   get(id: string): StreamSession | undefined {

@@ -55,6 +55,8 @@ export type Planner = (
 export interface RealtimeMetrics {
   frame(transport: string, latencySeconds: number): void;
   dropped(transport: string, frames: number): void;
+  /** A session closed; `stats` are its final native stats (none when it never started). */
+  ended(sessionId: string, stats: SessionStats | undefined): void;
 }
 
 export interface RealtimeDeps {
@@ -335,6 +337,7 @@ export class StreamSession {
       }
       case OutputKind.Stopped: {
         this.send({ type: 'stats', ...this.statsMessage() });
+        // A server-side end (shutdown: 1001, DELETE /v1/sessions: 1000) closes with its own code.
         const { code, reason } = this.endCode ?? { code: CloseCode.Normal, reason: 'stopped' };
         this.closeWith(code, reason);
         return;
@@ -390,7 +393,7 @@ export class StreamSession {
   }
 
   private statsMessage() {
-    const s = this.native?.stats() ?? this.finalStats;
+    const s = this.nativeStats();
     return {
       session_id: this.id,
       frames_in: s?.framesIn ?? 0,
@@ -414,8 +417,13 @@ export class StreamSession {
     return o ? o.sample_rate * o.channels * bytesPerSample[o.encoding] : 0;
   }
 
+  /** The native counters and latency percentiles: live while streaming, final once closed. */
+  nativeStats(): SessionStats | undefined {
+    return this.state === 'closed' ? this.finalStats : this.native?.stats();
+  }
+
   info(): SessionInfo {
-    const s = this.native?.stats() ?? this.finalStats;
+    const s = this.nativeStats();
     return {
       id: this.id,
       state: this.state,

@@ -67,16 +67,45 @@ struct StageRt {
     last_ns: u64,
 }
 
+/// A chain step: one node or a fused chain, writing its own output buffer.
 struct Step {
     id: String,
     source: Source,
-    analysis: bool,
     stages: Vec<StageRt>,
-    /// Output of a chain step (unused by analysis steps, which alias their source).
-    out: AudioBuf,
     /// Ping-pong partner for block stages.
     scratch: AudioBuf,
     output_format: Format,
+}
+
+/// An analysis branch: reads a finished buffer (of the input or a chain), emits events, and is
+/// independent of every other branch, so branches may run concurrently (SPEC §2 `execution.parallel`).
+struct Branch {
+    source: Source,
+    stage: StageRt,
+    parallel_safe: bool,
+    /// This branch's events of the current block; appended to the graph's in plan order.
+    events: String,
+    event_count: u32,
+}
+
+impl Branch {
+    fn run(&mut self, input: &AudioBuf, flushing: bool, frame: u64) {
+        self.events.clear();
+        self.event_count = 0;
+        let stage = &mut self.stage;
+        let t = Instant::now();
+        if let Processor::Analysis(n) = &mut stage.proc {
+            let mut ctx =
+                stage_ctx(&stage.id, stage.position, stage.to_input_frames, &mut self.events, &mut self.event_count, frame);
+            if flushing {
+                n.finish(&mut ctx);
+            } else {
+                n.analyze(input, &mut ctx);
+            }
+        }
+        stage.position += input.frames() as u64;
+        stage.last_ns = t.elapsed().as_nanos() as u64;
+    }
 }
 
 /// Algorithmic latency of one node as built, for the plan and `ready` message.
@@ -99,6 +128,12 @@ pub struct Graph {
     input_format: Format,
     input: AudioBuf,
     steps: Vec<Step>,
+    /// Output buffer of each chain step (apart from the steps, so branches on other threads can read
+    /// them while the steps' nodes stay on this one).
+    outs: Vec<AudioBuf>,
+    branches: Vec<Branch>,
+    /// Run parallel-safe branches concurrently, in at most this many tasks (1 = sequentially).
+    branch_tasks: usize,
     /// The step whose audio is the output; `None` passes the input through.
     output_step: Option<usize>,
     /// Message number of the block being processed.
@@ -121,13 +156,16 @@ impl Graph {
     pub fn build(plan: &Plan, max_block_frames: usize) -> Result<Graph, GraphError> {
         let input_format = plan.input;
         let mut steps: Vec<Step> = Vec::with_capacity(plan.nodes.len());
+        let mut outs: Vec<AudioBuf> = Vec::with_capacity(plan.nodes.len());
+        let mut branches: Vec<Branch> = Vec::new();
+        // Where each node's audio can be read: a chain step's buffer, or (for an analysis node, which
+        // passes audio through) whatever that node reads.
+        let mut readable: Vec<(String, Source)> = Vec::with_capacity(plan.nodes.len());
         for node in &plan.nodes {
             let source = match &node.input {
                 None => Source::Input,
-                Some(id) => match steps.iter().position(|s| &s.id == id) {
-                    // Analysis steps pass audio through: read what they read.
-                    Some(i) if steps[i].analysis => steps[i].source,
-                    Some(i) => Source::Step(i),
+                Some(id) => match readable.iter().find(|(rid, _)| rid == id) {
+                    Some((_, src)) => *src,
                     None => {
                         return Err(GraphError::Plan(format!(
                             "node '{}' reads '{id}', which is not an earlier node",
@@ -138,7 +176,7 @@ impl Graph {
             };
             let (mut format, mut frames_bound) = match source {
                 Source::Input => (input_format, max_block_frames),
-                Source::Step(i) => (steps[i].output_format, steps[i].out.capacity_frames()),
+                Source::Step(i) => (steps[i].output_format, outs[i].capacity_frames()),
             };
             let stage_specs = node.stage_list();
             if stage_specs.is_empty() {
@@ -163,41 +201,51 @@ impl Graph {
                     last_ns: 0,
                 });
             }
-            let analysis = stages.len() == 1 && matches!(stages[0].proc, Processor::Analysis(_));
-            if analysis && node.node_type == "fused" {
-                return Err(GraphError::Plan(format!("fused node '{}' holds only an analysis stage", node.id)));
+            if stages.len() == 1 && matches!(stages[0].proc, Processor::Analysis(_)) {
+                if node.node_type == "fused" {
+                    return Err(GraphError::Plan(format!("fused node '{}' holds only an analysis stage", node.id)));
+                }
+                readable.push((node.id.clone(), source));
+                let stage = stages.pop().expect("one stage");
+                branches.push(Branch {
+                    source,
+                    stage,
+                    parallel_safe: node.parallel_safe,
+                    events: String::with_capacity(1024),
+                    event_count: 0,
+                });
+                continue;
             }
             // Chains hold their input copy and every intermediate shape, so size for the largest.
             let frames_cap = frames_bound.max(match source {
                 Source::Input => max_block_frames,
-                Source::Step(i) => steps[i].out.capacity_frames(),
+                Source::Step(i) => outs[i].capacity_frames(),
             });
-            let (out, scratch) = if analysis {
-                (AudioBuf::new(0, 0), AudioBuf::new(0, 0))
-            } else {
-                (AudioBuf::new(max_channels.min(MAX_CHANNELS), frames_cap), AudioBuf::new(max_channels, frames_cap))
-            };
-            steps.push(Step { id: node.id.clone(), source, analysis, stages, out, scratch, output_format: format });
+            outs.push(AudioBuf::new(max_channels.min(MAX_CHANNELS), frames_cap));
+            let scratch = AudioBuf::new(max_channels, frames_cap);
+            readable.push((node.id.clone(), Source::Step(steps.len())));
+            steps.push(Step { id: node.id.clone(), source, stages, scratch, output_format: format });
         }
         let output_step = match &plan.output {
             None => None,
-            Some(id) => {
-                let i = steps
-                    .iter()
-                    .position(|s| &s.id == id)
-                    .ok_or_else(|| GraphError::Plan(format!("output '{id}' is not a node of the plan")))?;
-                if steps[i].analysis {
-                    return Err(GraphError::Plan(format!("output '{id}' is an analysis node")));
+            Some(id) => match steps.iter().position(|s| &s.id == id) {
+                Some(i) => Some(i),
+                None if readable.iter().any(|(rid, _)| rid == id) => {
+                    return Err(GraphError::Plan(format!("output '{id}' is an analysis node")))
                 }
-                Some(i)
-            }
+                None => return Err(GraphError::Plan(format!("output '{id}' is not a node of the plan"))),
+            },
         };
+        let branch_tasks = if plan.execution.parallel { plan.execution.max_workers.max(1) } else { 1 };
         let mut input = AudioBuf::new(input_format.channels, max_block_frames);
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
             input_format,
             input,
             steps,
+            outs,
+            branches,
+            branch_tasks,
             output_step,
             frame: 0,
             events: String::with_capacity(4096),
@@ -228,64 +276,70 @@ impl Graph {
     /// Processes the block in the input buffer as message number `frame`.
     /// Afterwards [`Graph::output`] holds its output and [`Graph::events`] its events.
     pub fn run(&mut self, frame: u64) {
-        self.frame = frame;
-        self.events.clear();
-        self.event_count = 0;
-        for i in 0..self.steps.len() {
-            self.run_step(i, false);
-        }
+        self.run_all(frame, false);
     }
 
     /// End of stream: drains every node's tail through the rest of the graph. Afterwards
     /// [`Graph::output`] holds the tail of the output. Nodes are left reset.
     pub fn flush(&mut self, frame: u64) {
-        self.frame = frame;
-        self.events.clear();
-        self.event_count = 0;
         let channels = self.input_format.channels;
         self.input.set_shape(channels, 0);
-        for i in 0..self.steps.len() {
-            self.run_step(i, true);
-        }
-        for step in &mut self.steps {
-            for stage in &mut step.stages {
-                stage.position = 0;
-                stage.proc.core_mut().reset();
-            }
+        self.run_all(frame, true);
+        for stage in self.steps.iter_mut().flat_map(|s| s.stages.iter_mut()).chain(self.branches.iter_mut().map(|b| &mut b.stage)) {
+            stage.position = 0;
+            stage.proc.core_mut().reset();
         }
     }
 
-    fn run_step(&mut self, i: usize, flushing: bool) {
-        let (before, rest) = self.steps.split_at_mut(i);
-        let step = &mut rest[0];
-        let input: &AudioBuf = match step.source {
-            Source::Input => &self.input,
-            Source::Step(j) => &before[j].out,
-        };
-        let frame = self.frame;
-        let (events, count) = (&mut self.events, &mut self.event_count);
-        if step.analysis {
-            let stage = &mut step.stages[0];
-            let t = Instant::now();
-            if let Processor::Analysis(n) = &mut stage.proc {
-                let mut ctx = stage_ctx(&stage.id, stage.position, stage.to_input_frames, events, count, frame);
-                if flushing {
-                    n.finish(&mut ctx);
-                } else {
-                    n.analyze(input, &mut ctx);
-                }
-            }
-            stage.position += input.frames() as u64;
-            stage.last_ns = t.elapsed().as_nanos() as u64;
-            return;
+    fn run_all(&mut self, frame: u64, flushing: bool) {
+        self.frame = frame;
+        self.events.clear();
+        self.event_count = 0;
+        // Chains first, in plan order (each reads an earlier one); then the analysis branches, which
+        // only read finished buffers and so may run concurrently.
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            let (before, rest) = self.outs.split_at_mut(i);
+            let out = &mut rest[0];
+            out.copy_from(match step.source {
+                Source::Input => &self.input,
+                Source::Step(j) => &before[j],
+            });
+            run_chain(&mut step.stages, out, &mut step.scratch, flushing, &mut self.events, &mut self.event_count, frame);
         }
-        step.out.copy_from(input);
-        run_chain(&mut step.stages, &mut step.out, &mut step.scratch, flushing, events, count, frame);
+        let (input, outs) = (&self.input, &self.outs);
+        let source = |s: Source| match s {
+            Source::Input => input,
+            Source::Step(j) => &outs[j],
+        };
+        let concurrent = self.branch_tasks > 1 && self.branches.iter().filter(|b| b.parallel_safe).count() > 1;
+        if concurrent {
+            let per_task = self.branches.len().div_ceil(self.branch_tasks);
+            rayon::scope(|scope| {
+                for group in self.branches.chunks_mut(per_task) {
+                    scope.spawn(move |_| {
+                        for b in group.iter_mut().filter(|b| b.parallel_safe) {
+                            b.run(source(b.source), flushing, frame);
+                        }
+                    });
+                }
+            });
+            for b in self.branches.iter_mut().filter(|b| !b.parallel_safe) {
+                b.run(source(b.source), flushing, frame);
+            }
+        } else {
+            for b in &mut self.branches {
+                b.run(source(b.source), flushing, frame);
+            }
+        }
+        for b in &self.branches {
+            self.events.push_str(&b.events);
+            self.event_count += b.event_count;
+        }
     }
 
     /// Output audio of the last block (planar, in the output format).
     pub fn output(&self) -> &AudioBuf {
-        self.output_step.map_or(&self.input, |i| &self.steps[i].out)
+        self.output_step.map_or(&self.input, |i| &self.outs[i])
     }
 
     /// Event messages of the last block, one JSON text per line.
@@ -300,19 +354,24 @@ impl Graph {
 
     /// Time each node took in the last block: (node id, node type, nanoseconds), in plan order.
     pub fn node_timings(&self) -> impl Iterator<Item = (&str, &'static str, u64)> {
-        self.steps.iter().flat_map(|s| s.stages.iter().map(|st| (st.id.as_str(), st.proc.core().node_type(), st.last_ns)))
+        self.stages().map(|st| (st.id.as_str(), st.proc.core().node_type(), st.last_ns))
     }
 
     /// Number of nodes (stages) in the graph.
     pub fn node_count(&self) -> usize {
-        self.steps.iter().map(|s| s.stages.len()).sum()
+        self.stages().count()
+    }
+
+    /// Every stage: those of the chains in plan order, then the analysis branches in plan order.
+    fn stages(&self) -> impl Iterator<Item = &StageRt> {
+        self.steps.iter().flat_map(|s| s.stages.iter()).chain(self.branches.iter().map(|b| &b.stage))
     }
 
     /// Latency of every node as built, and the total along the path to the output in output frames.
     pub fn latencies(&self) -> (Vec<NodeLatency>, usize, f64) {
         let mut nodes = Vec::new();
-        for step in &self.steps {
-            for st in &step.stages {
+        {
+            for st in self.stages() {
                 let core = st.proc.core();
                 let f = core.output_format();
                 nodes.push(NodeLatency {
@@ -348,6 +407,7 @@ impl Graph {
             .steps
             .iter_mut()
             .flat_map(|s| s.stages.iter_mut())
+            .chain(self.branches.iter_mut().map(|b| &mut b.stage))
             .find(|st| st.id == node_id)
             .ok_or_else(|| GraphError::Plan(format!("no node '{node_id}' in this pipeline")))?;
         stage

@@ -182,3 +182,40 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(stats.nodes.len(), 1);
     assert_eq!(pool.session_count(), 0);
 }
+
+/// SPEC §2 `execution.parallel`: independent analysis branches may run concurrently; the result must
+/// not change, event order included.
+#[test]
+fn parallel_branches_give_the_same_events_as_sequential_ones() {
+    let (planes, rate) = remotemedia_dsp::testing::read_shared_audio("speech-48k-mono.wav");
+    let bytes = s16(&planes[0].iter().map(|&x| remotemedia_dsp::codec::f32_to_s16(x)).collect::<Vec<_>>());
+    let mut results = Vec::new();
+    for (parallel, max_workers) in [(false, 1), (true, 4), (true, 2)] {
+        let p = plan(json!({
+            "input": { "sample_rate": rate, "channels": 1 },
+            "nodes": [
+                { "id": "g", "type": "gain", "params": { "db": -1 }, "input": null },
+                { "id": "spec", "type": "spectrum", "params": { "fft_size": 2048, "hop": 512, "bands": 16 }, "input": "g" },
+                { "id": "lvl", "type": "level", "params": {}, "input": "g" },
+                { "id": "vad", "type": "vad", "params": {}, "input": null },
+                { "id": "tones", "type": "dtmf", "params": {}, "input": "g", "parallel_safe": false }
+            ],
+            "output": "g",
+            "execution": { "parallel": parallel, "max_workers": max_workers }
+        }));
+        let mut s = Session::new(&p, p.input, S16, 1 << 20).unwrap();
+        let mut events = String::new();
+        let mut audio = Vec::new();
+        for (n, msg) in bytes.chunks(1920).enumerate() {
+            s.process(n as u64, msg).unwrap();
+            events.push_str(s.events());
+            audio.extend_from_slice(s.output());
+        }
+        s.flush(9999);
+        events.push_str(s.events());
+        results.push((events, audio));
+    }
+    assert!(results[0].0.lines().count() > 100, "expected many events");
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}

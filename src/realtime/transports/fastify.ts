@@ -44,6 +44,10 @@ export const fastifyTransport = fp(
       '/v1/pipelines/:id/stream',
       {
         websocket: true,
+        schema: {
+          tags: ['sessions'],
+          summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in SPEC §4)',
+        },
         // SPEC §4.1: every refusal happens before the upgrade.
         preValidation: async (request, reply) => {
           const admission = registry.admit(request.url, request.headers);

@@ -1,0 +1,48 @@
+/**
+ * Pipeline documents as the REST API receives them (SPEC §2, §3): YAML text or parsed JSON, read,
+ * validated and planned with the engine in the loop. Imports no Fastify.
+ */
+import { parseText } from './pipeline/document.js';
+import type { AudioFormat } from './pipeline/format.js';
+import type { PipelineIssue } from './pipeline/issues.js';
+import type { Plan } from './pipeline/plan.js';
+import { DEFAULT_INPUT_FORMAT } from './pipeline/validate.js';
+import { type PlanProblem, planWithEngine } from './planner.js';
+
+export type DocumentResult =
+  | {
+      ok: true;
+      /** The parsed document, as stored. */
+      definition: Record<string, unknown>;
+      name: string;
+      /** The text to store: YAML as sent; JSON re-serialized from the parsed body. */
+      source: string;
+      plan: Plan;
+    }
+  | { ok: false; errors: readonly (PipelineIssue | PlanProblem)[] };
+
+/**
+ * Reads a request body (YAML text, or a value Fastify parsed from JSON), then validates and plans it
+ * for `inputFormat` (default: 48 kHz stereo, what stored plans are shown for). Never throws.
+ */
+export function readDocumentBody(
+  body: unknown,
+  contentType: string | undefined,
+  inputFormat: AudioFormat = DEFAULT_INPUT_FORMAT,
+): DocumentResult {
+  let value = body;
+  let source: string;
+  if (typeof body === 'string') {
+    const parsed = parseText(body, { contentType });
+    if (!parsed.ok) return parsed;
+    value = parsed.value;
+    source = body;
+  } else {
+    source = JSON.stringify(body) ?? '';
+  }
+  const planned = planWithEngine(value, { inputFormat });
+  if (!planned.ok) return planned;
+  // A valid document is an object with a string name (SPEC §2); planning has checked it.
+  const definition = value as Record<string, unknown>;
+  return { ok: true, definition, name: String(definition.name), source, plan: planned.plan };
+}

@@ -1,0 +1,46 @@
+/**
+ * Offline processing (SPEC §3 `POST /v1/pipelines/{id}/process`): a WAV file through a pipeline on the
+ * native worker pool, with the same executor as streaming, so the result is the same as streaming the
+ * file (SPEC §3, §6). Imports no Fastify.
+ */
+import { type BatchResult, type Engine, parseWav, wavHeader } from './native.js';
+import type { PipelineIssue } from './pipeline/issues.js';
+import { type PlanProblem, planWithEngine } from './planner.js';
+
+export interface OfflineResult extends BatchResult {
+  /** The sample encoding of the input, used for the output too. */
+  encoding: 's16le' | 'f32le';
+}
+
+export type OfflineOutcome =
+  | { ok: true; result: OfflineResult }
+  | { ok: false; errors: readonly (PipelineIssue | PlanProblem)[] };
+
+/**
+ * Plans `definition` for the WAV's own rate and channel count and runs the samples through it.
+ * Throws RM_ERR_BAD_WAV for what is not a 16-bit PCM or 32-bit float WAV; a pipeline that cannot take
+ * the file's format comes back as problems.
+ */
+export async function processWav(engine: Engine, definition: unknown, wav: Buffer): Promise<OfflineOutcome> {
+  const info = parseWav(wav);
+  const input = { sample_rate: info.sample_rate, channels: info.channels };
+  const planned = planWithEngine(definition, { inputFormat: input });
+  if (!planned.ok) return planned;
+  const pcm = wav.subarray(info.data_offset, info.data_offset + info.data_bytes);
+  const result = await engine.processBatch(
+    planned.plan,
+    { ...input, encoding: info.encoding },
+    pcm,
+    info.encoding,
+  );
+  return { ok: true, result: { ...result, encoding: info.encoding } };
+}
+
+/** The processed audio as a WAV file in the input's sample encoding. */
+export function toWav(result: OfflineResult): Buffer {
+  const { sample_rate, channels } = result.format;
+  return Buffer.concat([
+    wavHeader(sample_rate, channels, result.encoding, result.audio.length),
+    result.audio,
+  ]);
+}

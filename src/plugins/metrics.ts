@@ -1,0 +1,263 @@
+/**
+ * Prometheus metrics (SPEC §3 `GET /metrics`, §4 latency): one prom-client registry per app, with the
+ * default process metrics and our `remotemedia_*` series.
+ *
+ * Two kinds of sources:
+ * - observed as they happen: HTTP request durations (onResponse hook) and, through the
+ *   `RealtimeMetrics` hooks the sessions call, frames, drops and end-to-end frame latency;
+ * - built at scrape time from the native per-session stats: engine queue wait and per-node processing
+ *   time. The engine keeps those in per-session HDR histograms and hands out percentiles, not buckets;
+ *   see `NativeLatencyFolder` for how they become Prometheus histograms.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import type { LatencyPercentiles, SessionStats } from '../native.js';
+import type { RealtimeMetrics } from '../realtime/session.js';
+
+/** End-to-end frame latency buckets: 0.1 ms to 1 s. */
+const FRAME_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Engine-internal times are far shorter: from 5 µs. */
+const ENGINE_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, ...FRAME_BUCKETS];
+const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+const TRANSPORTS = ['ws', 'uws'] as const;
+
+type Labels = Record<string, string>;
+type Sample = { labels: Record<string, string | number>; value: number; metricName: string };
+
+/**
+ * A Prometheus histogram fed with (value, count) pairs, for sources that report many observations at
+ * once. prom-client's Histogram takes one observation per call; this exposes the same text format
+ * through the registry's `get()` contract.
+ */
+class BulkHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<
+    string,
+    { labels: Labels; buckets: number[]; sum: number; count: number }
+  >();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly upperBounds: readonly number[],
+    private readonly beforeCollect: () => void,
+  ) {}
+
+  add(labels: Labels, value: number, count: number): void {
+    const key = JSON.stringify(labels);
+    let s = this.series.get(key);
+    if (s === undefined) {
+      s = { labels, buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    const i = this.upperBounds.findIndex((b) => value <= b);
+    if (i !== -1) s.buckets[i] = (s.buckets[i] ?? 0) + count;
+    s.sum += value * count;
+    s.count += count;
+  }
+
+  async get() {
+    this.beforeCollect();
+    const values: Sample[] = [];
+    for (const s of this.series.values()) {
+      let acc = 0;
+      this.upperBounds.forEach((le, i) => {
+        acc += s.buckets[i] ?? 0;
+        values.push({ labels: { ...s.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}
+
+/**
+ * The share of observations at or below each percentile the engine reports, with the field holding it.
+ * Observations between two percentiles are counted at the upper one.
+ */
+const BANDS: ReadonlyArray<[number, keyof LatencyPercentiles]> = [
+  [0.5, 'p50Us'],
+  [0.95, 'p95Us'],
+  [0.99, 'p99Us'],
+  [0.999, 'p999Us'],
+  [1, 'maxUs'],
+];
+
+/**
+ * Turns the engine's per-session percentiles into Prometheus histograms.
+ *
+ * Approximation: at each scrape (and once more when a session ends) the observations a session made
+ * since the last look (the growth of its `count`) are spread over the bands of BANDS using the
+ * session's current cumulative percentiles, each band counted at its upper percentile. So bucket counts
+ * and `_count` are exact in total and never decrease; the distribution is coarse-grained (five values
+ * per session per scrape) and errs high, never low: a latency is never reported below its band's
+ * percentile. `_sum` is computed from the same band values and is an upper estimate.
+ */
+class NativeLatencyFolder {
+  /** Per session: series key → observations already counted. */
+  private readonly seen = new Map<string, Map<string, number>>();
+
+  constructor(
+    private readonly queueWait: BulkHistogram,
+    private readonly nodeProcess: BulkHistogram,
+  ) {}
+
+  /** Counts what a session observed since the last call. */
+  fold(sessionId: string, stats: SessionStats): void {
+    let seen = this.seen.get(sessionId);
+    if (seen === undefined) {
+      seen = new Map();
+      this.seen.set(sessionId, seen);
+    }
+    this.add(seen, 'queue', this.queueWait, {}, stats.queueWait);
+    for (const node of stats.nodes) {
+      this.add(seen, `node:${node.id}`, this.nodeProcess, { node_type: node.type }, node.process);
+    }
+  }
+
+  /** A session ended: count its last observations and forget it. */
+  end(sessionId: string, stats: SessionStats | undefined): void {
+    if (stats) this.fold(sessionId, stats);
+    this.seen.delete(sessionId);
+  }
+
+  private add(
+    seen: Map<string, number>,
+    key: string,
+    histogram: BulkHistogram,
+    labels: Labels,
+    p: LatencyPercentiles,
+  ): void {
+    const delta = p.count - (seen.get(key) ?? 0);
+    if (delta <= 0) return;
+    seen.set(key, p.count);
+    let counted = 0;
+    for (const [share, field] of BANDS) {
+      const upTo = share === 1 ? delta : Math.round(delta * share);
+      if (upTo > counted) histogram.add(labels, p[field] / 1e6, upTo - counted);
+      counted = Math.max(counted, upTo);
+    }
+  }
+}
+
+export interface AppMetrics {
+  readonly registry: Registry;
+  /** Hooks for the realtime sessions (passed to the realtime plugin). */
+  readonly realtime: RealtimeMetrics;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: AppMetrics;
+  }
+}
+
+export const metricsPlugin = fp(
+  async (app: FastifyInstance) => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+
+    const httpDuration = new Histogram({
+      name: 'remotemedia_http_request_duration_seconds',
+      help: 'HTTP request duration, by method, route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers: [registry],
+    });
+    const frames = new Counter({
+      name: 'remotemedia_frames_total',
+      help: 'Audio frames (binary messages) answered by streaming sessions',
+      labelNames: ['transport'],
+      registers: [registry],
+    });
+    const dropped = new Counter({
+      name: 'remotemedia_frames_dropped_total',
+      help: 'Audio frames dropped because a session queue held more than SESSION_QUEUE_MS',
+      labelNames: ['transport'],
+      registers: [registry],
+    });
+    const frameLatency = new Histogram({
+      name: 'remotemedia_frame_latency_seconds',
+      help: 'End-to-end frame latency: binary message received to its answer sent',
+      labelNames: ['transport'],
+      buckets: FRAME_BUCKETS,
+      registers: [registry],
+    });
+    for (const transport of TRANSPORTS) {
+      frames.inc({ transport }, 0);
+      dropped.inc({ transport }, 0);
+    }
+    new Gauge({
+      name: 'remotemedia_sessions_active',
+      help: 'Streaming sessions open now, by transport',
+      labelNames: ['transport'],
+      registers: [registry],
+      collect() {
+        const counts = new Map<string, number>(TRANSPORTS.map((t) => [t, 0]));
+        for (const s of app.realtime.sessions.values()) {
+          counts.set(s.transport, (counts.get(s.transport) ?? 0) + 1);
+        }
+        for (const [transport, n] of counts) this.set({ transport }, n);
+      },
+    });
+
+    // Both native histograms are folded by one pass over the live sessions; the second get() of a scrape
+    // finds nothing new, since folding counts only growth.
+    const foldLive = () => {
+      for (const s of app.realtime.sessions.values()) {
+        const stats = s.nativeStats();
+        if (stats) folder.fold(s.id, stats);
+      }
+    };
+    const queueWait = new BulkHistogram(
+      'remotemedia_engine_queue_wait_seconds',
+      'Time a frame waited in its session queue before a native worker took it (approximated from per-session percentiles)',
+      ENGINE_BUCKETS,
+      foldLive,
+    );
+    const nodeProcess = new BulkHistogram(
+      'remotemedia_node_process_seconds',
+      'Processing time of one frame in one node, by node type (approximated from per-session percentiles)',
+      ENGINE_BUCKETS,
+      foldLive,
+    );
+    const folder = new NativeLatencyFolder(queueWait, nodeProcess);
+    // The registry formats any object with this shape; prom-client's types only name its own classes.
+    registry.registerMetric(queueWait as unknown as Metric);
+    registry.registerMetric(nodeProcess as unknown as Metric);
+
+    app.addHook('onResponse', async (request, reply) => {
+      httpDuration.observe(
+        {
+          method: request.method,
+          // The route pattern, not the URL: ids would make one series per pipeline. 404s share one.
+          route: request.routeOptions.url ?? 'unmatched',
+          status: String(reply.statusCode),
+        },
+        reply.elapsedTime / 1000,
+      );
+    });
+
+    app.decorate('metrics', {
+      registry,
+      realtime: {
+        frame: (transport, latencySeconds) => {
+          frames.inc({ transport });
+          frameLatency.observe({ transport }, latencySeconds);
+        },
+        dropped: (transport, n) => dropped.inc({ transport }, n),
+        ended: (sessionId, stats) => folder.end(sessionId, stats),
+      },
+    });
+  },
+  { name: 'remotemedia-metrics' },
+);

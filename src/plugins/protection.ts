@@ -1,0 +1,58 @@
+/**
+ * Protection of the HTTP plane: the Origin allowlist (403), a per-IP rate limit (429) and load shedding
+ * on event-loop lag (503 + Retry-After). Health probes are never limited or shed, and `/metrics` is not
+ * rate limited, so operators can see an overloaded server.
+ */
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { RemoteMediaError } from '../errors.js';
+import { originAllowed } from '../origins.js';
+import { sendProblem } from './problems.js';
+
+const probes = new Set(['/healthz', '/readyz']);
+const isStreamPath = (url: string) => (url.split('?')[0] ?? '').endsWith('/stream');
+/** How often the event-loop delay is sampled. */
+const PRESSURE_SAMPLE_MS = 250;
+/** Seconds a shed client is asked to wait. */
+const PRESSURE_RETRY_AFTER_S = 5;
+
+export const protectionPlugin = fp(
+  async (app: FastifyInstance) => {
+    const { allowedOrigins, rateLimitPerMin, maxEventLoopDelayMs } = app.config;
+    if (allowedOrigins.length > 0) {
+      app.addHook('onRequest', async (request, reply) => {
+        // WebSocket upgrades are checked by the realtime admission (both transports), as for auth.
+        if (originAllowed(allowedOrigins, request.headers) || isStreamPath(request.url)) return;
+        return sendProblem(reply, 403, 'RM_ERR_ORIGIN', `origin ${request.headers.origin} is not allowed`);
+      });
+    }
+    if (maxEventLoopDelayMs > 0) {
+      await app.register(underPressure, {
+        maxEventLoopDelay: maxEventLoopDelayMs,
+        sampleInterval: PRESSURE_SAMPLE_MS,
+        retryAfter: PRESSURE_RETRY_AFTER_S,
+        // Liveness must answer under load (a restart would not help); everything else is shed.
+        pressureHandler: async (request, reply, type, value) => {
+          if (probes.has(request.url.split('?')[0] ?? '')) return;
+          reply.header('retry-after', String(PRESSURE_RETRY_AFTER_S));
+          throw new RemoteMediaError('RM_ERR_OVERLOADED', `server is overloaded (${type} ${value})`);
+        },
+      });
+    }
+    if (rateLimitPerMin > 0) {
+      await app.register(rateLimit, {
+        global: true,
+        max: rateLimitPerMin,
+        timeWindow: 60_000,
+        errorResponseBuilder: (_request, context) =>
+          new RemoteMediaError(
+            'RM_ERR_RATE_LIMITED',
+            `more than ${context.max} requests per minute; retry in ${context.after}`,
+          ),
+      });
+    }
+  },
+  { name: 'remotemedia-protection', dependencies: ['remotemedia-problems'] },
+);

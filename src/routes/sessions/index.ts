@@ -1,0 +1,63 @@
+/** Live streaming sessions of both transports (SPEC §3): list, inspect, end. */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { RemoteMediaError } from '../../errors.js';
+import { CloseCode } from '../../realtime/protocol.js';
+import { problems } from '../common.js';
+import { sessionListSchema, sessionParams, sessionSchema } from './schemas.js';
+
+const tags = ['sessions'];
+
+export async function sessionRoutes(fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const find = (id: string) => {
+    const session = app.realtime.get(id);
+    if (!session) throw new RemoteMediaError('RM_ERR_SESSION_NOT_FOUND', `no live session ${id}`);
+    return session;
+  };
+
+  app.get(
+    '/v1/sessions',
+    {
+      schema: {
+        tags,
+        summary: 'Live sessions with counters and latency percentiles',
+        response: { 200: sessionListSchema, ...problems() },
+      },
+    },
+    async () => ({ items: [...app.realtime.sessions.values()].map((s) => s.info()) }),
+  );
+
+  app.get(
+    '/v1/sessions/:id',
+    {
+      schema: {
+        tags,
+        summary: 'One live session',
+        params: sessionParams,
+        response: { 200: sessionSchema, ...problems(404) },
+      },
+    },
+    async (request) => find(request.params.id).info(),
+  );
+
+  app.delete(
+    '/v1/sessions/:id',
+    {
+      schema: {
+        tags,
+        summary: 'End a session: it is flushed, sent its stats and closed with 1000',
+        description:
+          'Answers 202 at once with the session as it is (usually `stopping`); the client receives ' +
+          'the remaining audio, `flushed`, `stats`, then the close.',
+        params: sessionParams,
+        response: { 202: sessionSchema, ...problems(404) },
+      },
+    },
+    async (request, reply) => {
+      const session = find(request.params.id);
+      session.end(CloseCode.Normal, 'ended by API');
+      return reply.code(202).send(session.info());
+    },
+  );
+}

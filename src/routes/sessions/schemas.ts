@@ -1,0 +1,38 @@
+/** Schemas of the live-session routes (SPEC §3, §4). */
+import { z } from 'zod';
+
+const latencySchema = z.object({
+  p50_ms: z.number(),
+  p95_ms: z.number(),
+  p99_ms: z.number(),
+  max_ms: z.number(),
+  count: z.number(),
+});
+
+const streamFormatSchema = z.object({ encoding: z.string(), sample_rate: z.int(), channels: z.int() });
+
+export const sessionSchema = z
+  .object({
+    id: z.string(),
+    state: z.enum(['awaiting_start', 'streaming', 'stopping', 'closed']),
+    transport: z.string().describe('ws (@fastify/websocket) or uws (uWebSockets.js)'),
+    pipeline: z.object({ id: z.string(), version: z.int() }),
+    started_at: z.string(),
+    input: streamFormatSchema.nullable(),
+    output: streamFormatSchema.nullable(),
+    worker: z.int().nullable().describe('the native worker the session lives on'),
+    frames_in: z.number(),
+    frames_out: z.number(),
+    frames_dropped: z.number(),
+    frame_errors: z.number(),
+    events: z.number(),
+    latency: latencySchema.describe('end to end: frame received to answer sent'),
+    engine_latency: latencySchema.describe('hand-off to the engine to answer ready'),
+    queue_wait: latencySchema.describe('hand-off to processing start'),
+    nodes: z.array(z.object({ id: z.string(), type: z.string(), process: latencySchema })),
+  })
+  .meta({ id: 'Session' });
+
+export const sessionListSchema = z.object({ items: z.array(sessionSchema) });
+
+export const sessionParams = z.object({ id: z.string().min(1).max(200) });
