@@ -120,15 +120,15 @@ async function savePipeline(event) {
 async function loadCatalog() {
   const { res, data } = await api('/v1/nodes');
   if (!res.ok) return;
-  const nodes = Array.isArray(data) ? data : (data.items ?? data.nodes ?? []);
+  const nodes = data.items;
   $('catalog').replaceChildren(
     ...nodes.flatMap((n) => {
-      const params = Object.keys(n.params_schema?.properties ?? n.params?.properties ?? {});
+      const params = Object.keys(n.params?.properties ?? {});
       const dd = document.createElement('dd');
       dd.textContent = [
         n.description,
         params.length ? `params: ${params.join(', ')}` : 'no params',
-        n.emits_events ? 'emits events' : '',
+        n.emits_events ? `events: ${(n.events ?? []).join(', ')}` : '',
       ]
         .filter(Boolean)
         .join(' · ');
