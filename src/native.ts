@@ -15,6 +15,8 @@ export type PlanInfo = import('../native/binding/index.js').PlanInfo;
 export type SessionStats = import('../native/binding/index.js').SessionStats;
 export type WorkerInfo = import('../native/binding/index.js').WorkerInfo;
 export type LatencyPercentiles = import('../native/binding/index.js').LatencyPercentiles;
+export type SessionBuckets = import('../native/binding/index.js').SessionBuckets;
+export type BucketCounts = import('../native/binding/index.js').BucketCounts;
 
 const require = createRequire(import.meta.url);
 const binding: Binding = require('../native/binding/index.js');
@@ -151,6 +153,11 @@ export class EngineSession {
 
   stats(): SessionStats {
     return this.native.stats();
+  }
+
+  /** The queue-wait and per-node histograms as cumulative counts at `boundsSeconds` (still readable after close). */
+  buckets(boundsSeconds: number[]): SessionBuckets {
+    return this.native.buckets(boundsSeconds);
   }
 
   /** Records one message's host-side latency (received → answer sent), nanoseconds. */

@@ -49,8 +49,20 @@ export declare class NativeSession {
   recordLatency(ns: number): void
   /** Whether the session has ended. */
   get closed(): boolean
+  /** The queue-wait and per-node histograms as cumulative counts at `bounds_seconds` (for Prometheus). */
+  buckets(boundsSeconds: Array<number>): SessionBuckets
   /** Counters and latency percentiles. */
   stats(): SessionStats
+}
+
+/** Cumulative bucket counts of one histogram (Prometheus `le` semantics) and its sum. */
+export interface BucketCounts {
+  /** Values at or below each bound, in bound order. */
+  counts: Array<number>
+  /** Sum of all values, seconds. */
+  sumSeconds: number
+  /** Values recorded. */
+  count: number
 }
 
 /** Makes the `__panic` fault-injection node buildable in this process (isolation tests only). */
@@ -101,6 +113,16 @@ export interface LatencyPercentiles {
   p999Us: number
   /** Largest. */
   maxUs: number
+}
+
+/** One node's processing-time buckets. */
+export interface NodeBuckets {
+  /** Node or stage id. */
+  id: string
+  /** Type. */
+  type: string
+  /** Its buckets. */
+  process: BucketCounts
 }
 
 /** Latency of one node as built. */
@@ -173,6 +195,14 @@ export interface PlanInfo {
  * keeping the interleaving. Throws `RM_ERR_BAD_AUDIO` on an odd byte length.
  */
 export declare function s16leToF32(pcm: Uint8Array): Float32Array
+
+/** A session's native histograms as Prometheus buckets. */
+export interface SessionBuckets {
+  /** Queue wait per message. */
+  queueWait: BucketCounts
+  /** Per node: id, type and processing time per message. */
+  nodes: Array<NodeBuckets>
+}
 
 /** A session's counters and latency percentiles. */
 export interface SessionStats {

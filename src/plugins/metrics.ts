@@ -5,14 +5,14 @@
  * Two kinds of sources:
  * - observed as they happen: HTTP request durations (onResponse hook) and, through the
  *   `RealtimeMetrics` hooks the sessions call, frames, drops and end-to-end frame latency;
- * - built at scrape time from the native per-session stats: engine queue wait and per-node processing
- *   time. The engine keeps those in per-session HDR histograms and hands out percentiles, not buckets;
- *   see `NativeLatencyFolder` for how they become Prometheus histograms.
+ * - built at scrape time from the native per-session HDR histograms: engine queue wait and per-node
+ *   processing time. The engine reports cumulative counts at our bucket bounds (within HDR's 1%
+ *   precision); each scrape adds what every session observed since the last one.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
-import type { LatencyPercentiles, SessionStats } from '../native.js';
+import type { BucketCounts, SessionBuckets } from '../native.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 
 /** End-to-end frame latency buckets: 0.1 ms to 1 s. */
@@ -27,35 +27,35 @@ type Labels = Record<string, string>;
 type Sample = { labels: Record<string, string | number>; value: number; metricName: string };
 
 /**
- * A Prometheus histogram fed with (value, count) pairs, for sources that report many observations at
- * once. prom-client's Histogram takes one observation per call; this exposes the same text format
- * through the registry's `get()` contract.
+ * A Prometheus histogram fed with bulk increments of its cumulative bucket counts, for sources that
+ * keep their own histograms (the engine). Exposed through the registry's `get()` contract.
  */
 class BulkHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   private readonly series = new Map<
     string,
-    { labels: Labels; buckets: number[]; sum: number; count: number }
+    { labels: Labels; cumulative: number[]; sum: number; count: number }
   >();
 
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly upperBounds: readonly number[],
+    readonly upperBounds: readonly number[],
     private readonly beforeCollect: () => void,
   ) {}
 
-  add(labels: Labels, value: number, count: number): void {
+  /** Adds observations: per bound, how many more were at or below it; plus their sum and count. */
+  add(labels: Labels, cumulative: readonly number[], sum: number, count: number): void {
     const key = JSON.stringify(labels);
     let s = this.series.get(key);
     if (s === undefined) {
-      s = { labels, buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 };
+      s = { labels, cumulative: this.upperBounds.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
-    const i = this.upperBounds.findIndex((b) => value <= b);
-    if (i !== -1) s.buckets[i] = (s.buckets[i] ?? 0) + count;
-    s.sum += value * count;
+    for (let i = 0; i < cumulative.length; i++)
+      s.cumulative[i] = (s.cumulative[i] ?? 0) + (cumulative[i] ?? 0);
+    s.sum += sum;
     s.count += count;
   }
 
@@ -63,10 +63,12 @@ class BulkHistogram {
     this.beforeCollect();
     const values: Sample[] = [];
     for (const s of this.series.values()) {
-      let acc = 0;
       this.upperBounds.forEach((le, i) => {
-        acc += s.buckets[i] ?? 0;
-        values.push({ labels: { ...s.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+        values.push({
+          labels: { ...s.labels, le },
+          value: s.cumulative[i] ?? 0,
+          metricName: `${this.name}_bucket`,
+        });
       });
       values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
       values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
@@ -81,71 +83,53 @@ class BulkHistogram {
 }
 
 /**
- * The share of observations at or below each percentile the engine reports, with the field holding it.
- * Observations between two percentiles are counted at the upper one.
+ * Folds the engine's per-session histograms into the Prometheus ones: each call adds the growth of a
+ * session's cumulative counts since the previous call, so nothing is counted twice and counts never
+ * decrease.
  */
-const BANDS: ReadonlyArray<[number, keyof LatencyPercentiles]> = [
-  [0.5, 'p50Us'],
-  [0.95, 'p95Us'],
-  [0.99, 'p99Us'],
-  [0.999, 'p999Us'],
-  [1, 'maxUs'],
-];
-
-/**
- * Turns the engine's per-session percentiles into Prometheus histograms.
- *
- * Approximation: at each scrape (and once more when a session ends) the observations a session made
- * since the last look (the growth of its `count`) are spread over the bands of BANDS using the
- * session's current cumulative percentiles, each band counted at its upper percentile. So bucket counts
- * and `_count` are exact in total and never decrease; the distribution is coarse-grained (five values
- * per session per scrape) and errs high, never low: a latency is never reported below its band's
- * percentile. `_sum` is computed from the same band values and is an upper estimate.
- */
-class NativeLatencyFolder {
-  /** Per session: series key → observations already counted. */
-  private readonly seen = new Map<string, Map<string, number>>();
+class NativeBucketFolder {
+  /** Per session: series key → what was already counted. */
+  private readonly seen = new Map<string, Map<string, BucketCounts>>();
 
   constructor(
     private readonly queueWait: BulkHistogram,
     private readonly nodeProcess: BulkHistogram,
   ) {}
 
-  /** Counts what a session observed since the last call. */
-  fold(sessionId: string, stats: SessionStats): void {
+  fold(sessionId: string, buckets: SessionBuckets): void {
     let seen = this.seen.get(sessionId);
     if (seen === undefined) {
       seen = new Map();
       this.seen.set(sessionId, seen);
     }
-    this.add(seen, 'queue', this.queueWait, {}, stats.queueWait);
-    for (const node of stats.nodes) {
+    this.add(seen, 'queue', this.queueWait, {}, buckets.queueWait);
+    for (const node of buckets.nodes) {
       this.add(seen, `node:${node.id}`, this.nodeProcess, { node_type: node.type }, node.process);
     }
   }
 
   /** A session ended: count its last observations and forget it. */
-  end(sessionId: string, stats: SessionStats | undefined): void {
-    if (stats) this.fold(sessionId, stats);
+  end(sessionId: string, buckets: SessionBuckets | undefined): void {
+    if (buckets) this.fold(sessionId, buckets);
     this.seen.delete(sessionId);
   }
 
   private add(
-    seen: Map<string, number>,
+    seen: Map<string, BucketCounts>,
     key: string,
-    histogram: BulkHistogram,
+    h: BulkHistogram,
     labels: Labels,
-    p: LatencyPercentiles,
-  ): void {
-    const delta = p.count - (seen.get(key) ?? 0);
-    if (delta <= 0) return;
-    seen.set(key, p.count);
-    let counted = 0;
-    for (const [share, field] of BANDS) {
-      const upTo = share === 1 ? delta : Math.round(delta * share);
-      if (upTo > counted) histogram.add(labels, p[field] / 1e6, upTo - counted);
-      counted = Math.max(counted, upTo);
-    }
+    now: BucketCounts,
+  ) {
+    const before = seen.get(key);
+    if (before !== undefined && before.count === now.count) return;
+    seen.set(key, now);
+    h.add(
+      labels,
+      now.counts.map((c, i) => c - (before?.counts[i] ?? 0)),
+      now.sumSeconds - (before?.sumSeconds ?? 0),
+      now.count - (before?.count ?? 0),
+    );
   }
 }
 
@@ -214,23 +198,23 @@ export const metricsPlugin = fp(
     // finds nothing new, since folding counts only growth.
     const foldLive = () => {
       for (const s of app.realtime.sessions.values()) {
-        const stats = s.nativeStats();
-        if (stats) folder.fold(s.id, stats);
+        const buckets = s.nativeBuckets(ENGINE_BUCKETS);
+        if (buckets) folder.fold(s.id, buckets);
       }
     };
     const queueWait = new BulkHistogram(
       'remotemedia_engine_queue_wait_seconds',
-      'Time a frame waited in its session queue before a native worker took it (approximated from per-session percentiles)',
+      'Time a frame waited in its session queue before a native worker took it',
       ENGINE_BUCKETS,
       foldLive,
     );
     const nodeProcess = new BulkHistogram(
       'remotemedia_node_process_seconds',
-      'Processing time of one frame in one node, by node type (approximated from per-session percentiles)',
+      'Processing time of one frame in one node, by node type',
       ENGINE_BUCKETS,
       foldLive,
     );
-    const folder = new NativeLatencyFolder(queueWait, nodeProcess);
+    const folder = new NativeBucketFolder(queueWait, nodeProcess);
     // The registry formats any object with this shape; prom-client's types only name its own classes.
     registry.registerMetric(queueWait as unknown as Metric);
     registry.registerMetric(nodeProcess as unknown as Metric);
@@ -255,7 +239,7 @@ export const metricsPlugin = fp(
           frameLatency.observe({ transport }, latencySeconds);
         },
         dropped: (transport, n) => dropped.inc({ transport }, n),
-        ended: (sessionId, stats) => folder.end(sessionId, stats),
+        ended: (session) => folder.end(session.id, session.nativeBuckets(ENGINE_BUCKETS)),
       },
     });
   },

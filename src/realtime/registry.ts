@@ -96,7 +96,7 @@ export class SessionRegistry {
     this.sessions.set(session.id, session);
     session.onClosed = () => {
       this.sessions.delete(session.id);
-      this.deps.metrics?.ended(session.id, session.nativeStats());
+      this.deps.metrics?.ended(session);
     };
   }
 

@@ -14,6 +14,7 @@ import {
   type EngineOutput,
   type EngineSession,
   OutputKind,
+  type SessionBuckets,
   type SessionStats,
 } from '../native.js';
 import {
@@ -56,7 +57,8 @@ export interface RealtimeMetrics {
   frame(transport: string, latencySeconds: number): void;
   dropped(transport: string, frames: number): void;
   /** A session closed; `stats` are its final native stats (none when it never started). */
-  ended(sessionId: string, stats: SessionStats | undefined): void;
+  /** A session closed: count what it observed since the last scrape. */
+  ended(session: StreamSession): void;
 }
 
 export interface RealtimeDeps {
@@ -415,6 +417,11 @@ export class StreamSession {
   outputBytesPerSecond(): number {
     const o = this.output;
     return o ? o.sample_rate * o.channels * bytesPerSample[o.encoding] : 0;
+  }
+
+  /** The engine's queue-wait and per-node histograms as Prometheus buckets (undefined before start). */
+  nativeBuckets(boundsSeconds: number[]): SessionBuckets | undefined {
+    return this.native?.buckets(boundsSeconds);
   }
 
   /** The native counters and latency percentiles: live while streaming, final once closed. */

@@ -46,6 +46,9 @@ describe('GET /metrics', () => {
       // Folded from the ended session's native stats.
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_count')).toBe(frames.length);
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_bucket{le="+Inf"}')).toBe(frames.length);
+      // Exact buckets from the engine's histograms: every frame waited well under a second.
+      expect(sample(text, 'remotemedia_engine_queue_wait_seconds_bucket{le="1"}')).toBe(frames.length);
+      expect(sample(text, 'remotemedia_engine_queue_wait_seconds_sum')).toBeLessThan(frames.length);
       expect(text).toMatch(/^# TYPE remotemedia_node_process_seconds histogram$/m);
       expect(sample(text, 'remotemedia_node_process_seconds_count{node_type="downmix"}')).toBeGreaterThan(0);
       expect(sample(text, 'remotemedia_node_process_seconds_count{node_type="level"}')).toBeGreaterThan(0);

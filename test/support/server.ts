@@ -28,18 +28,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   };
 }
 
-/** The five-node speech front end of the issue: downmix, resample 48k→16k, gain, normalize, vad. */
-export const asrFrontEnd = {
-  name: 'asr-frontend',
-  nodes: [
-    { id: 'mono', type: 'downmix' },
-    { id: 'resample', type: 'resample', params: { sample_rate: 16000, quality: 'high' } },
-    { id: 'gain', type: 'gain', params: { db: -3 } },
-    { id: 'norm', type: 'normalize', params: { target_dbfs: -3 } },
-    { id: 'vad', type: 'vad', inputs: ['norm'] },
-  ],
-  output: 'norm',
-};
+export { asrFrontEnd } from './pipelines.js';
 
 /** Stores a pipeline document and returns its id. */
 export function storePipeline(app: FastifyInstance, definition: Record<string, unknown>): string {

@@ -347,6 +347,47 @@ pub struct SessionStats {
     pub nodes: Vec<NodeTiming>,
 }
 
+/// Cumulative bucket counts of one histogram (Prometheus `le` semantics) and its sum.
+#[napi(object)]
+pub struct BucketCounts {
+    /// Values at or below each bound, in bound order.
+    pub counts: Vec<f64>,
+    /// Sum of all values, seconds.
+    pub sum_seconds: f64,
+    /// Values recorded.
+    pub count: f64,
+}
+
+/// A session's native histograms as Prometheus buckets.
+#[napi(object)]
+pub struct SessionBuckets {
+    /// Queue wait per message.
+    pub queue_wait: BucketCounts,
+    /// Per node: id, type and processing time per message.
+    pub nodes: Vec<NodeBuckets>,
+}
+
+/// One node's processing-time buckets.
+#[napi(object)]
+pub struct NodeBuckets {
+    /// Node or stage id.
+    pub id: String,
+    /// Type.
+    #[napi(js_name = "type")]
+    pub node_type: String,
+    /// Its buckets.
+    pub process: BucketCounts,
+}
+
+fn buckets(h: &LatencyHistogram, bounds_ns: &[u64]) -> BucketCounts {
+    let (counts, sum_ns) = h.cumulative_counts(bounds_ns);
+    BucketCounts {
+        counts: counts.into_iter().map(|c| c as f64).collect(),
+        sum_seconds: sum_ns / 1e9,
+        count: h.percentiles().count as f64,
+    }
+}
+
 /// One streaming session on the engine.
 #[napi]
 pub struct NativeSession {
@@ -444,6 +485,25 @@ impl NativeSession {
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.slot.is_closed()
+    }
+
+    /// The queue-wait and per-node histograms as cumulative counts at `bounds_seconds` (for Prometheus).
+    #[napi]
+    pub fn buckets(&self, bounds_seconds: Vec<f64>) -> SessionBuckets {
+        let bounds_ns: Vec<u64> = bounds_seconds.iter().map(|s| (s * 1e9).round().max(0.0) as u64).collect();
+        let s = self.slot.stats();
+        SessionBuckets {
+            queue_wait: buckets(&s.queue_wait, &bounds_ns),
+            nodes: s
+                .nodes
+                .iter()
+                .map(|n| NodeBuckets {
+                    id: n.id.clone(),
+                    node_type: n.node_type.to_string(),
+                    process: buckets(&n.process, &bounds_ns),
+                })
+                .collect(),
+        }
     }
 
     /// Counters and latency percentiles.

@@ -39,6 +39,14 @@ impl LatencyHistogram {
         self.0.saturating_record(ns.clamp(1, MAX_NS));
     }
 
+    /// How many values were at or below each bound (cumulative, like Prometheus `le` buckets), within
+    /// the histogram's 1% precision, and the sum of all values in nanoseconds (from the bucket midpoints).
+    pub fn cumulative_counts(&self, bounds_ns: &[u64]) -> (Vec<u64>, f64) {
+        let counts = bounds_ns.iter().map(|&b| self.0.count_between(0, b.clamp(1, MAX_NS))).collect();
+        let sum = self.0.mean() * self.0.len() as f64;
+        (counts, sum)
+    }
+
     /// Quantiles in microseconds.
     pub fn percentiles(&self) -> Percentiles {
         let q = |p: f64| self.0.value_at_quantile(p) as f64 / 1000.0;
@@ -89,4 +97,20 @@ pub struct SessionStats {
     pub end_to_end: LatencyHistogram,
     /// Per node.
     pub nodes: Vec<NodeStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cumulative_counts_follow_the_recorded_values() {
+        let mut h = LatencyHistogram::default();
+        for ns in [1_000, 2_000, 2_000, 50_000, 3_000_000] {
+            h.record_ns(ns);
+        }
+        let (counts, sum) = h.cumulative_counts(&[500, 1_500, 10_000, 100_000, 10_000_000]);
+        assert_eq!(counts, vec![0, 1, 3, 4, 5]);
+        assert!((sum - 3_055_000.0).abs() / 3_055_000.0 < 0.01, "{sum}");
+    }
 }

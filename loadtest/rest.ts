@@ -1,0 +1,174 @@
+/**
+ * `npm run loadtest:rest`: autocannon scenarios against the REST control plane (create, get, list, plan),
+ * with a Fastify hello-world baseline measured in the same run on the same machine, so the result is a
+ * ratio that survives a noisy host. Loopback only; every scenario is bounded in time.
+ *
+ *   node --import tsx loadtest/rest.ts [--duration 5] [--connections 20] [--json bench/rest.json]
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '20' },
+    json: { type: 'string', default: 'bench/rest.json' },
+  },
+});
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+
+const document = {
+  name: 'asr-frontend',
+  nodes: [
+    { id: 'mono', type: 'downmix' },
+    { id: 'resample', type: 'resample', params: { sample_rate: 16000, quality: 'high' } },
+    { id: 'gain', type: 'gain', params: { db: -3 } },
+    { id: 'norm', type: 'normalize' },
+    { id: 'vad', type: 'vad', inputs: ['norm'] },
+  ],
+  output: 'norm',
+};
+
+interface Row {
+  scenario: string;
+  target: string;
+  requests_per_s: number;
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  non_2xx: number;
+  errors: number;
+}
+
+async function measure(
+  scenario: string,
+  target: string,
+  url: string,
+  opts: Partial<autocannon.Options> = {},
+): Promise<Row> {
+  process.stdout.write(`  ${scenario} (${target}) for ${duration} s … `);
+  const r = await autocannon({ url, connections, duration, ...opts });
+  const row: Row = {
+    scenario,
+    target,
+    requests_per_s: r.requests.average,
+    latency_p50_ms: r.latency.p50,
+    latency_p99_ms: r.latency.p99,
+    non_2xx: r.non2xx,
+    errors: r.errors,
+  };
+  process.stdout.write(`${Math.round(row.requests_per_s)} req/s\n`);
+  return row;
+}
+
+/** Starts `remotemedia serve` as its own process and resolves with its base URL. */
+function startProduct(): Promise<{ child: ChildProcess; url: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rm-loadtest-rest-'));
+  const child = spawn(process.execPath, ['dist/cli.js', 'serve', '--port', '0', '--rt-port', '0'], {
+    env: {
+      ...process.env,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MIN: '0',
+      MAX_EVENT_LOOP_DELAY_MS: '0',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (m?.[1]) resolve({ child, url: m[1] });
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+async function main() {
+  console.log(`REST load test: ${connections} connections, ${duration} s per scenario, ${cpus().length} cores`);
+  const hello = Fastify({ logger: false });
+  hello.get('/', async () => ({ hello: 'world' }));
+  const helloUrl = await hello.listen({ port: 0, host: '127.0.0.1' });
+  const product = await startProduct();
+  try {
+    const created = await fetch(`${product.url}/v1/pipelines`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(document),
+    });
+    if (created.status !== 201) throw new Error(`create failed: ${created.status} ${await created.text()}`);
+    const { id } = (await created.json()) as { id: string };
+    const body = JSON.stringify(document);
+    const json = { 'content-type': 'application/json' };
+    const rows: Row[] = [];
+    rows.push(await measure('hello-world', 'fastify baseline', helloUrl));
+    rows.push(await measure('get', 'remotemedia', `${product.url}/v1/pipelines/${id}`));
+    rows.push(await measure('list', 'remotemedia', `${product.url}/v1/pipelines?limit=20`));
+    rows.push(
+      await measure('plan', 'remotemedia', `${product.url}/v1/plan`, { method: 'POST', headers: json, body }),
+    );
+    rows.push(
+      await measure('create', 'remotemedia', `${product.url}/v1/pipelines`, { method: 'POST', headers: json, body }),
+    );
+    // The baseline again at the end: the machine's drift shows as a difference between the two.
+    rows.push(await measure('hello-world (again)', 'fastify baseline', helloUrl));
+    const baseline = median([rows[0]?.requests_per_s ?? 0, rows.at(-1)?.requests_per_s ?? 0]);
+    console.log('\nscenario              req/s    p50 ms  p99 ms  non-2xx  ratio vs hello-world');
+    for (const r of rows) {
+      const ratio = r.requests_per_s / baseline;
+      console.log(
+        `${r.scenario.padEnd(20)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
+          .toFixed(1)
+          .padStart(8)} ${r.latency_p99_ms.toFixed(1).padStart(7)} ${String(r.non_2xx).padStart(8)}  ${ratio.toFixed(2)}×`,
+      );
+    }
+    const result = {
+      date: new Date().toISOString(),
+      machine: { cores: cpus().length, cpu: cpus()[0]?.model },
+      node: process.version,
+      connections,
+      duration_s: duration,
+      baseline_requests_per_s: baseline,
+      rows: rows.map((r) => ({ ...r, ratio_vs_hello_world: r.requests_per_s / baseline })),
+    };
+    mkdirSync(dirname(values.json), { recursive: true });
+    writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+    mergeIntoResults(result);
+    console.log(`\nwritten to ${values.json} and bench/results.json ("rest")`);
+  } finally {
+    product.child.kill('SIGTERM');
+    await hello.close();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+function mergeIntoResults(rest: object) {
+  const path = 'bench/results.json';
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    // first run
+  }
+  all.rest = rest;
+  writeFileSync(path, `${JSON.stringify(all, null, 2)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
