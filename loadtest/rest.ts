@@ -91,7 +91,9 @@ function startProduct(): Promise<{ child: ChildProcess; url: string }> {
 }
 
 async function main() {
-  console.log(`REST load test: ${connections} connections, ${duration} s per scenario, ${cpus().length} cores`);
+  console.log(
+    `REST load test: ${connections} connections, ${duration} s per scenario, ${cpus().length} cores`,
+  );
   const hello = Fastify({ logger: false });
   hello.get('/', async () => ({ hello: 'world' }));
   const helloUrl = await hello.listen({ port: 0, host: '127.0.0.1' });
@@ -114,7 +116,11 @@ async function main() {
       await measure('plan', 'remotemedia', `${product.url}/v1/plan`, { method: 'POST', headers: json, body }),
     );
     rows.push(
-      await measure('create', 'remotemedia', `${product.url}/v1/pipelines`, { method: 'POST', headers: json, body }),
+      await measure('create', 'remotemedia', `${product.url}/v1/pipelines`, {
+        method: 'POST',
+        headers: json,
+        body,
+      }),
     );
     // The baseline again at the end: the machine's drift shows as a difference between the two.
     rows.push(await measure('hello-world (again)', 'fastify baseline', helloUrl));
@@ -125,7 +131,9 @@ async function main() {
       console.log(
         `${r.scenario.padEnd(20)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
           .toFixed(1)
-          .padStart(8)} ${r.latency_p99_ms.toFixed(1).padStart(7)} ${String(r.non_2xx).padStart(8)}  ${ratio.toFixed(2)}×`,
+          .padStart(
+            8,
+          )} ${r.latency_p99_ms.toFixed(1).padStart(7)} ${String(r.non_2xx).padStart(8)}  ${ratio.toFixed(2)}×`,
       );
     }
     const result = {

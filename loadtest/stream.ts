@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PipelineStore } from '../src/store/index.js';
 import { asrFrontEnd } from '../test/support/pipelines.js';
+import { renderChart, type Series } from './chart.js';
 import type { ClientReport } from './stream-client.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -45,6 +46,8 @@ const { values: flags } = parseArgs({
     targets: { type: 'string', default: allTargets.join(',') },
     'frame-ms': { type: 'string', default: '20' },
     capacity: { type: 'boolean', default: false },
+    /** Session counts to sweep, e.g. `25,50,100,200`: renders bench/latency-vs-sessions.svg. */
+    sweep: { type: 'string' },
     'capacity-start': { type: 'string', default: '250' },
     'capacity-max': { type: 'string', default: '4000' },
     'capacity-duration': { type: 'string', default: '8' },
@@ -678,17 +681,109 @@ async function capacity(): Promise<void> {
   save('capacity', result);
 }
 
+/**
+ * Latency against load: each product transport (and its raw echo baseline) at every session count of
+ * `--sweep`, paced, one round each; the percentiles go to bench/stream.json and a chart to
+ * bench/latency-vs-sessions.svg.
+ */
+async function sweep(): Promise<void> {
+  const counts = (flags.sweep ?? '')
+    .split(',')
+    .map(Number)
+    .filter((n) => n >= 1 && n <= 20_000);
+  if (counts.length === 0) throw new Error('--sweep takes a list of session counts, e.g. 25,50,100,200');
+  const product = await startProduct(100_000, 'product');
+  const echoes = new Map<Target, Server>();
+  const points: Array<{
+    target: Target;
+    sessions: number;
+    rtt_p50_ms: number;
+    rtt_p99_ms: number;
+    server_p99_ms: number | null;
+    lost: number;
+    dropped: number;
+  }> = [];
+  try {
+    for (const t of targets)
+      if (t.startsWith('echo')) echoes.set(t, await startEcho(t as 'echo-uws' | 'echo-ws'));
+    for (const n of counts) {
+      for (const t of targets) {
+        process.stdout.write(`\nsweep: ${n} sessions on ${t}\n`);
+        const server = t.startsWith('echo') ? (echoes.get(t) as Server) : product;
+        const run = await runGenerator(t, server, n, durationS, 'paced');
+        const r = run.report;
+        points.push({
+          target: t,
+          sessions: n,
+          rtt_p50_ms: r.rtt.p50_ms,
+          rtt_p99_ms: r.rtt.p99_ms,
+          server_p99_ms: r.server?.p99_ms_median ?? null,
+          lost: r.frames.lost,
+          dropped: r.frames.dropped,
+        });
+        await sleep(1000);
+      }
+    }
+  } finally {
+    await product.stop();
+    for (const e of echoes.values()) await e.stop();
+  }
+  const colors: Record<string, string> = {
+    uws: '#1f77b4',
+    ws: '#d62728',
+    'echo-uws': '#7fb3d5',
+    'echo-ws': '#f1948a',
+  };
+  const series: Series[] = [];
+  for (const t of targets) {
+    const mine = points.filter((p) => p.target === t);
+    series.push({
+      label: `${t} client p99`,
+      color: colors[t] ?? '#555',
+      dashed: true,
+      points: mine.map((p) => ({ x: p.sessions, y: p.rtt_p99_ms })),
+    });
+    if (!t.startsWith('echo')) {
+      series.push({
+        label: `${t} server p99`,
+        color: colors[t] ?? '#555',
+        points: mine.map((p) => ({ x: p.sessions, y: p.server_p99_ms ?? 0 })),
+      });
+    }
+  }
+  const svg = renderChart(
+    `Frame latency vs paced sessions (${frameMs} ms frames, 5-node pipeline, ${availableParallelism()} CPUs)`,
+    'sessions',
+    'latency p99 (ms, log)',
+    series,
+  );
+  const svgPath = here('bench/latency-vs-sessions.svg');
+  writeFileSync(svgPath, svg);
+  save('sweep', {
+    machine: machine(),
+    options: { counts, duration_s: durationS, frame_ms: frameMs, targets },
+    points,
+  });
+  process.stdout.write(`\nsessions  target    rtt p50  rtt p99  server p99  lost  dropped\n`);
+  for (const p of points) {
+    process.stdout.write(
+      `${String(p.sessions).padStart(8)}  ${p.target.padEnd(8)} ${p.rtt_p50_ms.toFixed(2).padStart(8)} ${p.rtt_p99_ms.toFixed(2).padStart(8)} ${(p.server_p99_ms ?? Number.NaN).toFixed(2).padStart(11)} ${String(p.lost).padStart(5)} ${String(p.dropped).padStart(8)}\n`,
+    );
+  }
+  process.stdout.write(`chart written to ${svgPath}\n`);
+}
+
 const deadline = setTimeout(
   () => {
     process.stderr.write('loadtest: overall deadline reached\n');
     cleanup();
     process.exit(3);
   },
-  flags.capacity ? 60 * 60_000 : (durationS + 120 + sessions / 10) * targets.length * 1000,
+  flags.capacity || flags.sweep ? 60 * 60_000 : (durationS + 120 + sessions / 10) * targets.length * 1000,
 );
 deadline.unref();
 
-(flags.capacity ? capacity() : comparison()).then(
+(flags.sweep ? sweep() : flags.capacity ? capacity() : comparison()).then(
   () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`loadtest: ${(err as Error).stack ?? String(err)}\n`);

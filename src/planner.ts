@@ -22,8 +22,44 @@ export interface PlanProblem {
 
 export type EnginePlanResult = { ok: true; plan: Plan } | { ok: false; errors: readonly PlanProblem[] };
 
+/**
+ * Plans are pure functions of (document, input format, content type) and building the engine's graph to
+ * learn latencies takes milliseconds (resampler filter tables), so results are memoised: a stored
+ * pipeline version is planned once per input format, not on every GET or session start. Bounded LRU.
+ */
+const CACHE_LIMIT = 512;
+const cache = new Map<string, EnginePlanResult>();
+
+function cacheKey(document: unknown, options: EnginePlanOptions): string | undefined {
+  let doc: string;
+  try {
+    doc = typeof document === 'string' ? document : JSON.stringify(document);
+  } catch {
+    return undefined; // cyclic or BigInt values: not cacheable, and the planner reports them
+  }
+  const f = options.inputFormat;
+  return `${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${doc}`;
+}
+
 /** Validates, optimizes and latency-annotates a document. Never throws for a bad document. */
 export function planWithEngine(document: unknown, options: EnginePlanOptions = {}): EnginePlanResult {
+  const key = cacheKey(document, options);
+  const hit = key === undefined ? undefined : cache.get(key);
+  if (hit !== undefined && key !== undefined) {
+    // Refresh its place in the LRU order.
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const result = planUncached(document, options);
+  if (key !== undefined) {
+    cache.set(key, result);
+    if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  }
+  return result;
+}
+
+function planUncached(document: unknown, options: EnginePlanOptions): EnginePlanResult {
   const planned = planPipeline(document, options);
   if (!planned.ok) return planned;
   let info: ReturnType<typeof inspectPlan>;

@@ -146,3 +146,33 @@ describe('remotemedia process', () => {
     expect(parseWav(readFileSync(out))).toMatchObject({ encoding: 'f32le', sample_rate: 16000 });
   });
 });
+
+describe('examples/stream-wav.mjs', () => {
+  it('streams a recording through a running server and writes what /process would', async () => {
+    const { startTestServer, storePipeline, asrFrontEnd } = await import('./support/server.js');
+    const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
+    try {
+      const id = storePipeline(server.app, asrFrontEnd);
+      const out = join(dir, 'streamed.wav');
+      const input = `${sharedAudioDir}speech-48k-mono.wav`;
+      const { stdout } = await run(process.execPath, [
+        'examples/stream-wav.mjs',
+        `${server.base.uws}/v1/pipelines/${id}/stream`,
+        input,
+        out,
+        '--fast',
+      ]);
+      expect(stdout).toMatch(/ready: 48000 Hz × 1 → 16000 Hz × 1/);
+      expect(stdout).toMatch(/event vad\.speech_start/);
+      const processed = await server.app.inject({
+        method: 'POST',
+        url: `/v1/pipelines/${id}/process`,
+        headers: { 'content-type': 'audio/wav' },
+        payload: readFileSync(input),
+      });
+      expect(readFileSync(out).subarray(44).equals(processed.rawPayload.subarray(44))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
