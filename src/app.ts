@@ -14,6 +14,7 @@ import { problemsPlugin } from './plugins/problems.js';
 import { protectionPlugin } from './plugins/protection.js';
 import { realtimePlugin } from './plugins/realtime.js';
 import { storePlugin } from './plugins/store.js';
+import { uiPlugin } from './plugins/ui.js';
 import { healthRoutes } from './routes/health/index.js';
 import { metricsRoutes } from './routes/metrics/index.js';
 import { nodeRoutes } from './routes/nodes/index.js';
@@ -58,6 +59,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await app.register(planRoutes);
   await app.register(nodeRoutes);
   await app.register(sessionRoutes);
+  await app.register(uiPlugin);
 
   return app;
 }

@@ -8,6 +8,11 @@ import fp from 'fastify-plugin';
 import { sendProblem } from './problems.js';
 
 const open = new Set(['/healthz', '/readyz']);
+/**
+ * Routes (as registered, so a crafted path cannot borrow them) that serve the browser client's static
+ * files: the page itself asks for a key and sends it with its API calls.
+ */
+const openRoutes = new Set(['/', '/ui/*']);
 
 function sameKey(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -44,7 +49,8 @@ export const authPlugin = fp(
     app.addHook('onRequest', async (request, reply) => {
       const path = request.url.split('?')[0] ?? '';
       // WebSocket upgrades are checked by the realtime admission, which also accepts ?token=.
-      if (open.has(path) || path.endsWith('/stream')) return;
+      if (open.has(path) || openRoutes.has(request.routeOptions.url ?? '') || path.endsWith('/stream'))
+        return;
       if (!authorize(request.headers, '')) {
         reply.header('www-authenticate', 'Bearer');
         return sendProblem(reply, 401, 'RM_ERR_UNAUTHORIZED', 'missing or invalid API key');
