@@ -1,0 +1,488 @@
+//! Polyphase FIR resampling by a rational ratio `L/M` (fs_out/fs_in reduced by their gcd).
+//!
+//! Conceptually the input is zero-stuffed to `L·fs_in`, low-pass filtered by one long prototype
+//! FIR `h` (a Kaiser-windowed sinc), and every `M`-th sample is kept. Only the taps that meet a
+//! non-zero input sample are ever computed: output frame `k` sits at up-sampled time `k·M`, so with
+//! `q = floor(k·M / L)` and phase `p = k·M mod L`
+//!
+//! ```text
+//! y[k] = Σ_i  L·h[p + i·L] · x[q - i]        i = 0 .. taps_per_phase
+//! ```
+//!
+//! The coefficients are stored phase-major, each phase's row time-reversed and zero-padded to a
+//! multiple of 8, so an output frame is one contiguous dot product between a row and the last
+//! `taps` input frames: a loop LLVM turns into 256-bit FMAs on x86-64-v3.
+//!
+//! The prototype has odd length `2·D·M + 1`: its centre, `D·M` up-sampled samples in, is exactly
+//! `D` output frames, so the delay reported as latency is exact. All bookkeeping (window position,
+//! phase) is in integers: no drift however long the stream.
+
+use std::f64::consts::PI;
+
+/// Largest `L` (interpolation factor) handled here; beyond it the node uses rubato.
+pub const MAX_L: u64 = 512;
+
+/// Largest coefficient table, in f32s (1 MiB); longer designs fall back to rubato.
+const MAX_COEFS: usize = 1 << 18;
+
+/// Input frames appended to the history buffer between compactions (beyond the filter window).
+const CHUNK: usize = 4096;
+
+/// Lanes of one SIMD accumulator (256-bit f32 vectors); rows are padded to a multiple of this.
+const LANES: usize = 8;
+
+/// The low-pass prototype of one quality preset, relative to the lower of the two Nyquist rates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Design {
+    /// End of the passband, as a fraction of `min(fs_in, fs_out)/2`.
+    pub pass: f64,
+    /// Start of the stopband, same unit.
+    pub stop: f64,
+    /// Stopband attenuation the Kaiser window is chosen for, in dB.
+    pub attenuation_db: f64,
+}
+
+impl Design {
+    /// Kaiser's β for the attenuation (Kaiser's empirical formula, valid above 50 dB).
+    pub fn beta(self) -> f64 {
+        let a = self.attenuation_db;
+        if a > 50.0 {
+            0.1102 * (a - 8.7)
+        } else if a >= 21.0 {
+            0.5842 * (a - 21.0).powf(0.4) + 0.07886 * (a - 21.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Reduces `fs_out/fs_in` to `(L, M)`.
+pub fn ratio(fs_in: u32, fs_out: u32) -> (u64, u64) {
+    let (a, b) = (u64::from(fs_out), u64::from(fs_in));
+    let g = gcd(a, b);
+    (a / g, b / g)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Modified Bessel function of the first kind, order 0 (power series; converges fast for the
+/// β ≤ 15 used here).
+fn bessel_i0(x: f64) -> f64 {
+    let q = x * x / 4.0;
+    let (mut sum, mut term, mut k) = (1.0, 1.0, 1.0);
+    while term > sum * 1e-17 {
+        term *= q / (k * k);
+        sum += term;
+        k += 1.0;
+    }
+    sum
+}
+
+/// A streaming polyphase resampler for up to [`crate::format::MAX_CHANNELS`] channels.
+pub struct Polyphase {
+    l: usize,
+    m: usize,
+    /// Coefficients per phase (a multiple of [`LANES`]); also the input window of one output.
+    taps: usize,
+    /// `l` rows of `taps`, phase-major, each row time-reversed (oldest input first).
+    coefs: Vec<f32>,
+    /// The prototype's group delay in output frames (exact).
+    delay: usize,
+    channels: usize,
+    /// Frames per channel in `hist`.
+    cap: usize,
+    /// Per-channel input history, `channels` planes of `cap` frames.
+    hist: Vec<f32>,
+    /// Frames held in each plane of `hist`.
+    filled: usize,
+    /// Offset in `hist` of the next output's window (may run past `filled` when decimating).
+    pos: usize,
+    /// Phase (row of `coefs`) of the next output.
+    phase: usize,
+}
+
+impl Polyphase {
+    /// Designs the filter for `fs_in -> fs_out` and sizes all buffers. `None` when the ratio does
+    /// not reduce to `L <= MAX_L` or the coefficient table would exceed 1 MiB.
+    pub fn new(fs_in: u32, fs_out: u32, channels: usize, design: Design) -> Option<Polyphase> {
+        let (l, m) = ratio(fs_in, fs_out);
+        if l > MAX_L || l == 0 || m == 0 {
+            return None;
+        }
+        let (l, m) = (l as usize, m as usize);
+        let nyquist = f64::from(fs_in.min(fs_out)) / 2.0;
+        let fs_up = l as f64 * f64::from(fs_in);
+        // Transition width and cutoff in cycles per up-sampled sample.
+        let width = (design.stop - design.pass) * nyquist / fs_up;
+        let cutoff = (design.pass + design.stop) / 2.0 * nyquist / fs_up;
+        // Kaiser's length estimate, then rounded up so that the centre is D whole output frames.
+        let min_len = ((design.attenuation_db - 7.95) / (2.285 * 2.0 * PI * width)).ceil() as usize + 1;
+        let delay = (min_len - 1).div_ceil(2 * m).max(1);
+        let len = 2 * delay * m + 1;
+        let taps = len.div_ceil(l).div_ceil(LANES) * LANES;
+        if l.checked_mul(taps)? > MAX_COEFS {
+            return None;
+        }
+
+        let centre = (delay * m) as f64;
+        let beta = design.beta();
+        let i0_beta = bessel_i0(beta);
+        let h: Vec<f64> = (0..len)
+            .map(|j| {
+                let t = j as f64 - centre;
+                let sinc = if t == 0.0 { 2.0 * cutoff } else { (2.0 * PI * cutoff * t).sin() / (PI * t) };
+                let r = t / centre;
+                sinc * bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / i0_beta
+            })
+            .collect();
+        // Unity gain at DC after zero-stuffing: the taps sum to L (each phase to about 1).
+        let scale = l as f64 / h.iter().sum::<f64>();
+        let mut coefs = vec![0.0f32; l * taps];
+        for (p, row) in coefs.chunks_exact_mut(taps).enumerate() {
+            for i in 0..taps {
+                if let Some(&v) = h.get(p + i * l) {
+                    row[taps - 1 - i] = (v * scale) as f32;
+                }
+            }
+        }
+
+        let cap = taps + m / l + 1 + CHUNK;
+        let mut node = Polyphase {
+            l,
+            m,
+            taps,
+            coefs,
+            delay,
+            channels,
+            cap,
+            hist: vec![0.0; channels * cap],
+            filled: 0,
+            pos: 0,
+            phase: 0,
+        };
+        node.reset();
+        Some(node)
+    }
+
+    /// The group delay in output frames.
+    pub fn delay(&self) -> usize {
+        self.delay
+    }
+
+    /// Coefficients per phase (the dot product length of one output frame).
+    pub fn taps(&self) -> usize {
+        self.taps
+    }
+
+    /// `(L, M)`: output frames per input frame is `L/M`.
+    pub fn factors(&self) -> (usize, usize) {
+        (self.l, self.m)
+    }
+
+    /// Forgets the stream: the history becomes `taps - 1` zero frames before input frame 0.
+    pub fn reset(&mut self) {
+        for c in 0..self.channels {
+            self.hist[c * self.cap..c * self.cap + self.taps - 1].fill(0.0);
+        }
+        self.filled = self.taps - 1;
+        self.pos = 0;
+        self.phase = 0;
+    }
+
+    /// Drops history no future output reads, so that at least [`CHUNK`] frames fit.
+    fn compact(&mut self) {
+        let drop = self.pos.min(self.filled);
+        if drop == 0 {
+            return;
+        }
+        for c in 0..self.channels {
+            let plane = &mut self.hist[c * self.cap..(c + 1) * self.cap];
+            plane.copy_within(drop..self.filled, 0);
+        }
+        self.filled -= drop;
+        self.pos -= drop;
+    }
+
+    /// Room for more input, compacting first when the buffer is full.
+    fn room(&mut self) -> usize {
+        if self.filled == self.cap {
+            self.compact();
+        }
+        self.cap - self.filled
+    }
+
+    /// Writes every output frame the history determines, at most `limit`, into `out[c][at..]`;
+    /// returns how many.
+    fn drain(&mut self, out: &mut [&mut [f32]], at: usize, limit: usize) -> usize {
+        let (l, m, taps) = (self.l, self.m, self.taps);
+        if self.pos + taps > self.filled {
+            return 0;
+        }
+        // Output j (from 0) has its window at pos + floor((phase + j·M)/L); it is ready while that
+        // window ends within `filled`: floor(...) <= spare.
+        let spare = (self.filled - taps - self.pos) as u64;
+        let ready = ((spare + 1) * l as u64 - self.phase as u64).div_ceil(m as u64);
+        let count = ready.min(limit as u64) as usize;
+        let (step_pos, step_phase) = (m / l, m % l);
+        let step = |pos: &mut usize, phase: &mut usize| {
+            *phase += step_phase;
+            *pos += step_pos;
+            if *phase >= l {
+                *phase -= l;
+                *pos += 1;
+            }
+        };
+        for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
+            let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
+            let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
+            let (mut pos, mut phase) = (self.pos, self.phase);
+            let mut quads = plane[at..at + count].chunks_exact_mut(4);
+            // Four outputs at a time: four independent accumulator chains keep the FMA units busy.
+            for ys in &mut quads {
+                if l == 1 {
+                    // Pure decimation: one row, four windows M apart; the row is loaded once.
+                    let wins = [0, 1, 2, 3].map(|j| &hist[pos + j * m..pos + j * m + taps]);
+                    ys.copy_from_slice(&dot4_row(row(0), wins));
+                    pos += 4 * m;
+                } else {
+                    let mut rows = [&[][..]; 4];
+                    let mut wins = [&[][..]; 4];
+                    for j in 0..4 {
+                        rows[j] = row(phase);
+                        wins[j] = &hist[pos..pos + taps];
+                        step(&mut pos, &mut phase);
+                    }
+                    ys.copy_from_slice(&dot4(rows, wins));
+                }
+            }
+            for y in quads.into_remainder() {
+                *y = dot(row(phase), &hist[pos..pos + taps]);
+                step(&mut pos, &mut phase);
+            }
+        }
+        let advance = self.phase as u64 + count as u64 * m as u64;
+        self.pos += (advance / l as u64) as usize;
+        self.phase = (advance % l as u64) as usize;
+        count
+    }
+
+    /// Consumes `n` frames of each plane of `input`, writes the output frames they complete into
+    /// `out[c][at..]` and returns how many. `out` planes must hold `ceil(n·L/M)` frames past `at`.
+    pub fn process(&mut self, input: &[&[f32]], n: usize, out: &mut [&mut [f32]], at: usize) -> usize {
+        let mut done = 0;
+        let mut written = 0;
+        while done < n {
+            let take = self.room().min(n - done);
+            for (c, plane) in input.iter().enumerate().take(self.channels) {
+                let start = c * self.cap + self.filled;
+                self.hist[start..start + take].copy_from_slice(&plane[done..done + take]);
+            }
+            self.filled += take;
+            done += take;
+            written += self.drain(out, at + written, usize::MAX);
+        }
+        written
+    }
+
+    /// Feeds zeros until `owed` more output frames are written into `out[c][at..]` (the stream's
+    /// tail), then resets.
+    pub fn flush(&mut self, owed: usize, out: &mut [&mut [f32]], at: usize) {
+        let mut written = self.drain(out, at, owed);
+        while written < owed {
+            let take = self.room().min(self.taps);
+            for c in 0..self.channels {
+                let start = c * self.cap + self.filled;
+                self.hist[start..start + take].fill(0.0);
+            }
+            self.filled += take;
+            written += self.drain(out, at + written, owed - written);
+        }
+        self.reset();
+    }
+}
+
+/// Scalar dot products: the fallback for targets without AVX2/FMA, and the tests' reference.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"), allow(dead_code))]
+mod portable {
+    use super::LANES;
+
+    /// `Σ a[i]·b[i]`, eight partial sums.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+            for i in 0..LANES {
+                acc[i] += x[i] * y[i];
+            }
+        }
+        acc.iter().sum()
+    }
+
+    /// Four dot products `rows[j]·wins[j]`.
+    pub fn dot4(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
+        [0, 1, 2, 3].map(|j| dot(rows[j], wins[j]))
+    }
+
+    /// Four dot products of one `row` with four windows.
+    pub fn dot4_row(row: &[f32], wins: [&[f32]; 4]) -> [f32; 4] {
+        wins.map(|w| dot(row, w))
+    }
+}
+
+/// AVX2/FMA dot products, compiled when the target has them (x86-64-v3, the release config).
+///
+/// LLVM does auto-vectorise a single `[f32; 8]`-accumulator loop, but then one FMA chain bounds
+/// it by latency; with four chains (four outputs in lockstep) its SLP vectoriser falls back to
+/// 2-lane vectors, six times slower in a micro-benchmark than these explicit 256-bit FMAs.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+mod simd {
+    use super::LANES;
+    use std::arch::x86_64::{
+        __m256, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+        _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
+    };
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// One FMA chain, in the same order as each lane of `dot4_avx`/`dot4_row_avx`: an output is
+    /// bit for bit the same whichever kernel computes it, so block boundaries never show.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        assert!(n.is_multiple_of(LANES) && b.len() == n);
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 <= n, the length of both slices.
+            unsafe {
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc);
+            }
+            i += LANES;
+        }
+        hsum(acc)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dot4_avx(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
+        let n = rows[0].len();
+        assert!(n.is_multiple_of(LANES) && rows.iter().chain(&wins).all(|s| s.len() == n));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for j in 0..4 {
+                // SAFETY: i + 8 <= n, the length of every slice.
+                unsafe {
+                    let (r, w) = (_mm256_loadu_ps(rows[j].as_ptr().add(i)), _mm256_loadu_ps(wins[j].as_ptr().add(i)));
+                    acc[j] = _mm256_fmadd_ps(r, w, acc[j]);
+                }
+            }
+            i += LANES;
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dot4_row_avx(row: &[f32], wins: [&[f32]; 4]) -> [f32; 4] {
+        let n = row.len();
+        assert!(n.is_multiple_of(LANES) && wins.iter().all(|s| s.len() == n));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 <= n, the length of every slice.
+            unsafe {
+                let r = _mm256_loadu_ps(row.as_ptr().add(i));
+                for j in 0..4 {
+                    acc[j] = _mm256_fmadd_ps(r, _mm256_loadu_ps(wins[j].as_ptr().add(i)), acc[j]);
+                }
+            }
+            i += LANES;
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+    }
+
+    /// `Σ a[i]·b[i]` for equal lengths that are a multiple of 8.
+    #[inline]
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: this module is compiled only when the target has AVX2 and FMA.
+        unsafe { dot_avx(a, b) }
+    }
+
+    /// Four dot products `rows[j]·wins[j]` in lockstep (four independent FMA chains).
+    #[inline]
+    pub fn dot4(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
+        // SAFETY: as in `dot`.
+        unsafe { dot4_avx(rows, wins) }
+    }
+
+    /// Four dot products of one `row` with four windows, each row vector loaded once.
+    #[inline]
+    pub fn dot4_row(row: &[f32], wins: [&[f32]; 4]) -> [f32; 4] {
+        // SAFETY: as in `dot`.
+        unsafe { dot4_row_avx(row, wins) }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+use simd::{dot, dot4, dot4_row};
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+use portable::{dot, dot4, dot4_row};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_reduce() {
+        assert_eq!(ratio(48_000, 16_000), (1, 3));
+        assert_eq!(ratio(16_000, 48_000), (3, 1));
+        assert_eq!(ratio(44_100, 48_000), (160, 147));
+        assert_eq!(ratio(22_050, 16_000), (320, 441));
+    }
+
+    #[test]
+    fn bessel_matches_known_values() {
+        assert!((bessel_i0(0.0) - 1.0).abs() < 1e-15);
+        assert!((bessel_i0(1.0) - 1.266_065_877_752_008_4).abs() < 1e-12);
+        assert!((bessel_i0(10.0) - 2_815.716_628_466_254).abs() < 1e-8);
+    }
+
+    #[test]
+    fn kernels_match_the_portable_ones() {
+        let a: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..64).map(|i| (i as f32 * 0.11).cos()).collect();
+        let close = |x: [f32; 4], y: [f32; 4]| x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-5);
+        assert!(close(dot4([&a[..], &b, &a, &b], [&b[..], &a, &a, &b]), portable::dot4([&a[..], &b, &a, &b], [&b[..], &a, &a, &b])));
+        assert!(close(dot4_row(&a, [&b[..], &a, &b, &a]), portable::dot4_row(&a, [&b[..], &a, &b, &a])));
+    }
+
+    #[test]
+    fn dot_matches_a_plain_sum() {
+        for n in [8, 16, 24, 200] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-5, "n {n}");
+            let four = dot4([&a[..], &b, &a, &b], [&b[..], &a, &a, &b]);
+            let row = dot4_row(&a, [&b[..], &b, &a, &a]);
+            assert!((f64::from(four[0]) - plain).abs() < 1e-5 && (f64::from(four[1]) - plain).abs() < 1e-5);
+            assert!((f64::from(row[1]) - plain).abs() < 1e-5 && (row[2] - four[2]).abs() < 1e-5);
+            // Bit for bit: which kernel computes an output depends on where a block ends.
+            assert_eq!(four[0].to_bits(), dot(&a, &b).to_bits());
+            assert_eq!(row[2].to_bits(), dot(&a, &a).to_bits());
+        }
+    }
+}
