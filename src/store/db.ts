@@ -96,17 +96,39 @@ export function openDatabase(dataDir: string, options: OpenOptions = {}): Db {
     throw new StoreError('RM_ERR_STORE', `cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (mode !== 'wal')
-      throw new StoreError('RM_ERR_STORE', `${path}: WAL journal unavailable (got ${mode})`);
-    // FULL: a commit is fsynced before it returns, so an acknowledged write survives power loss and SIGKILL.
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    migrate(db, options.migrations ?? migrations, path);
+    retryWhileBusy(options.busyTimeoutMs ?? 5000, () => {
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal')
+        throw new StoreError('RM_ERR_STORE', `${path}: WAL journal unavailable (got ${mode})`);
+      // FULL: a commit is fsynced before it returns, so an acknowledged write survives power loss and SIGKILL.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db, options.migrations ?? migrations, path);
+    });
     return db;
   } catch (err) {
     db.close();
     throw toStoreError(err);
+  }
+}
+
+/**
+ * Runs `fn` again while SQLite answers SQLITE_BUSY, for up to `timeoutMs`. Needed at open time: while
+ * another process creates the file or switches it to WAL, SQLite can report BUSY at once, without
+ * consulting the busy handler that covers ordinary statements.
+ */
+function retryWhileBusy(timeoutMs: number, fn: () => void): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 20));
+    }
   }
 }
 
