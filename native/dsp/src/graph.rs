@@ -131,9 +131,14 @@ pub struct Graph {
     /// Output buffer of each chain step (apart from the steps, so branches on other threads can read
     /// them while the steps' nodes stay on this one).
     outs: Vec<AudioBuf>,
+    /// Analysis branches, ordered for scheduling: the parallel-safe ones grouped by task (task k
+    /// holds plan positions k, k + tasks, k + 2·tasks… of the parallel-safe branches, so heavy
+    /// neighbours land on different threads), then the others.
     branches: Vec<Branch>,
-    /// Run parallel-safe branches concurrently, in at most this many tasks (1 = sequentially).
-    branch_tasks: usize,
+    /// Sizes of the task groups at the front of `branches`; empty when branches run sequentially.
+    branch_groups: Vec<usize>,
+    /// For each branch in plan order, its index in `branches` (events are emitted in plan order).
+    branch_plan_order: Vec<usize>,
     /// The step whose audio is the output; `None` passes the input through.
     output_step: Option<usize>,
     /// Message number of the block being processed.
@@ -236,7 +241,26 @@ impl Graph {
                 None => return Err(GraphError::Plan(format!("output '{id}' is not a node of the plan"))),
             },
         };
-        let branch_tasks = if plan.execution.parallel { plan.execution.max_workers.max(1) } else { 1 };
+        // SPEC §2 `execution`: with `parallel`, up to `max_workers` tasks share the parallel-safe branches.
+        let safe: Vec<usize> = (0..branches.len()).filter(|&i| branches[i].parallel_safe).collect();
+        let tasks = if plan.execution.parallel { plan.execution.max_workers.clamp(1, safe.len().max(1)) } else { 1 };
+        let mut order: Vec<usize> = Vec::with_capacity(branches.len());
+        let mut branch_groups = Vec::new();
+        if tasks > 1 {
+            for g in 0..tasks {
+                let before = order.len();
+                order.extend(safe.iter().enumerate().filter(|(k, _)| k % tasks == g).map(|(_, &i)| i));
+                branch_groups.push(order.len() - before);
+            }
+        }
+        let others: Vec<usize> = (0..branches.len()).filter(|i| !order.contains(i)).collect();
+        order.extend(others);
+        let mut branch_plan_order = vec![0; branches.len()];
+        for (new, &plan_index) in order.iter().enumerate() {
+            branch_plan_order[plan_index] = new;
+        }
+        let mut slots: Vec<Option<Branch>> = branches.into_iter().map(Some).collect();
+        let branches: Vec<Branch> = order.iter().map(|&i| slots[i].take().expect("each branch once")).collect();
         let mut input = AudioBuf::new(input_format.channels, max_block_frames);
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
@@ -245,7 +269,8 @@ impl Graph {
             steps,
             outs,
             branches,
-            branch_tasks,
+            branch_groups,
+            branch_plan_order,
             output_step,
             frame: 0,
             events: String::with_capacity(4096),
@@ -311,27 +336,28 @@ impl Graph {
             Source::Input => input,
             Source::Step(j) => &outs[j],
         };
-        let concurrent = self.branch_tasks > 1 && self.branches.iter().filter(|b| b.parallel_safe).count() > 1;
-        if concurrent {
-            let per_task = self.branches.len().div_ceil(self.branch_tasks);
+        let grouped: usize = self.branch_groups.iter().sum();
+        let (parallel, sequential) = self.branches.split_at_mut(grouped);
+        if !self.branch_groups.is_empty() {
+            let groups = &self.branch_groups;
             rayon::scope(|scope| {
-                for group in self.branches.chunks_mut(per_task) {
+                let mut rest: &mut [Branch] = parallel;
+                for &size in groups {
+                    let (group, tail) = std::mem::take(&mut rest).split_at_mut(size);
+                    rest = tail;
                     scope.spawn(move |_| {
-                        for b in group.iter_mut().filter(|b| b.parallel_safe) {
+                        for b in group {
                             b.run(source(b.source), flushing, frame);
                         }
                     });
                 }
             });
-            for b in self.branches.iter_mut().filter(|b| !b.parallel_safe) {
-                b.run(source(b.source), flushing, frame);
-            }
-        } else {
-            for b in &mut self.branches {
-                b.run(source(b.source), flushing, frame);
-            }
         }
-        for b in &self.branches {
+        for b in sequential {
+            b.run(source(b.source), flushing, frame);
+        }
+        for &i in &self.branch_plan_order {
+            let b = &self.branches[i];
             self.events.push_str(&b.events);
             self.event_count += b.event_count;
         }
