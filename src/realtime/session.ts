@@ -107,6 +107,19 @@ function summary(p: SessionStats['process'] | undefined): LatencySummary {
   };
 }
 
+/** What `stats` (SPEC §4.6) and `/v1/sessions` (SPEC §3) both report. */
+function counters(s: SessionStats | undefined) {
+  return {
+    frames_in: s?.framesIn ?? 0,
+    frames_out: s?.framesOut ?? 0,
+    frames_dropped: s?.framesDropped ?? 0,
+    frame_errors: s?.frameErrors ?? 0,
+    events: s?.events ?? 0,
+    latency: summary(s?.endToEnd),
+    engine_latency: summary(s?.engine),
+  };
+}
+
 export class StreamSession {
   readonly id: string;
   readonly startedAt = new Date();
@@ -395,17 +408,7 @@ export class StreamSession {
   }
 
   private statsMessage() {
-    const s = this.nativeStats();
-    return {
-      session_id: this.id,
-      frames_in: s?.framesIn ?? 0,
-      frames_out: s?.framesOut ?? 0,
-      frames_dropped: s?.framesDropped ?? 0,
-      frame_errors: s?.frameErrors ?? 0,
-      events: s?.events ?? 0,
-      latency: summary(s?.endToEnd),
-      engine_latency: summary(s?.engine),
-    };
+    return { session_id: this.id, ...counters(this.nativeStats()) };
   }
 
   /** Bytes the transport holds for this client, unsent. */
@@ -440,13 +443,7 @@ export class StreamSession {
       input: this.input,
       output: this.output,
       worker: this.native?.worker ?? null,
-      frames_in: s?.framesIn ?? 0,
-      frames_out: s?.framesOut ?? 0,
-      frames_dropped: s?.framesDropped ?? 0,
-      frame_errors: s?.frameErrors ?? 0,
-      events: s?.events ?? 0,
-      latency: summary(s?.endToEnd),
-      engine_latency: summary(s?.engine),
+      ...counters(s),
       queue_wait: summary(s?.queueWait),
       nodes: (s?.nodes ?? []).map((n) => ({ id: n.id, type: n.type, process: summary(n.process) })),
     };
