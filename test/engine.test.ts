@@ -8,6 +8,7 @@ import {
   OutputKind,
   type StreamFormat,
 } from '../src/native.js';
+import { nodeTypes } from '../src/pipeline/catalog.js';
 import { chunk, readSharedWav } from './support/audio.js';
 
 const engine = new Engine({ workers: 2, pinCores: false });
@@ -44,8 +45,8 @@ function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<
 const audioOf = (outs: EngineOutput[]) => Buffer.concat(outs.flatMap((o) => (o.audio ? [o.audio] : [])));
 
 describe('native engine', () => {
-  it('knows the node types of SPEC §2', () => {
-    expect(nativeNodeTypes()).toContain('gain');
+  it('builds exactly the node types of the pipeline catalog, in SPEC §2 order', () => {
+    expect(nativeNodeTypes()).toEqual(nodeTypes);
   });
 
   it('answers every message once, in order, and the stream does not depend on message size', async () => {
