@@ -26,6 +26,18 @@ pub mod vad;
 /// Every node type the engine knows, in SPEC §2 order.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
+    "downmix",
+    "upmix",
+    "resample",
+    "normalize",
+    "biquad",
+    "limiter",
+    "noise_gate",
+    "denoise",
+    "vad",
+    "spectrum",
+    "level",
+    "dtmf",
 ];
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
@@ -56,4 +68,19 @@ pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor
         }
         other => return Err(NodeError::UnknownType(other.to_string())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_type_builds_and_nothing_else_does() {
+        let f48 = Format::new(48_000, 1).unwrap();
+        for t in NODE_TYPES {
+            let params = if *t == "resample" { serde_json::json!({ "sample_rate": 16000 }) } else { Value::Null };
+            assert!(build(t, &params, f48).is_ok(), "{t} does not build");
+        }
+        assert!(matches!(build("reverb", &Value::Null, f48), Err(NodeError::UnknownType(_))));
+    }
 }
