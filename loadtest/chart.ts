@@ -42,6 +42,7 @@ export function renderChart(title: string, xLabel: string, yLabel: string, serie
     H - M.bottom - ((Math.log10(Math.max(y, 10 ** ly0)) - ly0) / (ly1 - ly0)) * (H - M.top - M.bottom);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(title)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${M.left}" y="22" font-size="15" font-weight="bold">${esc(title)}</text>`,
   ];
