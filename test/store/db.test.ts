@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DB_FILENAME, migrations, openDatabase, StoreError, schemaVersion } from '../../src/store/db.js';
+import { DB_FILENAME, migrations, openDatabase, schemaVersion } from '../../src/store/db.js';
 import { PipelineStore } from '../../src/store/pipelines.js';
+import { codeOf } from './code-of.js';
 import { documentFor } from './fixtures/documents.js';
 
 let dataDir: string;
@@ -14,16 +15,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(StoreError);
-    return (err as StoreError).code;
-  }
-  return undefined;
-}
 
 describe('openDatabase', () => {
   it('creates DATA_DIR and the file with WAL, synchronous=FULL and foreign keys (SPEC §1)', () => {

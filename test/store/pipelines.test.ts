@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { StoreError } from '../../src/store/db.js';
 import { PIPELINE_ID_PATTERN, PipelineStore, type PipelineVersion } from '../../src/store/pipelines.js';
+import { codeOf } from './code-of.js';
 import { documentFor, type TestDocument } from './fixtures/documents.js';
 
 let dataDir: string;
@@ -17,16 +17,6 @@ afterEach(() => {
   store.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(StoreError);
-    return (err as StoreError).code;
-  }
-  return undefined;
-}
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 

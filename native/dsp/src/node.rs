@@ -213,6 +213,16 @@ impl Processor {
     }
 }
 
+/// Reads the value of a live param change (SPEC §4.6 `params`) as a number, naming the param when it is not.
+pub fn param_number(node_type: &str, name: &str, value: &Value) -> Result<f64, NodeError> {
+    value.as_f64().ok_or_else(|| NodeError::params(node_type, format!("{name} must be a number")))
+}
+
+/// Reads the value of a live param change as a non-negative integer, naming the param when it is not.
+pub fn param_uint(node_type: &str, name: &str, value: &Value) -> Result<u64, NodeError> {
+    value.as_u64().ok_or_else(|| NodeError::params(node_type, format!("{name} must be a non-negative integer")))
+}
+
 /// Converts dBFS / dB to a linear factor.
 #[inline]
 pub fn db_to_linear(db: f32) -> f32 {

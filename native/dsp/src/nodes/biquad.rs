@@ -23,7 +23,7 @@ use std::f64::consts::PI;
 
 use crate::buffer::AudioView;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
+use crate::node::{check_range, param_number, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
 
 const TYPE: &str = "biquad";
 /// How long a live parameter change takes to glide to its new value.
@@ -190,9 +190,6 @@ impl Biquad {
         }
     }
 
-    fn number(name: &str, value: &Value) -> Result<f64, NodeError> {
-        value.as_f64().ok_or_else(|| NodeError::params(TYPE, format!("{name} must be a number")))
-    }
 }
 
 impl NodeCore for Biquad {
@@ -208,9 +205,9 @@ impl NodeCore for Biquad {
         let [lf, lq, g] = self.target;
         let mut p = BiquadParams { kind: self.kind, frequency: lf.exp2(), q: lq.exp2(), gain_db: g };
         match name {
-            "frequency" => p.frequency = Self::number(name, value)?,
-            "q" => p.q = Self::number(name, value)?,
-            "gain_db" => p.gain_db = Self::number(name, value)?,
+            "frequency" => p.frequency = param_number(TYPE, name, value)?,
+            "q" => p.q = param_number(TYPE, name, value)?,
+            "gain_db" => p.gain_db = param_number(TYPE, name, value)?,
             // Coefficients of different shapes do not interpolate into sensible filters.
             "kind" => return Err(NodeError::params(TYPE, "kind cannot change while running")),
             other => return Err(NodeError::params(TYPE, format!("no param '{other}'"))),

@@ -44,11 +44,6 @@ pub(crate) fn apply_gains(view: &mut AudioView<'_>, start: usize, gains: &[f32])
     }
 }
 
-/// Reads a live param change's value as a number.
-pub(crate) fn number(node_type: &str, name: &str, value: &serde_json::Value) -> Result<f64, crate::node::NodeError> {
-    value.as_f64().ok_or_else(|| crate::node::NodeError::params(node_type, format!("{name} must be a number")))
-}
-
 /// One-pole coefficient for a time constant of `ms` at `sample_rate`, in f64 (the f32 version
 /// in `node` cannot resolve the slow time constants these nodes allow).
 pub(crate) fn coef(ms: f64, sample_rate: u32) -> f64 {

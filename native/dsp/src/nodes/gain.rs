@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::buffer::AudioView;
 use crate::format::Format;
-use crate::node::{check_range, db_to_linear, parse_params, Ctx, InPlaceNode, NodeCore, NodeError, Ramp};
+use crate::node::{check_range, param_number, db_to_linear, parse_params, Ctx, InPlaceNode, NodeCore, NodeError, Ramp};
 
 const TYPE: &str = "gain";
 /// Length of the ramp a live change takes.
@@ -56,7 +56,7 @@ impl NodeCore for Gain {
     fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
         match name {
             "db" => {
-                let db = value.as_f64().ok_or_else(|| NodeError::params(TYPE, "db must be a number"))?;
+                let db = param_number(TYPE, name, value)?;
                 self.factor.set(factor_of(db as f32)?);
                 Ok(())
             }

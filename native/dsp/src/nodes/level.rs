@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
+use crate::node::{check_range, param_number, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
 
 const TYPE: &str = "level";
 /// Levels of silence are reported as this, so the JSON never holds `-inf`.
@@ -105,7 +105,7 @@ impl NodeCore for Level {
     fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
         match name {
             "interval_ms" => {
-                let ms = value.as_f64().ok_or_else(|| NodeError::params(TYPE, "interval_ms must be a number"))?;
+                let ms = param_number(TYPE, name, value)?;
                 self.next_interval = interval_of(ms, self.format)?;
                 Ok(())
             }

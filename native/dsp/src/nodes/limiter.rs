@@ -10,10 +10,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_peaks, number, CHUNK};
+use super::dynamics::{apply_gains, coef, frame_peaks, CHUNK};
 use crate::buffer::AudioView;
 use crate::format::Format;
-use crate::node::{check_range, db_to_linear, parse_params, Ctx, InPlaceNode, NodeCore, NodeError, Ramp};
+use crate::node::{check_range, param_number, db_to_linear, parse_params, Ctx, InPlaceNode, NodeCore, NodeError, Ramp};
 
 const TYPE: &str = "limiter";
 /// How long a live ceiling change glides.
@@ -87,9 +87,9 @@ impl NodeCore for Limiter {
 
     fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
         match name {
-            "ceiling_dbfs" => self.ceiling.set(ceiling_of(number(TYPE, name, value)?)?),
+            "ceiling_dbfs" => self.ceiling.set(ceiling_of(param_number(TYPE, name, value)?)?),
             "release_ms" => {
-                self.release_ms = release_of(number(TYPE, name, value)?)?;
+                self.release_ms = release_of(param_number(TYPE, name, value)?)?;
                 self.release_coef = coef(self.release_ms, self.format.sample_rate);
             }
             other => return Err(NodeError::params(TYPE, format!("no param '{other}'"))),

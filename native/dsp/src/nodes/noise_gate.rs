@@ -14,10 +14,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_peaks, number, CHUNK};
+use super::dynamics::{apply_gains, coef, frame_peaks, CHUNK};
 use crate::buffer::AudioView;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
+use crate::node::{check_range, param_number, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
 
 const TYPE: &str = "noise_gate";
 /// Fall time constant of the level follower.
@@ -106,9 +106,9 @@ impl NodeCore for NoiseGate {
         // The openness keeps moving at a bounded rate, so any change is click-free.
         let mut p = self.params;
         match name {
-            "threshold_dbfs" => p.threshold_dbfs = number(TYPE, name, value)?,
-            "attack_ms" => p.attack_ms = number(TYPE, name, value)?,
-            "release_ms" => p.release_ms = number(TYPE, name, value)?,
+            "threshold_dbfs" => p.threshold_dbfs = param_number(TYPE, name, value)?,
+            "attack_ms" => p.attack_ms = param_number(TYPE, name, value)?,
+            "release_ms" => p.release_ms = param_number(TYPE, name, value)?,
             other => return Err(NodeError::params(TYPE, format!("no param '{other}'"))),
         }
         self.apply(p.check()?);

@@ -20,10 +20,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, number, CHUNK};
+use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, CHUNK};
 use crate::buffer::AudioView;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
+use crate::node::{param_number, check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
 
 const TYPE: &str = "normalize";
 /// Below this level the gain is held rather than raised.
@@ -136,9 +136,9 @@ impl NodeCore for Normalize {
         // Every change only moves the gain's goal; the gain itself keeps gliding, so no clicks.
         let mut p = self.params;
         match name {
-            "target_dbfs" => p.target_dbfs = number(TYPE, name, value)?,
-            "window_ms" => p.window_ms = number(TYPE, name, value)?,
-            "max_gain_db" => p.max_gain_db = number(TYPE, name, value)?,
+            "target_dbfs" => p.target_dbfs = param_number(TYPE, name, value)?,
+            "window_ms" => p.window_ms = param_number(TYPE, name, value)?,
+            "max_gain_db" => p.max_gain_db = param_number(TYPE, name, value)?,
             "mode" => p.mode = Mode::deserialize(value).map_err(|e| NodeError::params(TYPE, format!("mode: {e}")))?,
             other => return Err(NodeError::params(TYPE, format!("no param '{other}'"))),
         }

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
+use crate::node::{check_range, param_uint, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
 
 const TYPE: &str = "spectrum";
 /// Magnitudes below this read as this (dBFS).
@@ -230,10 +230,9 @@ impl NodeCore for Spectrum {
     }
 
     fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
-        let int = |v: &Value| v.as_u64().ok_or_else(|| NodeError::params(TYPE, format!("{name} must be a non-negative integer")));
         match name {
             "hop" => {
-                self.hop = check_range(TYPE, "hop", int(value)? as usize, 1, self.fft_size)?;
+                self.hop = check_range(TYPE, "hop", param_uint(TYPE, name, value)? as usize, 1, self.fft_size)?;
                 // The next window ends `hop` after the last one, or at the next sample if that
                 // has already gone by; before the first window nothing changes.
                 if let Some(last) = self.last_emit {
@@ -242,7 +241,7 @@ impl NodeCore for Spectrum {
                 Ok(())
             }
             "bands" => {
-                let bands = check_range(TYPE, "bands", int(value)? as usize, 0, MAX_BANDS)?;
+                let bands = check_range(TYPE, "bands", param_uint(TYPE, name, value)? as usize, 0, MAX_BANDS)?;
                 self.set_bands(bands);
                 Ok(())
             }

@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::Format;
-use crate::node::{check_range, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
+use crate::node::{check_range, param_uint, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
 
 const TYPE: &str = "vad";
 /// Rates the WebRTC VAD analyses natively.
@@ -227,10 +227,9 @@ impl NodeCore for Vad {
     }
 
     fn set_param(&mut self, name: &str, value: &Value) -> Result<(), NodeError> {
-        let int = |v: &Value| v.as_u64().ok_or_else(|| NodeError::params(TYPE, format!("{name} must be a non-negative integer")));
         match name {
             "aggressiveness" => {
-                let a = check_aggressiveness(int(value)?)?;
+                let a = check_aggressiveness(param_uint(TYPE, name, value)?)?;
                 if a != self.active {
                     // The new detector starts from WebRTC's initial noise/speech models and adapts
                     // within a few windows; the speech state machine carries on unchanged.
@@ -240,7 +239,7 @@ impl NodeCore for Vad {
                 Ok(())
             }
             "hangover_ms" => {
-                self.hangover_frames = Self::frames_of_ms(self.format, check_hangover(int(value)?)?);
+                self.hangover_frames = Self::frames_of_ms(self.format, check_hangover(param_uint(TYPE, name, value)?)?);
                 Ok(())
             }
             other => Err(NodeError::params(TYPE, format!("no param '{other}'"))),
