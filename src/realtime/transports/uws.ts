@@ -165,10 +165,9 @@ export function startUwsListener(
     listen.call(app, host, port, EXCLUSIVE_PORT, (token) => {
       if (!token) {
         reject(
-          Object.assign(
-            new Error(`listen EADDRINUSE: address already in use ${host}:${port} (RT_PORT)`),
-            { code: 'EADDRINUSE' },
-          ),
+          Object.assign(new Error(`listen EADDRINUSE: address already in use ${host}:${port} (RT_PORT)`), {
+            code: 'EADDRINUSE',
+          }),
         );
         return;
       }
