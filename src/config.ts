@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { RemoteMediaError } from './errors.js';
+import type { PlanBounds } from './pipeline/bounds.js';
 
 const MiB = 1024 * 1024;
 
@@ -41,6 +42,10 @@ const settings = {
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
+  MAX_SESSION_MEMORY_BYTES: int(MiB, 16384 * MiB).default(64 * MiB),
+  MAX_SESSION_OPS_PER_SEC: int(1_000_000, 1e13).default(1_000_000_000),
+  MAX_EVENTS_PER_SEC: int(1, 1_000_000).default(1000),
+  MAX_CONCURRENT_JOBS: int(1, 100_000).optional(),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -79,6 +84,14 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** SPEC §9: most memory one session of a plan may hold (estimated at validation). */
+  readonly maxSessionMemoryBytes: number;
+  /** SPEC §9: most estimated operations per second of audio one session may take. */
+  readonly maxSessionOpsPerSec: number;
+  /** SPEC §9: most events per second of audio a plan may emit. */
+  readonly maxEventsPerSec: number;
+  /** Concurrent `/process` jobs; more get 503 + Retry-After. Default: twice the workers. */
+  readonly maxConcurrentJobs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -153,6 +166,10 @@ export function loadConfig(
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
+    maxSessionMemoryBytes: v.MAX_SESSION_MEMORY_BYTES,
+    maxSessionOpsPerSec: v.MAX_SESSION_OPS_PER_SEC,
+    maxEventsPerSec: v.MAX_EVENTS_PER_SEC,
+    maxConcurrentJobs: v.MAX_CONCURRENT_JOBS ?? v.WORKERS * 2,
   });
 }
 
@@ -180,4 +197,22 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  MAX_SESSION_MEMORY_BYTES:
+    'most memory one session of a pipeline may hold, estimated from its plan; more is refused with 422 RM_PIPE_MEMORY_BOUND (default 64 MiB)',
+  MAX_SESSION_OPS_PER_SEC:
+    'most estimated operations per second of audio one session may take; more is refused with 422 RM_PIPE_WORK_BOUND (default 1e9)',
+  MAX_EVENTS_PER_SEC:
+    'most events per second of audio a pipeline may emit; more is refused with 422 RM_PIPE_EVENT_RATE (default 1000)',
+  MAX_CONCURRENT_JOBS:
+    'concurrent /process requests; more get 503 RM_ERR_TOO_MANY_JOBS + Retry-After (default 2 × WORKERS)',
 };
+
+/** The plan bounds of SPEC §9 this configuration sets (see pipeline/bounds.ts). */
+export function planBounds(config: Config): PlanBounds {
+  return {
+    maxSessionMemoryBytes: config.maxSessionMemoryBytes,
+    maxOpsPerSecond: config.maxSessionOpsPerSec,
+    maxEventsPerSecond: config.maxEventsPerSec,
+    maxFrameBytes: config.maxFrameBytes,
+  };
+}

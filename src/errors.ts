@@ -34,6 +34,9 @@ export const errorCatalog = {
   RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
+  RM_ERR_TOO_MANY_JOBS: { status: 503, title: 'Too many offline jobs' },
+  RM_ERR_OUTPUT_TOO_LARGE: { status: 413, title: 'The result would be too large' },
+  RM_ERR_BODY_TOO_DEEP: { status: 400, title: 'Request body nests too deeply' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;
