@@ -97,16 +97,18 @@ export function maxOutputBytesFor(maxUploadBytes: number): number {
 }
 
 /**
- * The size of a job's result, from the input's length and the plan's rate and channel ratio (plus one
- * second of filter tails), in the input's sample encoding; plus its event text.
+ * The size of a job's result, from the input's length and the plan's rate and channel ratio (plus its
+ * latency, the tail a flush adds), in the input's sample encoding; plus its event text.
  */
 function plannedOutputBytes(plan: Plan, info: WavInfo, bounds: PlanBounds | undefined): number {
   const bytesPerSample = info.encoding === 'f32le' ? 4 : 2;
   const seconds = info.data_bytes / (bytesPerSample * info.channels * info.sample_rate);
   const out = plan.output_format;
-  const audio = (seconds + 1) * out.sample_rate * out.channels * bytesPerSample;
+  // The tail a flush adds is the plan's latency; 50 ms more covers rounding at every rate change.
+  const total = seconds + (plan.latency_ms ?? 0) / 1000 + 0.05;
+  const audio = total * out.sample_rate * out.channels * bytesPerSample;
   const cost = estimateCost(plan, bounds?.maxFrameBytes ?? 65536);
-  return Math.ceil(audio + (seconds + 1) * cost.event_bytes_per_second);
+  return Math.ceil(audio + total * cost.event_bytes_per_second);
 }
 
 /** The processed audio as a WAV file in the input's sample encoding. */

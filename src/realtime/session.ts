@@ -90,6 +90,7 @@ export interface SessionInfo {
   frames_dropped: number;
   frame_errors: number;
   events: number;
+  non_finite_samples: number;
   latency: LatencySummary;
   engine_latency: LatencySummary;
   queue_wait: LatencySummary;
@@ -115,6 +116,8 @@ function counters(s: SessionStats | undefined) {
     frames_dropped: s?.framesDropped ?? 0,
     frame_errors: s?.frameErrors ?? 0,
     events: s?.events ?? 0,
+    // SPEC §6: NaN/±Inf input samples the engine replaced by 0.
+    non_finite_samples: s?.nonFiniteSamples ?? 0,
     latency: summary(s?.endToEnd),
     engine_latency: summary(s?.engine),
   };

@@ -49,11 +49,10 @@ describe('plan bounds at validation', () => {
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('RM_ERR_INVALID_PIPELINE');
     expect(codes(res.body)).toEqual(expect.arrayContaining(['RM_PIPE_MEMORY_BOUND', 'RM_PIPE_WORK_BOUND']));
-    // The same refusal when storing it.
+    // The same refusal when storing it (planned for 48 kHz stereo).
     const stored = await app.inject({ method: 'POST', url: '/v1/pipelines', payload: bouncing(40) });
-    expect(stored.statusCode).toBe(201); // stored plans are shown for 48 kHz stereo…
-    const streamed = await plan(bouncing(40), '?sample_rate=48000&channels=2');
-    expect(streamed.status).toBe(422); // …and refused there too once it is this heavy
+    expect(stored.statusCode).toBe(422);
+    expect(codes(stored.json())).toContain('RM_PIPE_WORK_BOUND');
   });
 
   it('accepts a short resample chain', async () => {
@@ -96,9 +95,8 @@ describe('plan bounds at validation', () => {
     app = await testApp({
       MAX_SESSION_MEMORY_BYTES: String(16384 * 1024 * 1024),
       MAX_SESSION_OPS_PER_SEC: '10000000000000',
-      MAX_FRAME_BYTES: String(16 * 1024 * 1024),
     });
-    const res = await plan(bouncing(200));
+    const res = await plan(bouncing(100));
     expect([200, 422]).toContain(res.status);
     if (res.status === 422) expect(codes(res.body)).toEqual(['RM_PIPE_ENGINE_REJECTED']);
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);

@@ -102,5 +102,5 @@ fn event_sample_positions_continue_across_a_flush() {
     let after = samples(s.events());
     assert!(!before.is_empty() && !after.is_empty());
     assert!(after[0] >= 1600, "sample restarted at {} after the flush (before: {before:?})", after[0]);
-    assert!(after.iter().all(|&x| x >= 1600 && x <= 3200), "{after:?}");
+    assert!(after.iter().all(|x| (1600..=3200).contains(x)), "{after:?}");
 }
