@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { RemoteMediaError } from './errors.js';
+import type { PlanBounds } from './pipeline/bounds.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,6 +47,10 @@ const settings = {
   MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
   HEARTBEAT_MS: int(0, 3_600_000).default(15_000),
   WORKER_STALL_MS: int(200, 3_600_000).default(5000),
+  MAX_SESSION_MEMORY_BYTES: int(MiB, 16384 * MiB).default(64 * MiB),
+  MAX_SESSION_OPS_PER_SEC: int(1_000_000, 1e13).default(1_000_000_000),
+  MAX_EVENTS_PER_SEC: int(1, 1_000_000).default(1000),
+  MAX_CONCURRENT_JOBS: int(1, 100_000).optional(),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -94,6 +99,14 @@ export interface Config {
   readonly heartbeatMs: number;
   /** A native worker whose loop has not beaten for this long is stalled: /readyz 503, its sessions closed 1011. */
   readonly workerStallMs: number;
+  /** SPEC §9: most memory one session of a plan may hold (estimated at validation). */
+  readonly maxSessionMemoryBytes: number;
+  /** SPEC §9: most estimated operations per second of audio one session may take. */
+  readonly maxSessionOpsPerSec: number;
+  /** SPEC §9: most events per second of audio a plan may emit. */
+  readonly maxEventsPerSec: number;
+  /** Concurrent `/process` jobs; more get 503 + Retry-After. Default: twice the workers. */
+  readonly maxConcurrentJobs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -173,6 +186,10 @@ export function loadConfig(
     maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
     heartbeatMs: v.HEARTBEAT_MS,
     workerStallMs: v.WORKER_STALL_MS,
+    maxSessionMemoryBytes: v.MAX_SESSION_MEMORY_BYTES,
+    maxSessionOpsPerSec: v.MAX_SESSION_OPS_PER_SEC,
+    maxEventsPerSec: v.MAX_EVENTS_PER_SEC,
+    maxConcurrentJobs: v.MAX_CONCURRENT_JOBS ?? v.WORKERS * 2,
   });
 }
 
@@ -208,4 +225,22 @@ export const settingHelp: Record<SettingName, string> = {
     'WebSocket ping interval; a peer that has not answered the previous ping is closed; 0 = off (default 15000)',
   WORKER_STALL_MS:
     'a native worker stuck this long in one item fails /readyz and its sessions are closed 1011 (default 5000)',
+  MAX_SESSION_MEMORY_BYTES:
+    'most memory one session of a pipeline may hold, estimated from its plan; more is refused with 422 RM_PIPE_MEMORY_BOUND (default 64 MiB)',
+  MAX_SESSION_OPS_PER_SEC:
+    'most estimated operations per second of audio one session may take; more is refused with 422 RM_PIPE_WORK_BOUND (default 1e9)',
+  MAX_EVENTS_PER_SEC:
+    'most events per second of audio a pipeline may emit; more is refused with 422 RM_PIPE_EVENT_RATE (default 1000)',
+  MAX_CONCURRENT_JOBS:
+    'concurrent /process requests; more get 503 RM_ERR_TOO_MANY_JOBS + Retry-After (default 2 × WORKERS)',
 };
+
+/** The plan bounds of SPEC §9 this configuration sets (see pipeline/bounds.ts). */
+export function planBounds(config: Config): PlanBounds {
+  return {
+    maxSessionMemoryBytes: config.maxSessionMemoryBytes,
+    maxOpsPerSecond: config.maxSessionOpsPerSec,
+    maxEventsPerSecond: config.maxEventsPerSec,
+    maxFrameBytes: config.maxFrameBytes,
+  };
+}

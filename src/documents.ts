@@ -2,6 +2,8 @@
  * Pipeline documents as the REST API receives them (SPEC §2, §3): YAML text or parsed JSON, read,
  * validated and planned with the engine in the loop. Imports no Fastify.
  */
+
+import type { PlanBounds } from './pipeline/bounds.js';
 import { parseText } from './pipeline/document.js';
 import type { AudioFormat } from './pipeline/format.js';
 import type { PipelineIssue } from './pipeline/issues.js';
@@ -29,6 +31,7 @@ export function readDocumentBody(
   body: unknown,
   contentType: string | undefined,
   inputFormat: AudioFormat = DEFAULT_INPUT_FORMAT,
+  bounds?: PlanBounds,
 ): DocumentResult {
   let value = body;
   let source: string;
@@ -40,7 +43,7 @@ export function readDocumentBody(
   } else {
     source = JSON.stringify(body) ?? '';
   }
-  const planned = planWithEngine(value, { inputFormat });
+  const planned = planWithEngine(value, bounds === undefined ? { inputFormat } : { inputFormat, bounds });
   if (!planned.ok) return planned;
   // A valid document is an object with a string name (SPEC §2); planning has checked it.
   const definition = value as Record<string, unknown>;

@@ -46,6 +46,9 @@ export const errorCatalog = {
   RM_ERR_START_TIMEOUT: { status: 408, title: 'No start message in time' },
   RM_ERR_TOO_MANY_SESSIONS_PER_IP: { status: 429, title: 'Too many sessions from this address' },
   RM_ERR_WORKER_STALLED: { status: 503, title: 'Native worker stopped responding' },
+  RM_ERR_TOO_MANY_JOBS: { status: 503, title: 'Too many offline jobs' },
+  RM_ERR_OUTPUT_TOO_LARGE: { status: 413, title: 'The result would be too large' },
+  RM_ERR_BODY_TOO_DEEP: { status: 400, title: 'Request body nests too deeply' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

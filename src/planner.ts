@@ -1,34 +1,55 @@
 /**
  * Planning with the engine in the loop: `src/pipeline/` validates and optimizes a document (pure
- * TypeScript); the native engine then builds the plan once, checking it independently, and is the
- * source of truth for every node's algorithmic latency (SPEC §2: "the plan states … the algorithmic
- * latency in samples and ms").
+ * TypeScript) and checks the plan against the resource bounds of SPEC §9; the native engine then builds
+ * the plan once, checking it independently, and is the source of truth for every node's algorithmic
+ * latency (SPEC §2: "the plan states … the algorithmic latency in samples and ms").
  */
 import { fromNative } from './errors.js';
 import { inspectPlan } from './native.js';
+import { checkBounds, type PlanBounds } from './pipeline/bounds.js';
 import type { AudioFormat } from './pipeline/format.js';
+import type { PipelineIssue } from './pipeline/issues.js';
 import { annotateLatency, type Plan, planPipeline } from './pipeline/plan.js';
 
 export interface EnginePlanOptions {
   inputFormat?: AudioFormat;
   contentType?: string;
+  /** SPEC §9 bounds (from the configuration); default: those of the default configuration. */
+  bounds?: PlanBounds;
 }
 
-export interface PlanProblem {
-  path: string;
-  code: string;
-  message: string;
-}
+export type PlanProblem = PipelineIssue;
 
 export type EnginePlanResult = { ok: true; plan: Plan } | { ok: false; errors: readonly PlanProblem[] };
 
+/** The bounds of the default configuration (`config.ts`), for callers without one (the CLI). */
+export const DEFAULT_PLAN_BOUNDS: PlanBounds = Object.freeze({
+  maxSessionMemoryBytes: 64 * 1024 * 1024,
+  maxOpsPerSecond: 1_000_000_000,
+  maxEventsPerSecond: 1000,
+  maxFrameBytes: 65536,
+});
+
 /**
- * Plans are pure functions of (document, input format, content type) and building the engine's graph to
- * learn latencies takes milliseconds (resampler filter tables), so results are memoised: a stored
- * pipeline version is planned once per input format, not on every GET or session start. Bounded LRU.
+ * Plans are pure functions of (document, input format, content type, bounds) and building the engine's
+ * graph to learn latencies takes milliseconds (resampler filter tables), so results are memoised: a
+ * stored pipeline version is planned once per input format, not on every GET or session start.
+ * An LRU bounded by bytes (keys hold whole documents, of up to MAX_BODY_BYTES each), not entries.
  */
-const CACHE_LIMIT = 512;
-const cache = new Map<string, EnginePlanResult>();
+export const PLAN_CACHE_BYTES = 32 * 1024 * 1024;
+
+interface CacheEntry {
+  result: EnginePlanResult;
+  bytes: number;
+}
+
+const cache = new Map<string, CacheEntry>();
+let cachedBytes = 0;
+
+/** Bytes the plan cache holds now (keys and results, as UTF-16 string lengths × 2). */
+export function planCacheBytes(): number {
+  return cachedBytes;
+}
 
 function cacheKey(document: unknown, options: EnginePlanOptions): string | undefined {
   let doc: string;
@@ -38,10 +59,25 @@ function cacheKey(document: unknown, options: EnginePlanOptions): string | undef
     return undefined; // cyclic or BigInt values: not cacheable, and the planner reports them
   }
   const f = options.inputFormat;
-  return `${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${doc}`;
+  const b = options.bounds ?? DEFAULT_PLAN_BOUNDS;
+  const bounds = `${b.maxSessionMemoryBytes},${b.maxOpsPerSecond},${b.maxEventsPerSecond},${b.maxFrameBytes}`;
+  return `${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${bounds}|${doc}`;
 }
 
-/** Validates, optimizes and latency-annotates a document. Never throws for a bad document. */
+function remember(key: string, result: EnginePlanResult): void {
+  // JavaScript strings are UTF-16: two bytes per code unit is what they hold in the heap at most.
+  const bytes = 2 * (key.length + JSON.stringify(result).length);
+  if (bytes > PLAN_CACHE_BYTES / 8) return; // one huge document must not evict everything else
+  cache.set(key, { result, bytes });
+  cachedBytes += bytes;
+  for (const [oldest, entry] of cache) {
+    if (cachedBytes <= PLAN_CACHE_BYTES) break;
+    cache.delete(oldest);
+    cachedBytes -= entry.bytes;
+  }
+}
+
+/** Validates, optimizes, bounds-checks and latency-annotates a document. Never throws for a bad document. */
 export function planWithEngine(document: unknown, options: EnginePlanOptions = {}): EnginePlanResult {
   const key = cacheKey(document, options);
   const hit = key === undefined ? undefined : cache.get(key);
@@ -49,19 +85,20 @@ export function planWithEngine(document: unknown, options: EnginePlanOptions = {
     // Refresh its place in the LRU order.
     cache.delete(key);
     cache.set(key, hit);
-    return hit;
+    return hit.result;
   }
   const result = planUncached(document, options);
-  if (key !== undefined) {
-    cache.set(key, result);
-    if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-  }
+  if (key !== undefined) remember(key, result);
   return result;
 }
 
 function planUncached(document: unknown, options: EnginePlanOptions): EnginePlanResult {
-  const planned = planPipeline(document, options);
+  const { bounds = DEFAULT_PLAN_BOUNDS, ...planOptions } = options;
+  const planned = planPipeline(document, planOptions);
   if (!planned.ok) return planned;
+  // SPEC §9: refuse what one session could not afford before the engine allocates anything for it.
+  const over = checkBounds(planned.plan, bounds);
+  if (over.length > 0) return { ok: false, errors: over };
   let info: ReturnType<typeof inspectPlan>;
   try {
     info = inspectPlan(planned.plan);

@@ -218,6 +218,8 @@ export interface SessionStats {
   events: number
   /** Sample frames received. */
   samplesIn: number
+  /** Non-finite input samples (NaN, ±Inf) replaced by 0. */
+  nonFiniteSamples: number
   /** Hand-off → processing start. */
   queueWait: LatencyPercentiles
   /** Processing per message. */

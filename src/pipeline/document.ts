@@ -6,8 +6,10 @@
  * problems of the others (SPEC §2: "every problem listed at once"). The meaning of the nodes (types,
  * params, graph, formats) is checked in validate.ts.
  */
+
 import { parseDocument as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { nestsTooDeep } from './depth.js';
 import { fromZodIssues, type PipelineIssue } from './issues.js';
 
 /** SPEC §2: node ids. */
@@ -87,11 +89,18 @@ export interface ReadOptions {
 }
 
 /** Parses document text. Never throws: every failure is an RM_PIPE_PARSE issue. */
+/** YAML errors reported for one document, at most. */
+const MAX_REPORTED_YAML_ERRORS = 20;
+
 export function parseText(
   text: string,
   options: ReadOptions = {},
 ): { ok: true; value: unknown } | { ok: false; errors: PipelineIssue[] } {
-  if (options.contentType?.toLowerCase().includes('json')) {
+  const json = options.contentType?.toLowerCase().includes('json') === true;
+  if (nestsTooDeep(text, !json)) {
+    return { ok: false, errors: [parseIssue('the document nests too deeply')] };
+  }
+  if (json) {
     try {
       return { ok: true, value: JSON.parse(text) };
     } catch (err) {
@@ -102,7 +111,9 @@ export function parseText(
     // uniqueKeys: a repeated key is an error, not a silent overwrite.
     const doc = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
     if (doc.errors.length > 0) {
-      return { ok: false, errors: doc.errors.map((e) => parseIssue(`invalid YAML: ${e.message}`)) };
+      // The first few are what a reader can act on; a broken document can have thousands.
+      const first = doc.errors.slice(0, MAX_REPORTED_YAML_ERRORS);
+      return { ok: false, errors: first.map((e) => parseIssue(`invalid YAML: ${e.message}`)) };
     }
     // maxAliasCount bounds alias expansion ("billion laughs").
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };

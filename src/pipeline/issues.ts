@@ -18,6 +18,11 @@ export const pipelineIssueCodes = {
   RM_PIPE_CYCLE: 'nodes read from each other in a loop',
   RM_PIPE_BAD_OUTPUT: 'the output names no node, or an analysis node',
   RM_PIPE_FORMAT_CONFLICT: 'a node cannot take the sample rate or channel count that reaches it',
+  RM_PIPE_MEMORY_BOUND: 'one session of the plan would hold more memory than MAX_SESSION_MEMORY_BYTES allows',
+  RM_PIPE_WORK_BOUND: 'one second of audio would take more work than MAX_SESSION_OPS_PER_SEC allows',
+  RM_PIPE_EVENT_RATE:
+    'the plan would emit more events per second than MAX_EVENTS_PER_SEC allows, or more event text per answer than the engine sends',
+  RM_PIPE_ENGINE_REJECTED: 'the native engine refused to build a plan the validator accepted',
 } as const;
 
 export type PipelineIssueCode = keyof typeof pipelineIssueCodes;

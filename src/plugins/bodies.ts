@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { RemoteMediaError } from '../errors.js';
+import { MAX_BLOCK_COLUMNS, MAX_FLOW_DEPTH, nestsTooDeep } from '../pipeline/depth.js';
 import { sendProblem } from './problems.js';
 
 /** Content types of a pipeline document sent as YAML (kept as text; the pipeline reader parses it). */
@@ -44,12 +46,33 @@ export function onlyContentTypes(types: readonly string[]) {
   };
 }
 
+function tooDeep(): RemoteMediaError {
+  return new RemoteMediaError(
+    'RM_ERR_BODY_TOO_DEEP',
+    `the body nests deeper than ${MAX_FLOW_DEPTH} levels (or ${MAX_BLOCK_COLUMNS} columns of YAML block structure)`,
+  );
+}
+
 export const bodiesPlugin = fp(
   async (app: FastifyInstance) => {
+    // JSON: Fastify's own parser (prototype-poisoning checks included), after a linear depth scan, so
+    // no recursive consumer of the value can overflow the stack (SPEC §9).
+    const json = app.getDefaultJsonParser('error', 'error');
+    app.addContentTypeParser(
+      'application/json',
+      { parseAs: 'string', bodyLimit: app.config.maxBodyBytes },
+      (request, body, done) => {
+        if (nestsTooDeep(body as string, false)) return done(tooDeep(), undefined);
+        return json(request, body as string, done);
+      },
+    );
     app.addContentTypeParser(
       [...yamlContentTypes],
       { parseAs: 'string', bodyLimit: app.config.maxBodyBytes },
-      (_request, body, done) => done(null, body),
+      (_request, body, done) => {
+        if (nestsTooDeep(body as string, true)) return done(tooDeep(), undefined);
+        return done(null, body);
+      },
     );
     app.addContentTypeParser(
       [...audioContentTypes],

@@ -68,6 +68,14 @@ const statusCodes: Record<number, ErrorCode> = {
   429: 'RM_ERR_RATE_LIMITED',
 };
 
+/**
+ * A client error is the client's business: one debug line without a stack, so that no client can
+ * fill the log with error-level traces. Server errors (5xx) stay at error level, with the stack.
+ */
+function refused(request: FastifyRequest, status: number, code: string): void {
+  request.log.debug({ status, code }, 'request refused');
+}
+
 export const problemsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setNotFoundHandler((request, reply) =>
@@ -76,6 +84,7 @@ export const problemsPlugin = fp(
     app.setErrorHandler((err: FastifyError | RemoteMediaError, request, reply) => {
       if (err instanceof RemoteMediaError) {
         if (err.status >= 500) request.log.error({ err }, 'request failed');
+        else refused(request, err.status, err.code);
         return sendProblem(reply, err.status, err.code, err.message);
       }
       if (hasZodFastifySchemaValidationErrors(err)) {
@@ -96,6 +105,7 @@ export const problemsPlugin = fp(
       // Fastify's own 4xx (FST_ERR_CTP_* for bad JSON, body too large, unknown content type) keep their
       // status and get the catalog code of that status; Fastify's code stays in `fastify_code`.
       const code = statusCodes[status] ?? 'RM_ERR_BAD_REQUEST';
+      refused(request, status, code);
       return sendProblem(reply, status, code, err.message, err.code ? { fastify_code: err.code } : {});
     });
   },

@@ -10,9 +10,10 @@ import fp from 'fastify-plugin';
 import { RemoteMediaError } from '../errors.js';
 import { originAllowed } from '../origins.js';
 import { sendProblem } from './problems.js';
+import { GUARD_RANK, guardEveryRoute } from './route-guards.js';
 
+/** Probe routes, by the route Fastify matched (never a string test of the raw URL: SPEC §9). */
 const probes = new Set(['/healthz', '/readyz']);
-const isStreamPath = (url: string) => (url.split('?')[0] ?? '').endsWith('/stream');
 /** How often the event-loop delay is sampled. */
 const PRESSURE_SAMPLE_MS = 250;
 /** Seconds a shed client is asked to wait. */
@@ -22,9 +23,9 @@ export const protectionPlugin = fp(
   async (app: FastifyInstance) => {
     const { allowedOrigins, rateLimitPerMin, maxEventLoopDelayMs } = app.config;
     if (allowedOrigins.length > 0) {
-      app.addHook('onRequest', async (request, reply) => {
-        // WebSocket upgrades are checked by the realtime admission (both transports), as for auth.
-        if (originAllowed(allowedOrigins, request.headers) || isStreamPath(request.url)) return;
+      // Every route, WebSocket upgrades included (their admission checks again, for the uWS transport).
+      guardEveryRoute(app, GUARD_RANK.origin, async (request, reply) => {
+        if (originAllowed(allowedOrigins, request.headers)) return;
         return sendProblem(reply, 403, 'RM_ERR_ORIGIN', `origin ${request.headers.origin} is not allowed`);
       });
     }
@@ -35,7 +36,7 @@ export const protectionPlugin = fp(
         retryAfter: PRESSURE_RETRY_AFTER_S,
         // Liveness must answer under load (a restart would not help); everything else is shed.
         pressureHandler: async (request, reply, type, value) => {
-          if (probes.has(request.url.split('?')[0] ?? '')) return;
+          if (probes.has(request.routeOptions.url ?? '')) return;
           reply.header('retry-after', String(PRESSURE_RETRY_AFTER_S));
           throw new RemoteMediaError('RM_ERR_OVERLOADED', `server is overloaded (${type} ${value})`);
         },

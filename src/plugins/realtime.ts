@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { planBounds } from '../config.js';
 import { planWithEngine } from '../planner.js';
 import { SessionRegistry } from '../realtime/registry.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
@@ -17,6 +18,7 @@ declare module 'fastify' {
 
 export const realtimePlugin = fp(
   async (app: FastifyInstance, opts: { metrics?: RealtimeMetrics }) => {
+    const bounds = planBounds(app.config);
     const registry = new SessionRegistry(
       {
         config: app.config,
@@ -24,7 +26,7 @@ export const realtimePlugin = fp(
         // Only rate and channels: the session's start message also carries its encoding, which the
         // (strict) input-format check of the planner would reject as an unknown key.
         plan: (definition, { sample_rate, channels }) =>
-          planWithEngine(definition, { inputFormat: { sample_rate, channels } }),
+          planWithEngine(definition, { inputFormat: { sample_rate, channels }, bounds }),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log: app.log,
       },

@@ -111,6 +111,7 @@ export interface SessionInfo {
   frames_dropped: number;
   frame_errors: number;
   events: number;
+  non_finite_samples: number;
   latency: LatencySummary;
   engine_latency: LatencySummary;
   queue_wait: LatencySummary;

@@ -49,6 +49,8 @@ export function counters(s: SessionStats | undefined) {
     frames_dropped: s?.framesDropped ?? 0,
     frame_errors: s?.frameErrors ?? 0,
     events: s?.events ?? 0,
+    // NaN/±Inf input samples the engine replaced by 0.
+    non_finite_samples: s?.nonFiniteSamples ?? 0,
     latency: summary(s?.endToEnd),
     engine_latency: summary(s?.engine),
   };

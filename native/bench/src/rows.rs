@@ -351,7 +351,7 @@ fn our_resample(plan: Plan, from: u32, to: u32, quality: &str, signal: &[f32]) -
         input.set_shape(1, chunk);
         input.channel_mut(0).copy_from_slice(&signal[at..at + chunk]);
         at = if at + 2 * chunk > signal.len() { 0 } else { at + chunk };
-        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "rs", frame: 0, position: 0, to_input_frames: 1.0 };
+        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "rs", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
         node.process(&input, &mut output, &mut ctx);
         output.frames()
     });
@@ -576,7 +576,7 @@ pub fn fft(plan: Plan) -> Vec<Row> {
         input.channel_mut(0).copy_from_slice(&signal[at..at + block]);
         at = if at + 2 * block > signal.len() { 0 } else { at + block };
         events.clear();
-        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "spec", frame: 0, position, to_input_frames: 1.0 };
+        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "spec", frame: 0, position, to_input_frames: 1.0, origin: 0 };
         node.analyze(&input, &mut ctx);
         position += block as u64;
         events.len()

@@ -21,14 +21,30 @@ fn fail(code: &str, message: impl std::fmt::Display) -> Error<String> {
     Error::new(code.to_string(), message.to_string())
 }
 
+/// Runs `f`, turning a panic into an `RM_ERR_NATIVE` error: a panic must never unwind into Node
+/// (through an `extern "C"` callback it would abort the process). Allocation failures cannot be
+/// caught; the engine avoids them with size checks and fallible allocation where sizes come from input.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        Err(fail("RM_ERR_NATIVE", format!("engine panicked: {message}")))
+    })
+}
+
 /// Decodes interleaved signed 16-bit little-endian PCM to f32 samples in [-1, 1),
 /// keeping the interleaving. Throws `RM_ERR_BAD_AUDIO` on an odd byte length.
 #[napi(js_name = "s16leToF32")]
 pub fn s16le_to_f32(pcm: &[u8]) -> Result<Float32Array> {
-    let frames = codec::frames_in(pcm.len(), Encoding::S16le, 1).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
-    let mut out = vec![0.0f32; frames];
-    codec::decode(pcm, Encoding::S16le, &mut [&mut out[..]]).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
-    Ok(Float32Array::new(out))
+    guarded(|| {
+        let frames = codec::frames_in(pcm.len(), Encoding::S16le, 1).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
+        let mut out = vec![0.0f32; frames];
+        codec::decode(pcm, Encoding::S16le, &mut [&mut out[..]]).map_err(|e| fail("RM_ERR_BAD_AUDIO", e))?;
+        Ok(Float32Array::new(out))
+    })
 }
 
 /// Node types the engine can build, in SPEC §2 order.
@@ -211,19 +227,23 @@ fn plan_info(session: &Session) -> PlanInfo {
 }
 
 fn build_session(plan_json: &str, input: &StreamFormat, output_encoding: &str, max_message_bytes: u32) -> Result<Session> {
-    let plan = parse_plan(plan_json)?;
-    let format = Format::new(input.sample_rate, input.channels as usize).map_err(|e| fail("RM_ERR_BAD_FORMAT", e))?;
-    let encodings = Encodings { input: encoding(&input.encoding)?, output: encoding(output_encoding)? };
-    Session::new(&plan, format, encodings, max_message_bytes as usize).map_err(|e| fail("RM_ERR_BAD_PLAN", e))
+    guarded(|| {
+        let plan = parse_plan(plan_json)?;
+        let format = Format::new(input.sample_rate, input.channels as usize).map_err(|e| fail("RM_ERR_BAD_FORMAT", e))?;
+        let encodings = Encodings { input: encoding(&input.encoding)?, output: encoding(output_encoding)? };
+        Session::new(&plan, format, encodings, max_message_bytes as usize).map_err(|e| fail("RM_ERR_BAD_PLAN", e))
+    })
 }
 
 /// Builds the graph of a plan without running it: output format and latencies, for planning.
 #[napi]
 pub fn inspect_plan(plan_json: String) -> Result<PlanInfo> {
-    let plan = parse_plan(&plan_json)?;
-    let session = Session::new(&plan, plan.input, Encodings { input: Encoding::F32le, output: Encoding::F32le }, 4096)
-        .map_err(|e| fail("RM_ERR_BAD_PLAN", e))?;
-    Ok(plan_info(&session))
+    guarded(|| {
+        let plan = parse_plan(&plan_json)?;
+        let encodings = Encodings { input: Encoding::F32le, output: Encoding::F32le };
+        let session = Session::new(&plan, plan.input, encodings, 4096).map_err(|e| fail("RM_ERR_BAD_PLAN", e))?;
+        Ok(plan_info(&session))
+    })
 }
 
 /// The native engine: a pool of DSP worker threads.
@@ -338,6 +358,8 @@ pub struct SessionStats {
     pub events: f64,
     /// Sample frames received.
     pub samples_in: f64,
+    /// Non-finite input samples (NaN, ±Inf) replaced by 0.
+    pub non_finite_samples: f64,
     /// Hand-off → processing start.
     pub queue_wait: LatencyPercentiles,
     /// Processing per message.
@@ -452,6 +474,7 @@ impl NativeSession {
     /// Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`.
     #[napi]
     pub fn set_params(&self, node: String, params_json: String, tag: u32) -> Result<()> {
+        // serde_json refuses nesting deeper than 128 levels, so parsing cannot overflow the stack.
         let value: serde_json::Value =
             serde_json::from_str(&params_json).map_err(|e| fail("RM_ERR_BAD_PARAMS", e))?;
         let serde_json::Value::Object(map) = value else {
@@ -520,6 +543,7 @@ impl NativeSession {
             frame_errors: s.frame_errors as f64,
             events: s.events as f64,
             samples_in: s.samples_in as f64,
+            non_finite_samples: s.non_finite_samples as f64,
             queue_wait: percentiles(&s.queue_wait),
             process: percentiles(&s.process),
             engine: percentiles(&s.engine),
@@ -552,14 +576,16 @@ pub struct WavInfo {
 /// Throws `RM_ERR_BAD_WAV` when it is not one.
 #[napi]
 pub fn parse_wav(bytes: &[u8]) -> Result<WavInfo> {
-    let w = remotemedia_dsp::wav::parse(bytes).map_err(|e| fail("RM_ERR_BAD_WAV", e))?;
-    let data_offset = w.data.as_ptr() as usize - bytes.as_ptr() as usize;
-    Ok(WavInfo {
-        sample_rate: w.format.sample_rate,
-        channels: w.format.channels as u32,
-        encoding: w.encoding.name().to_string(),
-        data_offset: data_offset as u32,
-        data_bytes: w.data.len() as u32,
+    guarded(|| {
+        let w = remotemedia_dsp::wav::parse(bytes).map_err(|e| fail("RM_ERR_BAD_WAV", e))?;
+        let data_offset = w.data.as_ptr() as usize - bytes.as_ptr() as usize;
+        Ok(WavInfo {
+            sample_rate: w.format.sample_rate,
+            channels: w.format.channels as u32,
+            encoding: w.encoding.name().to_string(),
+            data_offset: data_offset as u32,
+            data_bytes: w.data.len() as u32,
+        })
     })
 }
 

@@ -28,6 +28,16 @@ impl AudioBuf {
         }
     }
 
+    /// Like [`AudioBuf::new`], but `None` instead of aborting the process when the size overflows or
+    /// the memory cannot be had (buffers sized from a plan are built with this).
+    pub fn try_new(max_channels: usize, max_frames: usize) -> Option<AudioBuf> {
+        let len = max_channels.checked_mul(max_frames)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len).ok()?;
+        data.resize(len, 0.0);
+        Some(AudioBuf { data, stride: max_frames, max_channels, channels: max_channels, frames: 0 })
+    }
+
     /// Live channels.
     pub fn channels(&self) -> usize {
         self.channels

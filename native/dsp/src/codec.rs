@@ -115,6 +115,20 @@ pub fn f32_to_s16(x: f32) -> i16 {
     (x * S16_SCALE).round().clamp(-32768.0, 32767.0) as i16
 }
 
+/// Replaces every non-finite sample (NaN, ±Inf: only `f32le` can carry them) by 0; returns how many.
+pub fn zero_non_finite(planes: &mut [&mut [f32]]) -> u64 {
+    let mut replaced = 0;
+    for plane in planes.iter_mut() {
+        for x in plane.iter_mut() {
+            if !x.is_finite() {
+                *x = 0.0;
+                replaced += 1;
+            }
+        }
+    }
+    replaced
+}
+
 /// Decodes interleaved bytes into planar channels. Each `out[c]` must hold at least the frame count.
 /// Returns the number of frames written.
 pub fn decode(

@@ -15,9 +15,14 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::{Format, MAX_CHANNELS};
-use crate::node::{Ctx, NodeError, Processor};
+use crate::node::{Ctx, NodeError, Processor, MAX_EVENT_BYTES_PER_BLOCK};
 use crate::nodes;
 use crate::plan::Plan;
+
+/// Most bytes of audio buffers one session's graph may hold (SPEC §9). Validation refuses plans far
+/// below this (`MAX_SESSION_MEMORY_BYTES`); this bound holds whatever reaches the engine, so that no
+/// plan can make it allocate without limit and abort the process.
+pub const MAX_GRAPH_BUFFER_BYTES: usize = 512 << 20;
 
 /// Frames per tile when fused in-place stages run over a block: 256 frames × 8 channels of f32 is
 /// 8 KiB, well inside L1 on any server core.
@@ -63,6 +68,8 @@ struct StageRt {
     position: u64,
     /// Session input rate / this stage's input rate.
     to_input_frames: f64,
+    /// Session input frames before this stage's stream (re)started at the last flush.
+    origin: u64,
     /// Time spent in this stage during the last block, nanoseconds.
     last_ns: u64,
 }
@@ -94,9 +101,9 @@ impl Branch {
         self.event_count = 0;
         let stage = &mut self.stage;
         let t = Instant::now();
+        let at = place(stage);
         if let Processor::Analysis(n) = &mut stage.proc {
-            let mut ctx =
-                stage_ctx(&stage.id, stage.position, stage.to_input_frames, &mut self.events, &mut self.event_count, frame);
+            let mut ctx = stage_ctx(&stage.id, at, &mut self.events, &mut self.event_count, frame);
             if flushing {
                 n.finish(&mut ctx);
             } else {
@@ -143,6 +150,8 @@ pub struct Graph {
     output_step: Option<usize>,
     /// Message number of the block being processed.
     frame: u64,
+    /// Session input frames processed so far (event `sample` positions count these).
+    input_frames: u64,
     events: String,
     event_count: u32,
 }
@@ -166,6 +175,10 @@ impl Graph {
         // Where each node's audio can be read: a chain step's buffer, or (for an analysis node, which
         // passes audio through) whatever that node reads.
         let mut readable: Vec<(String, Source)> = Vec::with_capacity(plan.nodes.len());
+        // Most frames each chain step can output per block: what the next step must be sized for.
+        let mut step_frames: Vec<usize> = Vec::with_capacity(plan.nodes.len());
+        let mut budget = Budget::new(MAX_GRAPH_BUFFER_BYTES);
+        budget.take(input_format.channels, max_block_frames)?;
         for node in &plan.nodes {
             let source = match &node.input {
                 None => Source::Input,
@@ -179,9 +192,9 @@ impl Graph {
                     }
                 },
             };
-            let (mut format, mut frames_bound) = match source {
+            let (mut format, source_frames) = match source {
                 Source::Input => (input_format, max_block_frames),
-                Source::Step(i) => (steps[i].output_format, outs[i].capacity_frames()),
+                Source::Step(i) => (steps[i].output_format, step_frames[i]),
             };
             let stage_specs = node.stage_list();
             if stage_specs.is_empty() {
@@ -189,12 +202,17 @@ impl Graph {
             }
             let mut stages = Vec::with_capacity(stage_specs.len());
             let mut max_channels = format.channels;
+            // The chain's buffers hold its input and every intermediate block, so they are sized for
+            // the largest; the next step only needs what this one outputs.
+            let mut frames_bound = source_frames;
+            let mut peak_frames = source_frames;
             for spec in &stage_specs {
                 let stage_input = format;
                 let proc = nodes::build(&spec.node_type, &spec.params, format)
                     .map_err(|error| GraphError::Node { id: spec.id.clone(), error })?;
                 if let Processor::Block(b) = &proc {
                     frames_bound = b.max_output_frames(frames_bound);
+                    peak_frames = peak_frames.max(frames_bound);
                 }
                 format = proc.core().output_format();
                 max_channels = max_channels.max(format.channels);
@@ -203,6 +221,7 @@ impl Graph {
                     proc,
                     position: 0,
                     to_input_frames: f64::from(input_format.sample_rate) / f64::from(stage_input.sample_rate),
+                    origin: 0,
                     last_ns: 0,
                 });
             }
@@ -221,14 +240,14 @@ impl Graph {
                 });
                 continue;
             }
-            // Chains hold their input copy and every intermediate shape, so size for the largest.
-            let frames_cap = frames_bound.max(match source {
-                Source::Input => max_block_frames,
-                Source::Step(i) => outs[i].capacity_frames(),
-            });
-            outs.push(AudioBuf::new(max_channels.min(MAX_CHANNELS), frames_cap));
-            let scratch = AudioBuf::new(max_channels, frames_cap);
+            let channels = max_channels.min(MAX_CHANNELS);
+            // Output buffer and scratch.
+            budget.take(channels, peak_frames)?;
+            budget.take(channels, peak_frames)?;
+            outs.push(AudioBuf::try_new(channels, peak_frames).ok_or_else(|| budget.refusal())?);
+            let scratch = AudioBuf::try_new(channels, peak_frames).ok_or_else(|| budget.refusal())?;
             readable.push((node.id.clone(), Source::Step(steps.len())));
+            step_frames.push(frames_bound);
             steps.push(Step { id: node.id.clone(), source, stages, scratch, output_format: format });
         }
         let output_step = match &plan.output {
@@ -261,7 +280,7 @@ impl Graph {
         }
         let mut slots: Vec<Option<Branch>> = branches.into_iter().map(Some).collect();
         let branches: Vec<Branch> = order.iter().map(|&i| slots[i].take().expect("each branch once")).collect();
-        let mut input = AudioBuf::new(input_format.channels, max_block_frames);
+        let mut input = AudioBuf::try_new(input_format.channels, max_block_frames).ok_or_else(|| budget.refusal())?;
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
             input_format,
@@ -273,6 +292,7 @@ impl Graph {
             branch_plan_order,
             output_step,
             frame: 0,
+            input_frames: 0,
             events: String::with_capacity(4096),
             event_count: 0,
         })
@@ -301,6 +321,7 @@ impl Graph {
     /// Processes the block in the input buffer as message number `frame`.
     /// Afterwards [`Graph::output`] holds its output and [`Graph::events`] its events.
     pub fn run(&mut self, frame: u64) {
+        self.input_frames += self.input.frames() as u64;
         self.run_all(frame, false);
     }
 
@@ -310,8 +331,10 @@ impl Graph {
         let channels = self.input_format.channels;
         self.input.set_shape(channels, 0);
         self.run_all(frame, true);
+        let origin = self.input_frames;
         for stage in self.steps.iter_mut().flat_map(|s| s.stages.iter_mut()).chain(self.branches.iter_mut().map(|b| &mut b.stage)) {
             stage.position = 0;
+            stage.origin = origin;
             stage.proc.core_mut().reset();
         }
     }
@@ -358,8 +381,19 @@ impl Graph {
         }
         for &i in &self.branch_plan_order {
             let b = &self.branches[i];
-            self.events.push_str(&b.events);
-            self.event_count += b.event_count;
+            if self.events.len() + b.events.len() <= MAX_EVENT_BYTES_PER_BLOCK {
+                self.events.push_str(&b.events);
+                self.event_count += b.event_count;
+                continue;
+            }
+            // SPEC §9: the answer's event text stays bounded; whole events only.
+            for line in b.events.split_inclusive('\n') {
+                if self.events.len() + line.len() > MAX_EVENT_BYTES_PER_BLOCK {
+                    break;
+                }
+                self.events.push_str(line);
+                self.event_count += 1;
+            }
         }
     }
 
@@ -444,15 +478,49 @@ impl Graph {
     }
 }
 
-fn stage_ctx<'a>(
-    id: &'a str,
-    position: u64,
-    to_input_frames: f64,
-    events: &'a mut String,
-    event_count: &'a mut u32,
-    frame: u64,
-) -> Ctx<'a> {
-    Ctx { events, event_count, node_id: id, frame, position, to_input_frames }
+/// The bytes of buffers a graph may still allocate: checked before each allocation, with overflow-safe
+/// arithmetic, so that a plan too big for the engine is refused instead of aborting the process.
+struct Budget {
+    left: usize,
+    asked: usize,
+}
+
+impl Budget {
+    fn new(bytes: usize) -> Budget {
+        Budget { left: bytes, asked: 0 }
+    }
+
+    /// Takes room for a buffer of `channels` × `frames` f32 samples.
+    fn take(&mut self, channels: usize, frames: usize) -> Result<(), GraphError> {
+        let bytes = channels.checked_mul(frames).and_then(|n| n.checked_mul(4)).unwrap_or(usize::MAX);
+        self.asked = self.asked.saturating_add(bytes);
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(self.refusal()),
+        }
+    }
+
+    fn refusal(&self) -> GraphError {
+        GraphError::Plan(format!(
+            "the plan's audio buffers need at least {} bytes, above the engine's bound of {MAX_GRAPH_BUFFER_BYTES}",
+            self.asked
+        ))
+    }
+}
+
+/// Where a stage stands in the stream: (position, to_input_frames, origin) of [`Ctx`].
+type Place = (u64, f64, u64);
+
+fn place(stage: &StageRt) -> Place {
+    (stage.position, stage.to_input_frames, stage.origin)
+}
+
+fn stage_ctx<'a>(id: &'a str, at: Place, events: &'a mut String, event_count: &'a mut u32, frame: u64) -> Ctx<'a> {
+    let (position, to_input_frames, origin) = at;
+    Ctx { events, event_count, node_id: id, frame, position, to_input_frames, origin }
 }
 
 /// Runs a chain's stages over `buf` (which holds the chain's input), leaving the result in `buf`.
@@ -478,12 +546,13 @@ fn run_chain(
                 let stage = &mut stages[k];
                 let t = Instant::now();
                 let consumed = buf.frames() as u64;
+                let at = place(stage);
                 if let Processor::Block(n) = &mut stage.proc {
-                    let mut ctx = stage_ctx(&stage.id, stage.position, stage.to_input_frames, events, count, frame);
+                    let mut ctx = stage_ctx(&stage.id, at, events, count, frame);
                     n.process(buf, scratch, &mut ctx);
                     if flushing {
                         // The stage's own tail follows what the upstream tail made it produce.
-                        let mut ctx = stage_ctx(&stage.id, stage.position, stage.to_input_frames, events, count, frame);
+                        let mut ctx = stage_ctx(&stage.id, at, events, count, frame);
                         n.flush(buf, &mut ctx);
                         scratch.append(buf);
                     }
@@ -496,8 +565,9 @@ fn run_chain(
             Processor::Analysis(_) => {
                 let stage = &mut stages[k];
                 let t = Instant::now();
+                let at = place(stage);
                 if let Processor::Analysis(n) = &mut stage.proc {
-                    let mut ctx = stage_ctx(&stage.id, stage.position, stage.to_input_frames, events, count, frame);
+                    let mut ctx = stage_ctx(&stage.id, at, events, count, frame);
                     n.analyze(buf, &mut ctx);
                     if flushing {
                         n.finish(&mut ctx);
@@ -538,6 +608,7 @@ fn run_in_place(stages: &mut [StageRt], buf: &mut AudioBuf, events: &mut String,
                     frame,
                     position: stage.position + start as u64,
                     to_input_frames: stage.to_input_frames,
+                    origin: stage.origin,
                 };
                 n.process(&mut view, &mut ctx);
             }

@@ -84,10 +84,16 @@ pub fn check_range<T: PartialOrd + fmt::Display>(
     }
 }
 
+/// Most bytes of event text one block (one answer) may carry (SPEC §9: "events per frame and bytes
+/// per answer are bounded"). Validation refuses plans whose events would come near it; this bound
+/// holds whatever gets past validation (a live `hop` change, say). Events beyond it are dropped.
+pub const MAX_EVENT_BYTES_PER_BLOCK: usize = 1 << 20;
+
 /// Where events go while a node processes one block, and where in the stream that block sits.
 ///
 /// Events are written straight into the session's outgoing text as complete wire messages
-/// (SPEC §4.5), one per line, so neither side re-encodes them.
+/// (SPEC §4.5), one per line, so neither side re-encodes them. The text of one block is bounded by
+/// [`MAX_EVENT_BYTES_PER_BLOCK`].
 pub struct Ctx<'a> {
     /// Outgoing event messages, newline-separated.
     pub events: &'a mut String,
@@ -101,6 +107,9 @@ pub struct Ctx<'a> {
     pub position: u64,
     /// Session input rate / this node's input rate: converts positions to input sample frames.
     pub to_input_frames: f64,
+    /// Input sample frames of the session before this node's stream began: a flush resets every
+    /// node, and `sample` positions go on counting from where the session was (SPEC §4.5).
+    pub origin: u64,
 }
 
 impl Ctx<'_> {
@@ -114,7 +123,10 @@ impl Ctx<'_> {
     /// may lie in an earlier block: detectors that decide only after looking further (a VAD that
     /// needs two voiced windows, a speech end after the hangover) date the event where it happened.
     pub fn emit_at(&mut self, name: &str, absolute_position: u64, data: fmt::Arguments<'_>) {
-        let sample = (absolute_position as f64 * self.to_input_frames).round() as u64;
+        if self.over_budget() {
+            return;
+        }
+        let sample = self.origin + (absolute_position as f64 * self.to_input_frames).round() as u64;
         // Writing to a String cannot fail.
         let _ = writeln!(
             self.events,
@@ -122,6 +134,12 @@ impl Ctx<'_> {
             self.node_id, name, self.frame, sample, data
         );
         *self.event_count += 1;
+    }
+
+    /// True once this block's event text has reached [`MAX_EVENT_BYTES_PER_BLOCK`]: further events are
+    /// dropped, so a node may skip the work of making them.
+    pub fn over_budget(&self) -> bool {
+        self.events.len() >= MAX_EVENT_BYTES_PER_BLOCK
     }
 }
 
@@ -325,6 +343,7 @@ mod tests {
             frame: 12,
             position: 1920,
             to_input_frames: 3.0,
+            origin: 0,
         };
         ctx.emit("speech_start", 0, format_args!("{{}}"));
         assert_eq!(
@@ -332,6 +351,22 @@ mod tests {
             "{\"type\":\"event\",\"node\":\"vad\",\"name\":\"speech_start\",\"frame\":12,\"sample\":5760,\"data\":{}}\n"
         );
         assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn event_text_per_block_is_bounded() {
+        let mut events = String::new();
+        let mut count = 0;
+        let mut ctx =
+            Ctx { events: &mut events, event_count: &mut count, node_id: "s", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
+        let big = "x".repeat(1000);
+        for i in 0..10_000 {
+            ctx.emit("spectrum", i, format_args!("\"{big}\""));
+        }
+        assert!(ctx.over_budget());
+        assert!(events.len() < MAX_EVENT_BYTES_PER_BLOCK + 2000, "{}", events.len());
+        assert!(count < 10_000);
+        assert!(events.lines().all(|l| l.ends_with("\"}")));
     }
 
     #[test]
@@ -345,6 +380,7 @@ mod tests {
             frame: 12,
             position: 1920,
             to_input_frames: 3.0,
+            origin: 0,
         };
         ctx.emit_at("speech_end", 1000, format_args!("{{\"duration_ms\":30}}"));
         ctx.emit("speech_start", 5, format_args!("{{}}"));

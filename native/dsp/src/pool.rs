@@ -551,6 +551,7 @@ fn run_one(slot: &Arc<Slot>, own_tx: &Sender<Msg>, outbox: &mut Vec<Output>, ses
                 }
                 st.stats.events += o.events.lines().count() as u64;
             }
+            st.stats.non_finite_samples = session.non_finite_samples();
             outbox.extend(outs);
             if let Some(b) = returned {
                 st.free.push(b);

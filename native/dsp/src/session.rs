@@ -21,6 +21,8 @@ pub struct Session {
     graph: Graph,
     encodings: Encodings,
     out: Vec<u8>,
+    /// Non-finite input samples (NaN, ±Inf in `f32le`) replaced by 0 so far (SPEC §6).
+    non_finite: u64,
 }
 
 impl Session {
@@ -39,9 +41,12 @@ impl Session {
             let f = graph.output_format();
             // Room for a message's worth of output at the output rate, plus filter tails.
             let frames = max_frames as u64 * u64::from(f.sample_rate) / u64::from(input.sample_rate) + 1024;
-            frames as usize * f.channels * encodings.output.bytes_per_sample()
+            (frames as usize).saturating_mul(f.channels * encodings.output.bytes_per_sample())
         };
-        Ok(Session { graph, encodings, out: Vec::with_capacity(out_cap) })
+        let mut out = Vec::new();
+        out.try_reserve_exact(out_cap)
+            .map_err(|_| GraphError::Plan(format!("cannot allocate {out_cap} bytes for the session's answers")))?;
+        Ok(Session { graph, encodings, out, non_finite: 0 })
     }
 
     /// The graph, for latency and timing queries.
@@ -70,6 +75,10 @@ impl Session {
         let mut planes: [&mut [f32]; MAX_CHANNELS] = Default::default();
         let n = input.planes_mut(&mut planes);
         codec::decode(bytes, self.encodings.input, &mut planes[..n])?;
+        if self.encodings.input == codec::Encoding::F32le {
+            // SPEC §6: NaN and ±Inf would poison every filter's state for the rest of the session.
+            self.non_finite += codec::zero_non_finite(&mut planes[..n]);
+        }
         self.graph.run(frame);
         self.encode_output();
         Ok(())
@@ -92,6 +101,11 @@ impl Session {
     /// The encoded answer of the last message (or flush).
     pub fn output(&self) -> &[u8] {
         &self.out
+    }
+
+    /// Non-finite input samples replaced by 0 since the session began.
+    pub fn non_finite_samples(&self) -> u64 {
+        self.non_finite
     }
 
     /// Event messages of the last message, one per line.

@@ -107,7 +107,7 @@ pub struct EventLog {
 impl EventLog {
     /// A context for node `node_id` at message `frame`, input position `position`.
     pub fn ctx<'a>(&'a mut self, node_id: &'a str, frame: u64, position: u64) -> Ctx<'a> {
-        Ctx { events: &mut self.text, event_count: &mut self.count, node_id, frame, position, to_input_frames: 1.0 }
+        Ctx { events: &mut self.text, event_count: &mut self.count, node_id, frame, position, to_input_frames: 1.0, origin: 0 }
     }
 
     /// The events as parsed JSON values.

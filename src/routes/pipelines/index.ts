@@ -5,9 +5,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { planBounds } from '../../config.js';
 import { readDocumentBody } from '../../documents.js';
 import { RemoteMediaError } from '../../errors.js';
-import { processWav, toWav } from '../../offline.js';
+import { JobSlots, maxOutputBytesFor, processWav, toWav } from '../../offline.js';
+import type { PlanBounds } from '../../pipeline/bounds.js';
 import type { Plan } from '../../pipeline/plan.js';
 import { DEFAULT_INPUT_FORMAT } from '../../pipeline/validate.js';
 import { planWithEngine } from '../../planner.js';
@@ -52,8 +54,8 @@ function view(p: PipelineVersion, plan: Plan | null) {
 }
 
 /** The stored plan: the definition planned for the default input format (48 kHz stereo). */
-function storedPlan(p: PipelineVersion): Plan | null {
-  const planned = planWithEngine(p.definition);
+function storedPlan(p: PipelineVersion, bounds: PlanBounds): Plan | null {
+  const planned = planWithEngine(p.definition, { bounds });
   return planned.ok ? planned.plan : null;
 }
 
@@ -68,9 +70,12 @@ function notFound(id: string, version?: number): RemoteMediaError {
 }
 
 const tags = ['pipelines'];
+/** Seconds a client refused for MAX_CONCURRENT_JOBS is asked to wait. */
+const JOB_RETRY_AFTER_S = 1;
 
 export async function pipelineRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const bounds = planBounds(app.config);
   const documents = { consumes: [...documentContentTypes] };
   const takesDocuments = { onRequest: onlyContentTypes(documentContentTypes) };
 
@@ -88,7 +93,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const doc = readDocumentBody(request.body, mediaType(request));
+      const doc = readDocumentBody(request.body, mediaType(request), DEFAULT_INPUT_FORMAT, bounds);
       if (!doc.ok) return invalid(reply, doc.errors);
       const p = app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
       reply.code(201).header('location', `/v1/pipelines/${p.id}`).header('etag', etagOf(p.id, p.version));
@@ -128,7 +133,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       const p = app.store.get(id, request.query.version);
       if (!p) throw notFound(id, request.query.version);
       reply.header('etag', etagOf(p.id, p.version));
-      return view(p, storedPlan(p));
+      return view(p, storedPlan(p, bounds));
     },
   );
 
@@ -150,7 +155,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       if (!app.store.get(id)) throw notFound(id);
-      const doc = readDocumentBody(request.body, mediaType(request));
+      const doc = readDocumentBody(request.body, mediaType(request), DEFAULT_INPUT_FORMAT, bounds);
       if (!doc.ok) return invalid(reply, doc.errors);
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
       const p = app.store.update(
@@ -202,17 +207,41 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         sample_rate: sample_rate ?? DEFAULT_INPUT_FORMAT.sample_rate,
         channels: channels ?? DEFAULT_INPUT_FORMAT.channels,
       };
-      const planned = planWithEngine(p.definition, { inputFormat });
+      const planned = planWithEngine(p.definition, { inputFormat, bounds });
       if (!planned.ok) return invalid(reply, planned.errors);
       reply.header('etag', etagOf(p.id, p.version));
       return planned.plan;
     },
   );
 
+  // MAX_CONCURRENT_JOBS: a slot is taken before the upload is read and given back with the response
+  // (or when the client goes away), so uploads held in memory are bounded too.
+  const jobs = new JobSlots(app.config.maxConcurrentJobs);
+  const holdsSlot = new WeakSet<object>();
+  const releaseSlot = async (request: { raw: object }) => {
+    if (holdsSlot.delete(request.raw)) jobs.release();
+  };
+  const limits = { bounds, maxOutputBytes: maxOutputBytesFor(app.config.maxUploadBytes) };
   app.post(
     '/v1/pipelines/:id/process',
     {
-      onRequest: onlyContentTypes(audioContentTypes),
+      onRequest: [
+        onlyContentTypes(audioContentTypes),
+        async (request, reply) => {
+          if (!jobs.tryTake()) {
+            reply.header('retry-after', String(JOB_RETRY_AFTER_S));
+            return sendProblem(
+              reply,
+              503,
+              'RM_ERR_TOO_MANY_JOBS',
+              `${jobs.limit} offline jobs are running (MAX_CONCURRENT_JOBS); retry later`,
+            );
+          }
+          holdsSlot.add(request.raw);
+        },
+      ],
+      onResponse: releaseSlot,
+      onRequestAbort: releaseSlot,
       validatorCompiler: documentingBodyValidator,
       schema: {
         tags,
@@ -222,7 +251,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         params: idParams,
         querystring: versionQueryObject,
         body: processBody,
-        response: { 200: processResponse, ...problems(404, 413, 415, 422) },
+        response: { 200: processResponse, ...problems(404, 413, 415, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -237,7 +266,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
           `send a WAV file as ${audioContentTypes.join(', ')}`,
         );
       }
-      const outcome = await processWav(app.engine, p.definition, request.body);
+      const outcome = await processWav(app.engine, p.definition, request.body, limits);
       if (!outcome.ok) return invalid(reply, outcome.errors);
       const { result } = outcome;
       reply

@@ -1,6 +1,7 @@
 /** `POST /v1/plan` (SPEC §3): validate and plan a document without storing it. */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { planBounds } from '../../config.js';
 import { readDocumentBody } from '../../documents.js';
 import { DEFAULT_INPUT_FORMAT } from '../../pipeline/validate.js';
 import { documentContentTypes, mediaType, onlyContentTypes } from '../../plugins/bodies.js';
@@ -29,7 +30,7 @@ export async function planRoutes(fastify: FastifyInstance) {
         sample_rate: request.query.sample_rate ?? DEFAULT_INPUT_FORMAT.sample_rate,
         channels: request.query.channels ?? DEFAULT_INPUT_FORMAT.channels,
       };
-      const doc = readDocumentBody(request.body, mediaType(request), inputFormat);
+      const doc = readDocumentBody(request.body, mediaType(request), inputFormat, planBounds(app.config));
       if (!doc.ok) {
         const detail = `the pipeline document has ${doc.errors.length} problem(s)`;
         return sendProblem(reply, 422, 'RM_ERR_INVALID_PIPELINE', detail, { errors: doc.errors });

@@ -26,6 +26,7 @@ export const sessionSchema = z
     frames_dropped: z.number(),
     frame_errors: z.number(),
     events: z.number(),
+    non_finite_samples: z.number().describe('NaN or ±Inf f32le input samples replaced by 0'),
     latency: latencySchema.describe('end to end: frame received to answer sent'),
     engine_latency: latencySchema.describe('hand-off to the engine to answer ready'),
     queue_wait: latencySchema.describe('hand-off to processing start'),

@@ -111,7 +111,7 @@ mod tests {
         b.channel_mut(0).fill(0.5);
         b.channel_mut(1).fill(-1.0);
         let (mut ev, mut n) = ctx_parts();
-        let mut ctx = Ctx { events: &mut ev, event_count: &mut n, node_id: "g", frame: 0, position: 0, to_input_frames: 1.0 };
+        let mut ctx = Ctx { events: &mut ev, event_count: &mut n, node_id: "g", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
         g.process(&mut b.view_mut(0, 4), &mut ctx);
         for x in b.channel(0) {
             assert!((x - 0.25).abs() < 1e-4);
@@ -138,7 +138,7 @@ mod tests {
         b.set_shape(1, 20);
         b.channel_mut(0).fill(1.0);
         let (mut ev, mut n) = ctx_parts();
-        let mut ctx = Ctx { events: &mut ev, event_count: &mut n, node_id: "g", frame: 0, position: 0, to_input_frames: 1.0 };
+        let mut ctx = Ctx { events: &mut ev, event_count: &mut n, node_id: "g", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
         g.process(&mut b.view_mut(0, 20), &mut ctx);
         let out = b.channel(0);
         for w in out.windows(2) {

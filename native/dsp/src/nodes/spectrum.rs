@@ -273,9 +273,13 @@ impl AnalysisNode for Spectrum {
             if at != self.next_emit {
                 continue;
             }
-            self.analyse();
             self.last_emit = Some(at);
             self.next_emit = at + self.hop as u64;
+            if ctx.over_budget() {
+                // The event would be dropped (SPEC §9 bound): skip the transform too.
+                continue;
+            }
+            self.analyse();
             let (n, rate) = (self.fft_size, self.format.sample_rate);
             if self.bands == 0 {
                 ctx.emit(
