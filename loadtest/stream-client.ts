@@ -567,7 +567,7 @@ function closedEarlyCount(closed: Record<string, number>): number {
   return Object.values(closed).reduce((a, b) => a + b, 0);
 }
 
-const defaultWav = fileURLToPath(new URL('../../shared/audio/tones-48k-stereo.wav', import.meta.url));
+const defaultWav = fileURLToPath(new URL('../test/fixtures/audio/tones-48k-stereo.wav', import.meta.url));
 
 export function parseClientArgs(argv: string[]): ClientOptions {
   const { values } = parseArgs({

@@ -161,11 +161,41 @@ function speech(text, rate, dbfs) {
   return scaleToRms(trim(resample(samples, from, rate), rate, 100), dbfs);
 }
 
-/** Pink noise (Paul Kellet's economy filter over seeded Gaussian white noise), levelled to `dbfs` RMS. */
+/** A biquad low- or high-pass (RBJ cookbook, Butterworth Q) run over `x`. */
+function pass(x, kind, freq, rate) {
+  const w0 = (2 * Math.PI * freq) / rate;
+  const alpha = Math.sin(w0) / (2 * Math.SQRT1_2);
+  const cos = Math.cos(w0);
+  const b =
+    kind === 'high' ? [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2] : [(1 - cos) / 2, 1 - cos, (1 - cos) / 2];
+  const [a0, a1, a2] = [1 + alpha, -2 * cos, 1 - alpha];
+  const y = new Float64Array(x.length);
+  let [x1, x2, y1, y2] = [0, 0, 0, 0];
+  for (let i = 0; i < x.length; i++) {
+    y[i] = (b[0] * x[i] + b[1] * x1 + b[2] * x2 - a1 * y1 - a2 * y2) / a0;
+    [x2, x1, y2, y1] = [x1, x[i], y1, y[i]];
+  }
+  return y;
+}
+
+/** The noise's band edges: two biquads at 80 Hz (high-pass) and two at 2 kHz (low-pass). */
+const NOISE_BAND = [
+  ['high', 80],
+  ['high', 80],
+  ['low', 2000],
+  ['low', 2000],
+];
+
+/**
+ * Pink noise (Paul Kellet's economy filter over seeded Gaussian white noise) kept to 80 Hz–2 kHz
+ * (two biquads at each edge), levelled to `dbfs` RMS. The band puts the energy where voices have
+ * theirs: steady noise that the WebRTC VAD alone takes for speech, which is what the `vad` node's
+ * level gate must catch (see native/dsp/src/nodes/vad.rs).
+ */
 function pinkNoise(rate, seconds, dbfs, seed) {
   const next = prng(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  const out = new Float64Array(Math.round(rate * seconds));
+  let out = new Float64Array(Math.round(rate * seconds));
   let [b0, b1, b2] = [0, 0, 0];
   for (let i = 0; i < out.length; i++) {
     const w = gauss();
@@ -174,10 +204,11 @@ function pinkNoise(rate, seconds, dbfs, seed) {
     b2 = 0.57 * b2 + w * 1.0526913;
     out[i] = b0 + b1 + b2 + w * 0.1848;
   }
+  for (const [kind, freq] of NOISE_BAND) out = pass(out, kind, freq, rate);
   return scaleToRms(out, dbfs);
 }
 
-/** A sine of `freq` Hz with peak `dbfs`, 5 ms raised-cosine fades at both ends. */
+/** The sum of sines at `freqs` Hz with peak `peakDbfs`, `ms` long, 5 ms raised-cosine fades at both ends. */
 function tone(freqs, rate, ms, peakDbfs) {
   const n = Math.round((rate * ms) / 1000);
   const fade = Math.round(rate * 0.005);
@@ -214,12 +245,11 @@ function dtmf159() {
   return concat(parts);
 }
 
+const SENTENCE = 'The quick brown fox jumps over the lazy dog, and then it runs away into the woods.';
+
 const recordings = {
-  'speech-48k-mono.wav': () => [[speech('Front center. Testing one two three.', 48000, -22)], 48000],
-  'speech-16k-mono.wav': () => [
-    [speech('The quick brown fox jumps over the lazy dog, and then it runs away into the woods.', 16000, -20)],
-    16000,
-  ],
+  'speech-48k-mono.wav': () => [[speech('Front center, front left.', 48000, -22)], 48000],
+  'speech-16k-mono.wav': () => [[speech(SENTENCE, 16000, -20)], 16000],
   'noise-48k-mono.wav': () => [[pinkNoise(48000, 1.4, -30, 20261129)], 48000],
   'dtmf-8k-159.wav': () => [[dtmf159()], 8000],
   'tones-48k-stereo.wav': () => [[tone([440], 48000, 1000, -6), tone([1000], 48000, 1000, -6)], 48000],
@@ -242,7 +272,9 @@ for (const [name, make] of Object.entries(recordings)) {
     writeFileSync(path, bytes);
     const seconds = (planes[0].length / rate).toFixed(2);
     const level = (20 * Math.log10(rms(planes.flatMap((p) => [...p])))).toFixed(1);
-    console.log(`wrote ${name}: ${rate} Hz, ${planes.length} ch, ${seconds} s, ${level} dBFS RMS, ${bytes.length} bytes`);
+    console.log(
+      `wrote ${name}: ${rate} Hz, ${planes.length} ch, ${seconds} s, ${level} dBFS RMS, ${bytes.length} bytes`,
+    );
   }
 }
 process.exit(stale === 0 ? 0 : 1);

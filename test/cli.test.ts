@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseWav } from '../src/native.js';
-import { sharedAudioDir } from './support/audio.js';
+import { fixtureAudioDir } from './support/audio.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'rm-cli-'));
@@ -24,7 +24,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-/** Processes a shared recording with an example; returns the output WAV's facts, samples and events. */
+/** Processes a test recording with an example; returns the output WAV's facts, samples and events. */
 async function processExample(example: string, recording: string) {
   const out = join(dir, `${example}.wav`);
   const events = join(dir, `${example}.json`);
@@ -32,7 +32,7 @@ async function processExample(example: string, recording: string) {
     'process',
     '-p',
     `examples/${example}.yaml`,
-    sharedAudioDir + recording,
+    fixtureAudioDir + recording,
     out,
     '--events',
     events,
@@ -74,7 +74,7 @@ describe('examples', () => {
 
   it('analysis-only returns the audio untouched and reports meters and detectors', async () => {
     const { samples, events } = await processExample('analysis-only', 'speech-48k-mono.wav');
-    const original = readFileSync(`${sharedAudioDir}speech-48k-mono.wav`);
+    const original = readFileSync(`${fixtureAudioDir}speech-48k-mono.wav`);
     const info = parseWav(original);
     expect(Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength)).toEqual(
       original.subarray(info.data_offset, info.data_offset + info.data_bytes),
@@ -137,7 +137,7 @@ describe('remotemedia process', () => {
       'process',
       '-p',
       'examples/asr-frontend.yaml',
-      `${sharedAudioDir}speech-48k-mono.wav`,
+      `${fixtureAudioDir}speech-48k-mono.wav`,
       out,
       '--encoding',
       'f32le',
@@ -154,7 +154,7 @@ describe('examples/stream-wav.mjs', () => {
     try {
       const id = storePipeline(server.app, asrFrontEnd);
       const out = join(dir, 'streamed.wav');
-      const input = `${sharedAudioDir}speech-48k-mono.wav`;
+      const input = `${fixtureAudioDir}speech-48k-mono.wav`;
       const { stdout } = await run(process.execPath, [
         'examples/stream-wav.mjs',
         `${server.base.uws}/v1/pipelines/${id}/stream`,

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The level gate is ours, not WebRTC's: WebRTC VAD adapts its noise model only on windows it
-//! already calls noise, and caps the model's means, so steady loud noise (the pink burst in
+//! already calls noise, and caps the model's means, so steady loud noise (the band-limited pink noise in
 //! `test/fixtures/audio/noise-48k-mono.wav`, about -30 dBFS) reads as speech at every aggressiveness.
 //! A minimum-statistics noise floor (the quietest 30 ms window of the last 1.5 s, as in
 //! R. Martin, "Noise power spectral density estimation based on optimal smoothing and minimum
