@@ -34,6 +34,8 @@ export const errorCatalog = {
   RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
+  RM_ERR_EMPTY_AUDIO: { status: 400, title: 'The audio upload is empty' },
+  RM_ERR_FORMAT_CONFLICT: { status: 422, title: 'The pipeline cannot take this input format' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

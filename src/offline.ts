@@ -4,6 +4,7 @@
  * file (SPEC §3, §6). Imports no Fastify.
  */
 import { type BatchResult, type Engine, parseWav, wavHeader } from './native.js';
+import type { AudioFormat } from './pipeline/format.js';
 import type { PipelineIssue } from './pipeline/issues.js';
 import { type PlanProblem, planWithEngine } from './planner.js';
 
@@ -14,18 +15,18 @@ export interface OfflineResult extends BatchResult {
 
 export type OfflineOutcome =
   | { ok: true; result: OfflineResult }
-  | { ok: false; errors: readonly (PipelineIssue | PlanProblem)[] };
+  | { ok: false; input: AudioFormat; errors: readonly (PipelineIssue | PlanProblem)[] };
 
 /**
  * Plans `definition` for the WAV's own rate and channel count and runs the samples through it.
- * Throws RM_ERR_BAD_WAV for what is not a 16-bit PCM or 32-bit float WAV; a pipeline that cannot take
- * the file's format comes back as problems.
+ * Throws RM_ERR_EMPTY_AUDIO for no bytes and RM_ERR_BAD_WAV for what is not a 16-bit PCM or 32-bit float
+ * WAV; a pipeline that cannot take the file's format comes back as problems, with that format.
  */
 export async function processWav(engine: Engine, definition: unknown, wav: Buffer): Promise<OfflineOutcome> {
   const info = parseWav(wav);
   const input = { sample_rate: info.sample_rate, channels: info.channels };
   const planned = planWithEngine(definition, { inputFormat: input });
-  if (!planned.ok) return planned;
+  if (!planned.ok) return { ok: false, input, errors: planned.errors };
   const pcm = wav.subarray(info.data_offset, info.data_offset + info.data_bytes);
   const result = await engine.processBatch(
     planned.plan,

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { settingNames } from '../src/config.js';
 import { parseWav } from '../src/native.js';
 import { fixtureAudioDir } from './support/audio.js';
 
@@ -120,6 +121,21 @@ describe('remotemedia validate', () => {
   });
 });
 
+describe('remotemedia serve --help', () => {
+  it('lists every setting in aligned columns: flag, environment variable, meaning', async () => {
+    const r = await cli('serve', '--help');
+    expect(r.code).toBe(0);
+    const rows = r.stdout.split('\n').filter((line) => line.startsWith('  --'));
+    expect(rows.map((row) => row.split(/\s+/)[2])).toEqual([...settingNames]);
+    // Where the variable and the meaning start, on every row.
+    const columns = rows.map((row) => {
+      const m = /^( {2}\S+\s+)(\S+\s+)/.exec(row);
+      return `${m?.[1]?.length} ${(m?.[1]?.length ?? 0) + (m?.[2]?.length ?? 0)}`;
+    });
+    expect(new Set(columns).size).toBe(1);
+  });
+});
+
 describe('remotemedia process', () => {
   it('has help, and refuses a WAV it cannot read with a stable code', async () => {
     expect((await cli('process', '--help')).stdout).toMatch(/--pipeline/);
@@ -129,6 +145,11 @@ describe('remotemedia process', () => {
     const r = await cli('process', '-p', 'examples/asr-frontend.yaml', notWav, join(dir, 'y.wav'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/RM_ERR_BAD_WAV/);
+    const empty = join(dir, 'empty.wav');
+    writeFileSync(empty, '');
+    const e = await cli('process', '-p', 'examples/asr-frontend.yaml', empty, join(dir, 'y.wav'));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/RM_ERR_EMPTY_AUDIO/);
   });
 
   it('writes float output on request', async () => {

@@ -13,6 +13,7 @@ import {
   type NodeParams,
   type NodeType,
   nodeDefinitions,
+  nodeTypes,
   parseNodeParams,
 } from './catalog.js';
 import { type DocumentHeader, type NodeSpec, type ReadOptions, readDocument } from './document.js';
@@ -127,6 +128,37 @@ function declaredIndex(
   return ids;
 }
 
+/** Edit distance (insertions, deletions, substitutions) between two short strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/**
+ * "unknown node type" with the nearest known type when one is close (two edits, or a third of its letters
+ * differ, case ignored) and the list of valid types, so a typo needs no trip to the docs.
+ */
+export function unknownTypeMessage(type: string): string {
+  const wanted = type.toLowerCase();
+  let best: { type: NodeType; distance: number } | undefined;
+  for (const known of nodeTypes) {
+    const distance = editDistance(wanted, known);
+    if (best === undefined || distance < best.distance) best = { type: known, distance };
+  }
+  const close = best !== undefined && best.distance <= Math.max(2, Math.ceil(best.type.length / 3));
+  const valid = nodeTypes.join(', ');
+  if (close && best) return `unknown node type "${type}"; did you mean "${best.type}"? Valid types: ${valid}`;
+  return `unknown node type "${type}"; valid types: ${valid}`;
+}
+
 /** Type, params and inputs of one structurally sound node. */
 function checkNode(
   spec: NodeSpec,
@@ -146,7 +178,7 @@ function checkNode(
     errors.push({
       path: pointer('nodes', index, 'type'),
       code: 'RM_PIPE_UNKNOWN_TYPE',
-      message: `unknown node type "${spec.type}"`,
+      message: unknownTypeMessage(spec.type),
     });
   }
 

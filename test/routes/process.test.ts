@@ -91,12 +91,13 @@ describe('POST /v1/pipelines/{id}/process', () => {
     expect(res.statusCode).toBe(200);
   });
 
-  it('answers 415 for what is not a supported WAV, 415 for other content types, 413 over MAX_UPLOAD_BYTES', async () => {
+  it('answers 415 for what is not a supported WAV, 400 for an empty upload, 415 for other content types, 413 over MAX_UPLOAD_BYTES', async () => {
     const garbage = await processWav(asrId, Buffer.from('RIFF....WAVEfmt nope'));
     expect(garbage.statusCode).toBe(415);
     expect(garbage.json().code).toBe('RM_ERR_BAD_WAV');
     const empty = await processWav(asrId, Buffer.alloc(0));
-    expect(empty.statusCode).toBe(415);
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().code).toBe('RM_ERR_EMPTY_AUDIO');
     // 8-bit PCM: a WAV, but not an encoding the server takes.
     const header = Buffer.from(wavHeader(8000, 1, 's16le', 100));
     header.writeUInt16LE(8, 34);
@@ -142,7 +143,9 @@ describe('POST /v1/pipelines/{id}/process', () => {
     ).json().id;
     const conflict = await processWav(denoise, fixtureWavBytes('speech-16k-mono.wav'));
     expect(conflict.statusCode).toBe(422);
-    expect(conflict.json().errors[0].code).toBe('RM_PIPE_FORMAT_CONFLICT');
+    // The same code as a streaming `start` the pipeline cannot take; the details point at the node.
+    expect(conflict.json().code).toBe('RM_ERR_FORMAT_CONFLICT');
+    expect(conflict.json().errors[0]).toMatchObject({ code: 'RM_PIPE_FORMAT_CONFLICT', path: '/nodes/0' });
   });
 
   it('gives the same audio and events as streaming the same file over a WebSocket (SPEC §3)', async () => {

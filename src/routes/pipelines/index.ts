@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { readDocumentBody } from '../../documents.js';
 import { RemoteMediaError } from '../../errors.js';
 import { processWav, toWav } from '../../offline.js';
+import { describeFormat } from '../../pipeline/format.js';
 import type { Plan } from '../../pipeline/plan.js';
 import { DEFAULT_INPUT_FORMAT } from '../../pipeline/validate.js';
 import { planWithEngine } from '../../planner.js';
@@ -222,7 +223,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         params: idParams,
         querystring: versionQueryObject,
         body: processBody,
-        response: { 200: processResponse, ...problems(404, 413, 415, 422) },
+        response: { 200: processResponse, ...problems(400, 404, 413, 415, 422) },
       },
     },
     async (request, reply) => {
@@ -238,7 +239,12 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         );
       }
       const outcome = await processWav(app.engine, p.definition, request.body);
-      if (!outcome.ok) return invalid(reply, outcome.errors);
+      if (!outcome.ok) {
+        // The stored document is valid; what does not fit is this file's rate or channel count.
+        const { errors, input } = outcome;
+        const detail = `the pipeline cannot take this WAV (${describeFormat(input)}): ${errors[0]?.message ?? 'no plan'}`;
+        return sendProblem(reply, 422, 'RM_ERR_FORMAT_CONFLICT', detail, { errors });
+      }
       const { result } = outcome;
       reply
         .header('x-remotemedia-latency-ms', String(result.latency_ms))
