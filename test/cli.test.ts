@@ -169,6 +169,54 @@ describe('remotemedia process', () => {
 });
 
 describe('examples/stream-wav.mjs', () => {
+  /** Runs the example; a hang fails the test (the child is killed after 30 s). */
+  async function streamWav(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['examples/stream-wav.mjs', ...args], {
+        timeout: 30_000,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; killed: boolean; stdout: string; stderr: string };
+      expect(e.killed, 'stream-wav.mjs hung').toBe(false);
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it('prints its usage with --help and on bad arguments', async () => {
+    const help = await streamWav('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/usage: node examples\/stream-wav\.mjs <ws-url> <in\.wav> <out\.wav>/);
+    const bad = await streamWav('--no-such-flag');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/usage:/);
+  });
+
+  it("shows the server's answer when the upgrade is refused, and exits when start is refused", async () => {
+    const { startTestServer, storePipeline } = await import('./support/server.js');
+    const server = await startTestServer();
+    try {
+      const input = `${fixtureAudioDir}speech-16k-mono.wav`;
+      const out = join(dir, 'refused.wav');
+      const missing = await streamWav(
+        `${server.base.uws}/v1/pipelines/pl_aaaaaaaaaaaaaaaa/stream`,
+        input,
+        out,
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/HTTP 404 .*RM_ERR_PIPELINE_NOT_FOUND/);
+      // denoise needs 48 kHz: the server answers `start` with an error and the example must not wait forever.
+      const id = storePipeline(server.app, { name: 'dn', nodes: [{ id: 'd', type: 'denoise' }] });
+      for (const base of [server.base.ws, server.base.uws]) {
+        const refused = await streamWav(`${base}/v1/pipelines/${id}/stream`, input, out);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/RM_ERR_FORMAT_CONFLICT/);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it('streams a recording through a running server and writes what /process would', async () => {
     const { startTestServer, storePipeline, asrFrontEnd } = await import('./support/server.js');
     const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
