@@ -1,5 +1,5 @@
 /**
- * Process configuration (SPEC §1): environment variables and matching CLI flags, parsed once with zod
+ * Process configuration (docs/configuration.md): environment variables and matching CLI flags, parsed once with zod
  * at boot and frozen. Flags win over the environment. A bad value stops boot with a ConfigError that
  * names the variable.
  */
@@ -53,7 +53,7 @@ const schema = z.object(settings);
 
 type Parsed = z.output<typeof schema>;
 
-/** The frozen configuration every module receives. Names follow SPEC §1. */
+/** The frozen configuration every module receives. Names follow docs/configuration.md. */
 export interface Config {
   readonly port: number;
   readonly host: string;

@@ -1,7 +1,7 @@
 /**
- * Offline processing (SPEC §3 `POST /v1/pipelines/{id}/process`): a WAV file through a pipeline on the
+ * Offline processing (docs/rest.md `POST /v1/pipelines/{id}/process`): a WAV file through a pipeline on the
  * native worker pool, with the same executor as streaming, so the result is the same as streaming the
- * file (SPEC §3, §6). Imports no Fastify.
+ * file (docs/rest.md, docs/audio.md). Imports no Fastify.
  */
 import { type BatchResult, type Engine, parseWav, wavHeader } from './native.js';
 import type { AudioFormat } from './pipeline/format.js';

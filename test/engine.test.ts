@@ -45,7 +45,7 @@ function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<
 const audioOf = (outs: EngineOutput[]) => Buffer.concat(outs.flatMap((o) => (o.audio ? [o.audio] : [])));
 
 describe('native engine', () => {
-  it('builds exactly the node types of the pipeline catalog, in SPEC §2 order', () => {
+  it('builds exactly the node types of the pipeline catalog, in the order of docs/pipelines.md', () => {
     expect(nativeNodeTypes()).toEqual(nodeTypes);
   });
 

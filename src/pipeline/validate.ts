@@ -1,9 +1,9 @@
 /**
- * Validation of pipeline documents (SPEC §2): structure, node types and params, the graph (ids, inputs,
+ * Validation of pipeline documents (docs/pipelines.md): structure, node types and params, the graph (ids, inputs,
  * cycles, output) and format negotiation, with every problem reported at once. Never throws: anything,
  * however malformed, yields either a validated pipeline or a list of problems.
  *
- * Graph rules (SPEC §2): a node reads the node listed before it unless it says `inputs`; the first node,
+ * Graph rules (docs/pipelines.md): a node reads the node listed before it unless it says `inputs`; the first node,
  * and any node with `inputs: []`, reads the session input. Every node type takes at most one input, so
  * the graph is a forest rooted at the session input.
  */
@@ -97,7 +97,7 @@ export function validatePipeline(input: unknown, options: ValidateOptions = {}):
   };
 }
 
-/** The session input must be a format the engine can carry (SPEC §2: at most 8 channels). */
+/** The session input must be a format the engine can carry (docs/pipelines.md: at most 8 channels). */
 function checkInputFormat(format: AudioFormat, errors: PipelineIssue[]): AudioFormat | undefined {
   const parsed = audioFormatSchema.safeParse(format);
   if (parsed.success) return parsed.data;
@@ -252,7 +252,7 @@ function checkCycles(
   return inCycle;
 }
 
-/** The output must be an audio node (SPEC §2); by default it is the last audio node, if there is one. */
+/** The output must be an audio node (docs/pipelines.md); by default it is the last audio node, if there is one. */
 function checkOutput(
   named: string | undefined,
   facts: ReadonlyArray<NodeFacts | undefined>,
@@ -290,7 +290,7 @@ interface EdgeFormats {
 }
 
 /**
- * Propagates sample rate and channel count from the session input along every edge (SPEC §2, like
+ * Propagates sample rate and channel count from the session input along every edge (docs/pipelines.md, like
  * GStreamer caps), reporting each node that cannot take what reaches it. A node whose input format is
  * unknown (malformed upstream) is skipped rather than blamed.
  */

@@ -18,7 +18,7 @@ function validated(input: unknown, options: Parameters<typeof validatePipeline>[
 }
 
 describe('validatePipeline', () => {
-  it('fills the document defaults of SPEC §2', () => {
+  it('fills the document defaults of docs/pipelines.md', () => {
     const p = validated(doc([{ id: 'g', type: 'gain' }]));
     expect(p.execution).toEqual({ parallel: true, max_workers: 4 });
     expect(p.optimization).toEqual({

@@ -21,7 +21,7 @@ let asrId: string;
 let dtmfId: string;
 
 beforeAll(async () => {
-  // Frames are sent as fast as possible: a long queue bound keeps them all (no drops, SPEC §4.7).
+  // Frames are sent as fast as possible: a long queue bound keeps them all (no drops, docs/protocol.md §6).
   app = await testApp({ SESSION_QUEUE_MS: '60000' });
   asrId = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: asrDoc })).json().id;
   dtmfId = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: dtmfDoc })).json().id;
@@ -148,7 +148,7 @@ describe('POST /v1/pipelines/{id}/process', () => {
     expect(conflict.json().errors[0]).toMatchObject({ code: 'RM_PIPE_FORMAT_CONFLICT', path: '/nodes/0' });
   });
 
-  it('gives the same audio and events as streaming the same file over a WebSocket (SPEC §3)', async () => {
+  it('gives the same audio and events as streaming the same file over a WebSocket (docs/rest.md)', async () => {
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     const wsUrl = `${url.replace('http', 'ws')}/v1/pipelines/${asrId}/stream`;
     const { info, pcm } = readFixtureWav('tones-48k-stereo.wav');
@@ -165,7 +165,7 @@ describe('POST /v1/pipelines/{id}/process', () => {
       );
       expect(streamed.close.code).toBe(1000);
       expect(streamed.text.filter((m) => m.type === 'dropped' || m.type === 'error')).toEqual([]);
-      // One answer per frame, then the flushed tail (SPEC §4.4, §4.6).
+      // One answer per frame, then the flushed tail (docs/protocol.md §3, §5).
       expect(streamed.binary.length).toBe(frames.length + 1);
       expect(Buffer.concat(streamed.binary).equals(offlineAudio)).toBe(true);
     }

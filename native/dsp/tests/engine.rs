@@ -183,7 +183,7 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
-/// SPEC §2 `execution.parallel`: independent analysis branches may run concurrently; the result must
+/// docs/pipelines.md `execution.parallel`: independent analysis branches may run concurrently; the result must
 /// not change, event order included.
 #[test]
 fn parallel_branches_give_the_same_events_as_sequential_ones() {

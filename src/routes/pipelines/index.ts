@@ -1,5 +1,5 @@
 /**
- * Stored pipelines (SPEC §3): create, list, read, update, delete; their plan; offline processing.
+ * Stored pipelines (docs/rest.md): create, list, read, update, delete; their plan; offline processing.
  * Pipeline documents are JSON or YAML; invalid ones get 422 with every problem listed.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';

@@ -1,4 +1,4 @@
-//! `denoise`: RNNoise-class neural noise suppression (SPEC §2), using nnnoiseless.
+//! `denoise`: RNNoise-class neural noise suppression (docs/pipelines.md), using nnnoiseless.
 //!
 //! The model works on 480-frame blocks (10 ms at 48 kHz, so the node needs 48 kHz input), one
 //! independent state per channel. Input is gathered into blocks; each call emits every complete

@@ -1,4 +1,4 @@
-//! `dtmf`: DTMF digit detection with the Goertzel algorithm (SPEC §2), following the checks of
+//! `dtmf`: DTMF digit detection with the Goertzel algorithm (docs/pipelines.md), following the checks of
 //! ITU-T Q.24 / Q.23. Audio passes through untouched; each digit is one `digit` event.
 //!
 //! ```text

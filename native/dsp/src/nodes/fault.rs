@@ -1,7 +1,7 @@
 //! `__panic`: a node that panics on purpose once it has seen `after_frames` input frames.
 //!
-//! It exists to prove the isolation of SPEC §5 ("a panic in a node closes its session; the worker
-//! and all other sessions go on") end to end, and is only buildable after
+//! It exists to prove the isolation of docs/engine.md (a panic in a node closes its session; the worker
+//! and all other sessions go on) end to end, and is only buildable after
 //! [`crate::nodes::enable_fault_nodes`] — never in a server that did not opt in.
 
 use serde::Deserialize;

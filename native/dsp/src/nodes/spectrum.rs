@@ -1,4 +1,4 @@
-//! `spectrum`: short-time Fourier magnitudes as events (SPEC §2). Audio passes through untouched.
+//! `spectrum`: short-time Fourier magnitudes as events (docs/pipelines.md). Audio passes through untouched.
 //!
 //! ```text
 //!  ring of fft_size mono samples            every `hop` frames, once full:

@@ -1,4 +1,4 @@
-//! `vad`: voice activity detection (SPEC §2) with the WebRTC VAD algorithm (GMM over six
+//! `vad`: voice activity detection (docs/pipelines.md) with the WebRTC VAD algorithm (GMM over six
 //! sub-band log energies), via its pure-Rust port `earshot` 0.1. Audio passes through untouched;
 //! the node emits `speech_start` / `speech_end` events.
 //!
