@@ -1,21 +1,47 @@
 #!/usr/bin/env node
-// Streams a WAV file through a pipeline over the WebSocket protocol (openapi/realtime.md), paced in
-// real time by default, and writes the processed audio to a WAV file. Events are printed as they come.
+// Streams a WAV file through a pipeline over the WebSocket protocol (docs/protocol.md), paced in real time
+// by default, and writes the processed audio to a WAV file. Events are printed as they come.
 //
-//   node examples/stream-wav.mjs ws://127.0.0.1:8080/v1/pipelines/<id>/stream in.wav out.wav [--fast] [--frame-ms 20]
+//   node examples/stream-wav.mjs ws://127.0.0.1:8081/v1/pipelines/<id>/stream in.wav out.wav [--fast] [--frame-ms 20]
 //
 // Set API_KEY to send `Authorization: Bearer …`. Uses the `ws` package (a dev dependency of this repo).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { fast: { type: 'boolean' }, 'frame-ms': { type: 'string', default: '20' } },
-});
+const usage = `usage: node examples/stream-wav.mjs <ws-url> <in.wav> <out.wav> [--fast] [--frame-ms 20]
+
+Streams a 16-bit PCM WAV file through a stored pipeline and writes the processed audio as a WAV file.
+  <ws-url>        ws://HOST:PORT/v1/pipelines/<id>/stream (the main port, or RT_PORT for uWebSockets.js)
+  --fast          send without pacing, as fast as the socket takes it
+  --frame-ms <n>  milliseconds of audio per message (default 20)
+  --help, -h      this text
+Environment: API_KEY sends "Authorization: Bearer <key>". Exit status: 0 after a clean close (1000), 1 on any
+error (refused upgrade, an error answering start, a close with another code), 2 on bad arguments.`;
+
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      fast: { type: 'boolean' },
+      'frame-ms': { type: 'string', default: '20' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+} catch (err) {
+  console.error(`${err.message}\n\n${usage}`);
+  process.exit(2);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
 const [url, inPath, outPath] = positionals;
-if (!url || !inPath || !outPath) {
-  console.error('usage: stream-wav.mjs <ws-url> <in.wav> <out.wav> [--fast] [--frame-ms 20]');
+const frameMs = Number(values['frame-ms']);
+if (!url || !inPath || !outPath || positionals.length !== 3 || !(frameMs > 0)) {
+  console.error(usage);
   process.exit(2);
 }
 
@@ -56,14 +82,28 @@ function wavHeader(sampleRate, channels, dataBytes) {
 }
 
 const wav = readWav(readFileSync(inPath));
-if (wav.bits !== 16) throw new Error('this example sends 16-bit PCM WAV files');
-const frameMs = Number(values['frame-ms']);
+if (wav.bits !== 16) {
+  console.error(`${inPath}: this example sends 16-bit PCM WAV files`);
+  process.exit(2);
+}
 const frameBytes = Math.round((wav.sampleRate * frameMs) / 1000) * wav.channels * 2;
 const headers = process.env.API_KEY ? { authorization: `Bearer ${process.env.API_KEY}` } : {};
 const ws = new WebSocket(url, { headers });
 const answers = [];
 let output;
 
+// The server refused the upgrade (401, 403, 404, 503…): show its problem+json body, which says why.
+ws.on('unexpected-response', (_request, response) => {
+  let body = '';
+  response.setEncoding('utf8');
+  response.on('data', (chunk) => {
+    body += chunk;
+  });
+  response.on('end', () => {
+    console.error(`upgrade refused: HTTP ${response.statusCode}${body ? ` ${body}` : ''}`);
+    process.exit(1);
+  });
+});
 ws.on('open', () => {
   ws.send(
     JSON.stringify({
@@ -103,6 +143,11 @@ ws.on('message', (data, isBinary) => {
     console.log(
       `stats: ${msg.frames_in} frames in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, latency p50 ${msg.latency.p50_ms} ms p99 ${msg.latency.p99_ms} ms`,
     );
+  } else if (msg.type === 'error' && output === undefined) {
+    // `start` was refused (e.g. RM_ERR_FORMAT_CONFLICT): the session never began, so there is nothing to wait for.
+    console.error(`start refused: ${JSON.stringify(msg)}`);
+    ws.close(1000);
+    process.exitCode = 1;
   } else if (msg.type === 'error' || msg.type === 'dropped') {
     console.error(JSON.stringify(msg));
   }
@@ -111,8 +156,9 @@ ws.on('close', (code, reason) => {
   const pcm = Buffer.concat(answers);
   if (output)
     writeFileSync(outPath, Buffer.concat([wavHeader(output.sample_rate, output.channels, pcm.length), pcm]));
-  console.log(`closed ${code} ${reason}; wrote ${pcm.length} bytes to ${outPath}`);
-  process.exit(code === 1000 ? 0 : 1);
+  if (output) console.log(`closed ${code} ${reason}; wrote ${pcm.length} bytes to ${outPath}`);
+  else console.log(`closed ${code} ${reason}; nothing written`);
+  process.exit(code === 1000 && output ? 0 : 1);
 });
 ws.on('error', (err) => {
   console.error(`websocket error: ${err.message}`);

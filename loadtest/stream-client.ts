@@ -1,5 +1,5 @@
 /**
- * WebSocket load generator for the realtime protocol (SPEC §4), in its own process so that its cost
+ * WebSocket load generator for the realtime protocol (docs/protocol.md), in its own process so that its cost
  * is measured apart from the server's. Opens N sessions against one URL and streams real audio:
  *
  *   paced   each session sends one frame every `frame_ms`, driven by one shared timer wheel
@@ -36,7 +36,7 @@ export interface ClientOptions {
   progress: boolean;
 }
 
-/** Per-session stats message fields (SPEC §4.6) the report aggregates. */
+/** Per-session stats message fields (docs/protocol.md §5) the report aggregates. */
 interface ServerStats {
   frames_in?: number;
   frames_out?: number;
@@ -57,7 +57,7 @@ export interface ClientReport {
     opened: number;
     /** Open from the first frame to the end of the run, and (product) ended with their stats. */
     held: number;
-    /** Upgrades refused, by HTTP status (SPEC §4.1: 503 over MAX_SESSIONS). */
+    /** Upgrades refused, by HTTP status (docs/protocol.md §1: 503 over MAX_SESSIONS). */
     refused: Record<string, number>;
     connect_errors: number;
     /** Closed by the server while streaming, by close code. */
@@ -567,7 +567,7 @@ function closedEarlyCount(closed: Record<string, number>): number {
   return Object.values(closed).reduce((a, b) => a + b, 0);
 }
 
-const defaultWav = fileURLToPath(new URL('../../shared/audio/tones-48k-stereo.wav', import.meta.url));
+const defaultWav = fileURLToPath(new URL('../test/fixtures/audio/tones-48k-stereo.wav', import.meta.url));
 
 export function parseClientArgs(argv: string[]): ClientOptions {
   const { values } = parseArgs({

@@ -38,28 +38,63 @@ const here = (p: string) => join(root, p);
 const allTargets = ['echo-uws', 'uws', 'echo-ws', 'ws'] as const;
 type Target = (typeof allTargets)[number];
 
-const { values: flags } = parseArgs({
-  options: {
-    sessions: { type: 'string', default: '100' },
-    duration: { type: 'string', default: '10' },
-    mode: { type: 'string', default: 'paced' },
-    targets: { type: 'string', default: allTargets.join(',') },
-    'frame-ms': { type: 'string', default: '20' },
-    capacity: { type: 'boolean', default: false },
-    /** Session counts to sweep, e.g. `25,50,100,200`: renders bench/latency-vs-sessions.svg. */
-    sweep: { type: 'string' },
-    'capacity-start': { type: 'string', default: '250' },
-    'capacity-max': { type: 'string', default: '4000' },
-    'capacity-duration': { type: 'string', default: '8' },
-    'capacity-steps': { type: 'string', default: '8' },
-    workers: { type: 'string' },
-    /** Extra product server settings, e.g. `--env PIN_CORES=false` (repeatable). */
-    env: { type: 'string', multiple: true, default: [] },
-    repeat: { type: 'string', default: '1' },
-    'cpu-prof': { type: 'boolean', default: false },
-    out: { type: 'string', default: here('bench/stream.json') },
-  },
-});
+const usage = `npm run loadtest:stream -- [options]   (all traffic on 127.0.0.1; bounded in time)
+  --sessions N           concurrent sessions per target (default 100)
+  --duration S           seconds of streaming per run (default 10)
+  --mode paced|closed    real-time pacing, or one frame in flight per session (default paced)
+  --targets LIST         any of ${allTargets.join(',')} (default all)
+  --frame-ms N           milliseconds of audio per message (default 20)
+  --capacity             search the largest paced session count per product transport
+  --capacity-start N, --capacity-max N, --capacity-duration S, --capacity-steps N
+                         where the search starts (250), its ceiling (4000), seconds per step (8), most steps (8)
+  --workers N            the product server's WORKERS
+  --sweep N,N,...        session counts to sweep; renders bench/latency-vs-sessions.svg
+  --repeat N             runs per configuration (default 1)
+  --env NAME=VALUE       extra product server setting (repeatable)
+  --cpu-prof             CPU profile of the product server
+  --out FILE             results file (default bench/stream.json)
+  --help, -h             this text`;
+
+/** Exits with the usage on an unknown or malformed flag, instead of a stack trace. */
+function usageError(err: unknown): never {
+  console.error(`${(err as Error).message}\n\n${usage}`);
+  process.exit(2);
+}
+
+const parseFlags = () =>
+  parseArgs({
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      sessions: { type: 'string', default: '100' },
+      duration: { type: 'string', default: '10' },
+      mode: { type: 'string', default: 'paced' },
+      targets: { type: 'string', default: allTargets.join(',') },
+      'frame-ms': { type: 'string', default: '20' },
+      capacity: { type: 'boolean', default: false },
+      /** Session counts to sweep, e.g. `25,50,100,200`: renders bench/latency-vs-sessions.svg. */
+      sweep: { type: 'string' },
+      'capacity-start': { type: 'string', default: '250' },
+      'capacity-max': { type: 'string', default: '4000' },
+      'capacity-duration': { type: 'string', default: '8' },
+      'capacity-steps': { type: 'string', default: '8' },
+      workers: { type: 'string' },
+      /** Extra product server settings, e.g. `--env PIN_CORES=false` (repeatable). */
+      env: { type: 'string', multiple: true, default: [] },
+      repeat: { type: 'string', default: '1' },
+      'cpu-prof': { type: 'boolean', default: false },
+      out: { type: 'string', default: here('bench/stream.json') },
+    },
+  });
+let flags: ReturnType<typeof parseFlags>['values'];
+try {
+  flags = parseFlags().values;
+} catch (err) {
+  usageError(err);
+}
+if (flags.help) {
+  console.log(usage);
+  process.exit(0);
+}
 
 const sessions = Number(flags.sessions);
 const durationS = Number(flags.duration);

@@ -1,6 +1,6 @@
 /**
- * The RemoteMedia browser client: pipelines over REST (SPEC §3), streaming over the WebSocket
- * protocol (SPEC §4) with AudioWorklets (worklets.js). Plain modules, no build step.
+ * The RemoteMedia browser client: pipelines over REST (docs/rest.md), streaming over the WebSocket
+ * protocol (docs/protocol.md) with AudioWorklets (worklets.js). Plain modules, no build step.
  */
 
 const $ = (id) => document.getElementById(id);
@@ -439,7 +439,7 @@ function finish(s, closeEvent) {
   s.ctx.close();
   s.play?.ctx.close();
   if (closeEvent.code === 1006 && !s.ready) {
-    // SPEC §4.1: refused before the upgrade; the browser does not show the HTTP status.
+    // docs/protocol.md §1: refused before the upgrade; the browser does not show the HTTP status.
     setStatus('The server refused the stream: unknown pipeline, wrong API key or too many sessions.', true);
   } else if (closeEvent.code !== 1000 && closeEvent.code !== 1005) {
     setStatus(`Stream closed: ${closeEvent.code} ${closeEvent.reason}`, true);

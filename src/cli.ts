@@ -20,11 +20,20 @@ Usage:
   remotemedia <command> --help                                 help for one command
 `;
 
+/** One line per setting, in three aligned columns: flag, environment variable, meaning. */
+function settingLines(): string {
+  const flagWidth = Math.max(...settingNames.map((name) => flagName(name).length));
+  const nameWidth = Math.max(...settingNames.map((name) => name.length));
+  return settingNames
+    .map((name) => `  ${flagName(name).padEnd(flagWidth)}  ${name.padEnd(nameWidth)}  ${settingHelp[name]}`)
+    .join('\n');
+}
+
 const serveUsage = `remotemedia serve [options]
 
 Runs the HTTP control plane, the WebSocket realtime plane and the uWebSockets.js listener.
-Every option can also be given as an environment variable:
-${settingNames.map((name) => `  ${flagName(name).padEnd(24)} ${name.padEnd(20)} ${settingHelp[name]}`).join('\n')}
+Every option can also be given as an environment variable (flags win); docs/configuration.md explains each:
+${settingLines()}
 `;
 
 const processUsage = `remotemedia process --pipeline <file> <in.wav> <out.wav> [options]

@@ -1,5 +1,5 @@
 /**
- * Process configuration (SPEC §1): environment variables and matching CLI flags, parsed once with zod
+ * Process configuration (docs/configuration.md): environment variables and matching CLI flags, parsed once with zod
  * at boot and frozen. Flags win over the environment. A bad value stops boot with a ConfigError that
  * names the variable.
  */
@@ -59,7 +59,7 @@ const schema = z.object(settings);
 
 type Parsed = z.output<typeof schema>;
 
-/** The frozen configuration every module receives. Names follow SPEC §1. */
+/** The frozen configuration every module receives. Names follow docs/configuration.md. */
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -206,7 +206,7 @@ export const settingHelp: Record<SettingName, string> = {
   MAX_SESSIONS: 'concurrent streaming sessions admitted (default 1000)',
   MAX_FRAME_BYTES: 'largest binary WebSocket message (default 65536)',
   SESSION_QUEUE_MS: 'audio a session may queue before the oldest frames drop (default 200)',
-  MAX_UPLOAD_BYTES: 'largest request body, e.g. a WAV to /process (default 64 MiB)',
+  MAX_UPLOAD_BYTES: 'largest audio upload, e.g. a WAV to /process; larger gets 413 (default 64 MiB)',
   SHUTDOWN_GRACE_MS: 'time a graceful shutdown may take before exit is forced (default 10000)',
   MAX_MESSAGES_PER_SEC: 'WebSocket messages per second one session may send (default 1000)',
   MAX_BODY_BYTES: 'largest request body other than an audio upload, e.g. a pipeline document (default 1 MiB)',

@@ -1,5 +1,5 @@
 /**
- * Pipeline documents as the REST API receives them (SPEC §2, §3): YAML text or parsed JSON, read,
+ * Pipeline documents as the REST API receives them (docs/pipelines.md, docs/rest.md): YAML text or parsed JSON, read,
  * validated and planned with the engine in the loop. Imports no Fastify.
  */
 
@@ -45,7 +45,7 @@ export function readDocumentBody(
   }
   const planned = planWithEngine(value, bounds === undefined ? { inputFormat } : { inputFormat, bounds });
   if (!planned.ok) return planned;
-  // A valid document is an object with a string name (SPEC §2); planning has checked it.
+  // A valid document is an object with a string name (docs/pipelines.md); planning has checked it.
   const definition = value as Record<string, unknown>;
   return { ok: true, definition, name: String(definition.name), source, plan: planned.plan };
 }

@@ -34,7 +34,8 @@ export const errorCatalog = {
   RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
-  // The realtime protocol (SPEC §4): sent in `error` messages, with the same titles as REST problems.
+  RM_ERR_EMPTY_AUDIO: { status: 400, title: 'The audio upload is empty' },
+  // The realtime protocol (docs/protocol.md): sent in `error` messages, with the same titles as REST problems.
   RM_ERR_BAD_JSON: { status: 400, title: 'Message is not valid JSON' },
   RM_ERR_BAD_MESSAGE: { status: 400, title: 'Invalid message' },
   RM_ERR_UNKNOWN_MESSAGE: { status: 400, title: 'Unknown message type' },

@@ -78,8 +78,10 @@ export interface WavInfo {
   data_bytes: number;
 }
 
-/** Reads a WAV header; throws RM_ERR_BAD_WAV. */
+/** Reads a WAV header; throws RM_ERR_EMPTY_AUDIO for no bytes at all, RM_ERR_BAD_WAV for anything else it cannot read. */
 export function parseWav(bytes: Buffer): WavInfo {
+  if (bytes.length === 0)
+    throw new RemoteMediaError('RM_ERR_EMPTY_AUDIO', 'the audio is empty: send a WAV file');
   const w = call(() => binding.parseWav(bytes));
   return {
     sample_rate: w.sampleRate,

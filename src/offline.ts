@@ -1,11 +1,12 @@
 /**
- * Offline processing (SPEC §3 `POST /v1/pipelines/{id}/process`): a WAV file through a pipeline on the
+ * Offline processing (docs/rest.md `POST /v1/pipelines/{id}/process`): a WAV file through a pipeline on the
  * native worker pool, with the same executor as streaming, so the result is the same as streaming the
- * file (SPEC §3, §6). Imports no Fastify.
+ * file (docs/rest.md, docs/audio.md). Imports no Fastify.
  */
 import { RemoteMediaError } from './errors.js';
 import { type BatchResult, type Engine, parseWav, type WavInfo, wavHeader } from './native.js';
 import { estimateCost, type PlanBounds } from './pipeline/bounds.js';
+import type { AudioFormat } from './pipeline/format.js';
 import type { PipelineIssue } from './pipeline/issues.js';
 import type { Plan } from './pipeline/plan.js';
 import { type PlanProblem, planWithEngine } from './planner.js';
@@ -17,13 +18,13 @@ export interface OfflineResult extends BatchResult {
 
 export type OfflineOutcome =
   | { ok: true; result: OfflineResult }
-  | { ok: false; errors: readonly (PipelineIssue | PlanProblem)[] };
+  | { ok: false; input: AudioFormat; errors: readonly (PipelineIssue | PlanProblem)[] };
 
 /**
  * Plans `definition` for the WAV's own rate and channel count and runs the samples through it.
- * Throws RM_ERR_BAD_WAV for what is not a 16-bit PCM or 32-bit float WAV; a pipeline that cannot take
- * the file's format comes back as problems. Throws RM_ERR_OUTPUT_TOO_LARGE, before any work, when the
- * result would exceed `limits.maxOutputBytes`.
+ * Throws RM_ERR_EMPTY_AUDIO for no bytes and RM_ERR_BAD_WAV for what is not a 16-bit PCM or 32-bit float
+ * WAV; a pipeline that cannot take the file's format comes back as problems, with that format. Throws
+ * RM_ERR_OUTPUT_TOO_LARGE, before any work, when the result would exceed `limits.maxOutputBytes`.
  */
 export async function processWav(
   engine: Engine,
@@ -38,7 +39,7 @@ export async function processWav(
     definition,
     bounds === undefined ? { inputFormat: input } : { inputFormat: input, bounds },
   );
-  if (!planned.ok) return planned;
+  if (!planned.ok) return { ok: false, input, errors: planned.errors };
   const pcm = wav.subarray(info.data_offset, info.data_offset + info.data_bytes);
   if (maxOutputBytes !== undefined) {
     // Known before any work: the output's length follows from the input's and the plan's formats.

@@ -1,8 +1,8 @@
 /**
  * Planning with the engine in the loop: `src/pipeline/` validates and optimizes a document (pure
- * TypeScript) and checks the plan against the resource bounds of SPEC §9; the native engine then builds
- * the plan once, checking it independently, and is the source of truth for every node's algorithmic
- * latency (SPEC §2: "the plan states … the algorithmic latency in samples and ms").
+ * TypeScript) and checks the plan against the resource bounds of docs/limits.md; the native engine then
+ * builds the plan once, checking it independently, and is the source of truth for every node's algorithmic
+ * latency (docs/pipelines.md: the plan gives the algorithmic latency in samples and milliseconds).
  */
 import { fromNative } from './errors.js';
 import { inspectPlan } from './native.js';

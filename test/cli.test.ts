@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { settingNames } from '../src/config.js';
 import { parseWav } from '../src/native.js';
-import { sharedAudioDir } from './support/audio.js';
+import { fixtureAudioDir } from './support/audio.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'rm-cli-'));
@@ -24,7 +25,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-/** Processes a shared recording with an example; returns the output WAV's facts, samples and events. */
+/** Processes a test recording with an example; returns the output WAV's facts, samples and events. */
 async function processExample(example: string, recording: string) {
   const out = join(dir, `${example}.wav`);
   const events = join(dir, `${example}.json`);
@@ -32,7 +33,7 @@ async function processExample(example: string, recording: string) {
     'process',
     '-p',
     `examples/${example}.yaml`,
-    sharedAudioDir + recording,
+    fixtureAudioDir + recording,
     out,
     '--events',
     events,
@@ -74,7 +75,7 @@ describe('examples', () => {
 
   it('analysis-only returns the audio untouched and reports meters and detectors', async () => {
     const { samples, events } = await processExample('analysis-only', 'speech-48k-mono.wav');
-    const original = readFileSync(`${sharedAudioDir}speech-48k-mono.wav`);
+    const original = readFileSync(`${fixtureAudioDir}speech-48k-mono.wav`);
     const info = parseWav(original);
     expect(Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength)).toEqual(
       original.subarray(info.data_offset, info.data_offset + info.data_bytes),
@@ -120,6 +121,21 @@ describe('remotemedia validate', () => {
   });
 });
 
+describe('remotemedia serve --help', () => {
+  it('lists every setting in aligned columns: flag, environment variable, meaning', async () => {
+    const r = await cli('serve', '--help');
+    expect(r.code).toBe(0);
+    const rows = r.stdout.split('\n').filter((line) => line.startsWith('  --'));
+    expect(rows.map((row) => row.split(/\s+/)[2])).toEqual([...settingNames]);
+    // Where the variable and the meaning start, on every row.
+    const columns = rows.map((row) => {
+      const m = /^( {2}\S+\s+)(\S+\s+)/.exec(row);
+      return `${m?.[1]?.length} ${(m?.[1]?.length ?? 0) + (m?.[2]?.length ?? 0)}`;
+    });
+    expect(new Set(columns).size).toBe(1);
+  });
+});
+
 describe('remotemedia process', () => {
   it('has help, and refuses a WAV it cannot read with a stable code', async () => {
     expect((await cli('process', '--help')).stdout).toMatch(/--pipeline/);
@@ -129,6 +145,11 @@ describe('remotemedia process', () => {
     const r = await cli('process', '-p', 'examples/asr-frontend.yaml', notWav, join(dir, 'y.wav'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/RM_ERR_BAD_WAV/);
+    const empty = join(dir, 'empty.wav');
+    writeFileSync(empty, '');
+    const e = await cli('process', '-p', 'examples/asr-frontend.yaml', empty, join(dir, 'y.wav'));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/RM_ERR_EMPTY_AUDIO/);
   });
 
   it('writes float output on request', async () => {
@@ -137,7 +158,7 @@ describe('remotemedia process', () => {
       'process',
       '-p',
       'examples/asr-frontend.yaml',
-      `${sharedAudioDir}speech-48k-mono.wav`,
+      `${fixtureAudioDir}speech-48k-mono.wav`,
       out,
       '--encoding',
       'f32le',
@@ -148,13 +169,61 @@ describe('remotemedia process', () => {
 });
 
 describe('examples/stream-wav.mjs', () => {
+  /** Runs the example; a hang fails the test (the child is killed after 30 s). */
+  async function streamWav(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['examples/stream-wav.mjs', ...args], {
+        timeout: 30_000,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; killed: boolean; stdout: string; stderr: string };
+      expect(e.killed, 'stream-wav.mjs hung').toBe(false);
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it('prints its usage with --help and on bad arguments', async () => {
+    const help = await streamWav('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/usage: node examples\/stream-wav\.mjs <ws-url> <in\.wav> <out\.wav>/);
+    const bad = await streamWav('--no-such-flag');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/usage:/);
+  });
+
+  it("shows the server's answer when the upgrade is refused, and exits when start is refused", async () => {
+    const { startTestServer, storePipeline } = await import('./support/server.js');
+    const server = await startTestServer();
+    try {
+      const input = `${fixtureAudioDir}speech-16k-mono.wav`;
+      const out = join(dir, 'refused.wav');
+      const missing = await streamWav(
+        `${server.base.uws}/v1/pipelines/pl_aaaaaaaaaaaaaaaa/stream`,
+        input,
+        out,
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/HTTP 404 .*RM_ERR_PIPELINE_NOT_FOUND/);
+      // denoise needs 48 kHz: the server answers `start` with an error and the example must not wait forever.
+      const id = storePipeline(server.app, { name: 'dn', nodes: [{ id: 'd', type: 'denoise' }] });
+      for (const base of [server.base.ws, server.base.uws]) {
+        const refused = await streamWav(`${base}/v1/pipelines/${id}/stream`, input, out);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/RM_ERR_FORMAT_CONFLICT/);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it('streams a recording through a running server and writes what /process would', async () => {
     const { startTestServer, storePipeline, asrFrontEnd } = await import('./support/server.js');
     const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
     try {
       const id = storePipeline(server.app, asrFrontEnd);
       const out = join(dir, 'streamed.wav');
-      const input = `${sharedAudioDir}speech-48k-mono.wav`;
+      const input = `${fixtureAudioDir}speech-48k-mono.wav`;
       const { stdout } = await run(process.execPath, [
         'examples/stream-wav.mjs',
         `${server.base.uws}/v1/pipelines/${id}/stream`,

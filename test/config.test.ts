@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 
 describe('config', () => {
-  it('has the defaults of SPEC §1', () => {
+  it('has the defaults of docs/configuration.md', () => {
     const c = loadConfig({}, []);
     expect(c).toMatchObject({
       port: 8080,

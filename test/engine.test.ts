@@ -9,7 +9,7 @@ import {
   type StreamFormat,
 } from '../src/native.js';
 import { nodeTypes } from '../src/pipeline/catalog.js';
-import { chunk, readSharedWav } from './support/audio.js';
+import { chunk, readFixtureWav } from './support/audio.js';
 
 const engine = new Engine({ workers: 2, pinCores: false });
 afterAll(() => engine.shutdown());
@@ -45,12 +45,12 @@ function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<
 const audioOf = (outs: EngineOutput[]) => Buffer.concat(outs.flatMap((o) => (o.audio ? [o.audio] : [])));
 
 describe('native engine', () => {
-  it('builds exactly the node types of the pipeline catalog, in SPEC §2 order', () => {
+  it('builds exactly the node types of the pipeline catalog, in the order of docs/pipelines.md', () => {
     expect(nativeNodeTypes()).toEqual(nodeTypes);
   });
 
   it('answers every message once, in order, and the stream does not depend on message size', async () => {
-    const { info, pcm } = readSharedWav('speech-48k-mono.wav');
+    const { info, pcm } = readFixtureWav('speech-48k-mono.wav');
     const input: StreamFormat = { encoding: 's16le', sample_rate: info.sample_rate, channels: info.channels };
     const plan = gainPlan(input, -6);
     const results: Buffer[] = [];
@@ -68,7 +68,7 @@ describe('native engine', () => {
   });
 
   it('batch processing equals streaming', async () => {
-    const { info, pcm } = readSharedWav('tones-48k-stereo.wav');
+    const { info, pcm } = readFixtureWav('tones-48k-stereo.wav');
     const input: StreamFormat = { encoding: 's16le', sample_rate: info.sample_rate, channels: info.channels };
     const plan = gainPlan(input, 3);
     const batch = await engine.processBatch(plan, input, pcm, 's16le');

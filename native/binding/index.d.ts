@@ -151,7 +151,7 @@ export interface NodeTiming {
   process: LatencyPercentiles
 }
 
-/** Node types the engine can build, in SPEC §2 order. */
+/** Node types the engine can build, in the order of docs/pipelines.md. */
 export declare function nodeTypes(): Array<string>
 
 /** What an output is (see `remotemedia_dsp::pool::OutputKind`). */

@@ -1,5 +1,5 @@
 /**
- * The node catalog (SPEC §2): one strict zod schema per node type, holding its params, defaults and
+ * The node catalog (docs/pipelines.md): one strict zod schema per node type, holding its params, defaults and
  * bounds, plus the format rule of each type (what input it accepts, what output it makes). The public
  * catalog served by `GET /v1/nodes` is generated from the same schemas, so the two cannot drift.
  *
@@ -31,7 +31,7 @@ export interface NodeDefinition {
   readonly description: string;
   /** Strict: unknown keys are errors. Parsing fills the defaults. */
   readonly params: z.ZodType<NodeParams>;
-  /** Event names the node emits (SPEC §4.5); empty for audio nodes. */
+  /** Event names the node emits (docs/protocol.md §4); empty for audio nodes. */
   readonly events: readonly string[];
   /** Output format for `input`, with the problems when `input` is not acceptable. */
   negotiate(params: NodeParams, input: AudioFormat): Negotiation;
@@ -75,7 +75,7 @@ const num = (min: number, max: number, description: string) =>
 const int = (min: number, max: number, description: string) =>
   z.int().min(min).max(max).describe(description);
 
-/** Per-type definitions, in the order of the SPEC §2 table. */
+/** Per-type definitions, in the order of the catalog in docs/pipelines.md. */
 export const nodeDefinitions = {
   gain: define({
     kind: 'audio',
@@ -246,7 +246,7 @@ export function parseNodeParams(type: NodeType, params: unknown) {
   return nodeDefinitions[type].params.safeParse(params ?? {});
 }
 
-/** One entry of `GET /v1/nodes` (SPEC §3). */
+/** One entry of `GET /v1/nodes` (docs/rest.md). */
 export interface CatalogEntry {
   readonly type: NodeType;
   readonly description: string;

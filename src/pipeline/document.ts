@@ -1,9 +1,9 @@
 /**
- * Pipeline documents (SPEC §2): their structure as zod schemas, and reading one from YAML or JSON text
+ * Pipeline documents (docs/pipelines.md): their structure as zod schemas, and reading one from YAML or JSON text
  * or from an already-parsed value.
  *
  * Reading is lenient in one way: each node is checked on its own, so one broken node does not hide the
- * problems of the others (SPEC §2: "every problem listed at once"). The meaning of the nodes (types,
+ * problems of the others (docs/pipelines.md: every problem is reported at once). The meaning of the nodes (types,
  * params, graph, formats) is checked in validate.ts.
  */
 
@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { nestsTooDeep } from './depth.js';
 import { fromZodIssues, type PipelineIssue } from './issues.js';
 
-/** SPEC §2: node ids. */
+/** docs/pipelines.md: node ids. */
 export const NODE_ID_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 export const MAX_NODES = 256;
 

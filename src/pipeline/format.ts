@@ -1,5 +1,5 @@
 /**
- * Stream formats: the sample rate and channel count carried by one edge of the graph (SPEC §2,
+ * Stream formats: the sample rate and channel count carried by one edge of the graph (docs/pipelines.md,
  * negotiated like GStreamer caps). The limits are the native engine's (native/dsp/src/format.rs).
  */
 import { z } from 'zod';
@@ -9,7 +9,7 @@ export interface AudioFormat {
   readonly channels: number;
 }
 
-/** Most channels any stream may carry (SPEC §2: `upmix.channels` 1..8). */
+/** Most channels any stream may carry (docs/pipelines.md: `upmix.channels` 1..8). */
 export const MAX_CHANNELS = 8;
 
 /** What a document is validated against when no session input format is known yet. */

@@ -1,5 +1,5 @@
 /**
- * Problems found in a pipeline document (SPEC §2): every one is reported at once as
+ * Problems found in a pipeline document (docs/pipelines.md): every one is reported at once as
  * `{ path, code, message }`, where `path` is a JSON pointer (RFC 6901) into the document.
  * Codes are stable; tests and clients match on `code`, never on `message`.
  */
@@ -9,7 +9,7 @@ import type { z } from 'zod';
 export const pipelineIssueCodes = {
   RM_PIPE_PARSE: 'the text is not valid YAML or JSON',
   RM_PIPE_SCHEMA:
-    'the document does not have the structure of SPEC §2 (missing or mistyped field, unknown key)',
+    'the document does not have the shape of a pipeline document, see docs/pipelines.md (missing or mistyped field, unknown key)',
   RM_PIPE_UNKNOWN_TYPE: 'a node has a type that is not in the node catalog',
   RM_PIPE_BAD_PARAMS: 'a node param is unknown, missing, mistyped or out of bounds',
   RM_PIPE_DUPLICATE_ID: 'two nodes share an id',

@@ -1,5 +1,5 @@
 /**
- * The optimizer (SPEC §2): passes over the node graph, each on unless its flag turns it off, and each
+ * The optimizer (docs/pipelines.md): passes over the node graph, each on unless its flag turns it off, and each
  * exact, so the output is the same (within float rounding) with or without it.
  *
  *   constant_folding   adjacent gains fold into one; no-ops vanish (0 dB gain, resample to the rate it

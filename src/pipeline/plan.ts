@@ -1,5 +1,5 @@
 /**
- * Execution plans (SPEC §2): what the native executor runs. A plan lists the nodes that will run, each
+ * Execution plans (docs/pipelines.md): what the native executor runs. A plan lists the nodes that will run, each
  * after its input, with complete params and the format on every edge; a fused node names the ids it
  * merged and carries their stages. `annotateLatency` adds the algorithmic latency, which the native
  * engine knows (it is the source of truth for e.g. a resampler's filter delay).
@@ -39,7 +39,7 @@ interface PlanNodeEdges {
 /** A document node that runs on its own. */
 export interface PlanSingleNode extends PlanStage, PlanNodeEdges {}
 
-/** A chain of audio nodes run as one pass over each block (SPEC §2, fusion). */
+/** A chain of audio nodes run as one pass over each block (docs/pipelines.md, fusion). */
 export interface PlanFusedNode extends PlanNodeEdges {
   readonly type: 'fused';
   /** The ids of the merged nodes, in processing order. */

@@ -1,9 +1,9 @@
 /**
- * Validation of pipeline documents (SPEC §2): structure, node types and params, the graph (ids, inputs,
+ * Validation of pipeline documents (docs/pipelines.md): structure, node types and params, the graph (ids, inputs,
  * cycles, output) and format negotiation, with every problem reported at once. Never throws: anything,
  * however malformed, yields either a validated pipeline or a list of problems.
  *
- * Graph rules (SPEC §2): a node reads the node listed before it unless it says `inputs`; the first node,
+ * Graph rules (docs/pipelines.md): a node reads the node listed before it unless it says `inputs`; the first node,
  * and any node with `inputs: []`, reads the session input. Every node type takes at most one input, so
  * the graph is a forest rooted at the session input.
  */
@@ -13,6 +13,7 @@ import {
   type NodeParams,
   type NodeType,
   nodeDefinitions,
+  nodeTypes,
   parseNodeParams,
 } from './catalog.js';
 import { type DocumentHeader, type NodeSpec, type ReadOptions, readDocument } from './document.js';
@@ -96,7 +97,7 @@ export function validatePipeline(input: unknown, options: ValidateOptions = {}):
   };
 }
 
-/** The session input must be a format the engine can carry (SPEC §2: at most 8 channels). */
+/** The session input must be a format the engine can carry (docs/pipelines.md: at most 8 channels). */
 function checkInputFormat(format: AudioFormat, errors: PipelineIssue[]): AudioFormat | undefined {
   const parsed = audioFormatSchema.safeParse(format);
   if (parsed.success) return parsed.data;
@@ -127,6 +128,37 @@ function declaredIndex(
   return ids;
 }
 
+/** Edit distance (insertions, deletions, substitutions) between two short strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/**
+ * "unknown node type" with the nearest known type when one is close (two edits, or a third of its letters
+ * differ, case ignored) and the list of valid types, so a typo needs no trip to the docs.
+ */
+export function unknownTypeMessage(type: string): string {
+  const wanted = type.toLowerCase();
+  let best: { type: NodeType; distance: number } | undefined;
+  for (const known of nodeTypes) {
+    const distance = editDistance(wanted, known);
+    if (best === undefined || distance < best.distance) best = { type: known, distance };
+  }
+  const close = best !== undefined && best.distance <= Math.max(2, Math.ceil(best.type.length / 3));
+  const valid = nodeTypes.join(', ');
+  if (close && best) return `unknown node type "${type}"; did you mean "${best.type}"? Valid types: ${valid}`;
+  return `unknown node type "${type}"; valid types: ${valid}`;
+}
+
 /** Type, params and inputs of one structurally sound node. */
 function checkNode(
   spec: NodeSpec,
@@ -146,7 +178,7 @@ function checkNode(
     errors.push({
       path: pointer('nodes', index, 'type'),
       code: 'RM_PIPE_UNKNOWN_TYPE',
-      message: `unknown node type "${spec.type}"`,
+      message: unknownTypeMessage(spec.type),
     });
   }
 
@@ -220,7 +252,7 @@ function checkCycles(
   return inCycle;
 }
 
-/** The output must be an audio node (SPEC §2); by default it is the last audio node, if there is one. */
+/** The output must be an audio node (docs/pipelines.md); by default it is the last audio node, if there is one. */
 function checkOutput(
   named: string | undefined,
   facts: ReadonlyArray<NodeFacts | undefined>,
@@ -258,7 +290,7 @@ interface EdgeFormats {
 }
 
 /**
- * Propagates sample rate and channel count from the session input along every edge (SPEC §2, like
+ * Propagates sample rate and channel count from the session input along every edge (docs/pipelines.md, like
  * GStreamer caps), reporting each node that cannot take what reaches it. A node whose input format is
  * unknown (malformed upstream) is skipped rather than blamed.
  */

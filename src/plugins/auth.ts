@@ -1,5 +1,5 @@
 /**
- * Bearer-key authentication (SPEC §3): with API_KEYS set, every route but health needs
+ * Bearer-key authentication (docs/rest.md): with API_KEYS set, every route but health needs
  * `Authorization: Bearer <key>`; WebSocket upgrades may pass `?token=` instead.
  *
  * SPEC §9: the decision is made on the route Fastify matched (`request.routeOptions`), never on a

@@ -1,6 +1,6 @@
 /**
- * Request bodies beyond Fastify's JSON: pipeline documents as YAML text (SPEC §2), and audio uploads
- * as raw bytes (SPEC §3 `/process`), each with its own size limit.
+ * Request bodies beyond Fastify's JSON: pipeline documents as YAML text (docs/pipelines.md), and audio uploads
+ * as raw bytes (docs/rest.md `/process`), each with its own size limit.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';

@@ -1,5 +1,5 @@
 /**
- * The native engine (SPEC §5): one worker pool per app, shut down when the app closes.
+ * The native engine (docs/engine.md): one worker pool per app, shut down when the app closes.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -17,7 +17,7 @@ export const enginePlugin = fp(
     const workers = engine.workers();
     if (app.config.pinCores) {
       const unpinned = workers.filter((w) => !w.pinned).map((w) => w.index);
-      // SPEC §1: failure to pin is logged, not fatal.
+      // docs/configuration.md: failure to pin is logged, not fatal.
       if (unpinned.length > 0) app.log.warn({ workers: unpinned }, 'could not pin some workers to cores');
     }
     app.log.info(

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (SPEC §3 `GET /metrics`, §4 latency): one prom-client registry per app, with the
+ * Prometheus metrics (docs/rest.md `GET /metrics`, latency as in docs/engine.md): one prom-client registry per app, with the
  * default process metrics and our `remotemedia_*` series.
  *
  * Two kinds of sources:

@@ -31,8 +31,10 @@ export const openapiPlugin = fp(
           version: opts.version,
           description:
             'Real-time audio server: pipelines of native DSP nodes, offline processing, live sessions. ' +
-            'Errors are RFC 9457 problem+json with a stable `code`. The WebSocket protocol of ' +
-            '`/v1/pipelines/{id}/stream` is SPEC §4.',
+            'Errors are RFC 9457 problem+json with a stable `code` (every code: docs/errors.md). ' +
+            'The WebSocket protocol of `/v1/pipelines/{id}/stream` is described in docs/protocol.md, the settings ' +
+            'in docs/configuration.md, pipeline documents and the node catalog in docs/pipelines.md: ' +
+            'the docs/ folder of the RemoteMedia repository.',
         },
         components: {
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'one of API_KEYS' } },

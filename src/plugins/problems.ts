@@ -88,7 +88,7 @@ export const problemsPlugin = fp(
         return sendProblem(reply, err.status, err.code, err.message);
       }
       if (hasZodFastifySchemaValidationErrors(err)) {
-        // Request schema (params, query, headers, body) violations: every problem at once, like SPEC §2.
+        // Request schema (params, query, headers, body) violations: every problem at once, like docs/pipelines.md.
         const part = err.validationContext ?? 'request';
         const errors = err.validation.map((v) => ({
           path: `/${part}${v.instancePath}`,

@@ -1,6 +1,6 @@
 /**
- * The realtime plane (SPEC §4): the session registry shared by both transports, the
- * @fastify/websocket transport on the main port, and draining on close (SPEC §4.8).
+ * The realtime plane (docs/protocol.md): the session registry shared by both transports, the
+ * @fastify/websocket transport on the main port, and draining on close (docs/protocol.md §6).
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';

@@ -1,5 +1,5 @@
 /**
- * The embedded SQLite store under DATA_DIR (SPEC §1), closed with the app.
+ * The embedded SQLite store under DATA_DIR (docs/configuration.md), closed with the app.
  */
 import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';

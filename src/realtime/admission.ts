@@ -1,5 +1,5 @@
 /**
- * Admission before the upgrade (SPEC §4.1), the same for both transports: Origin allowlist, auth,
+ * Admission before the upgrade (docs/protocol.md §1), the same for both transports: Origin allowlist, auth,
  * 404 for an unknown pipeline, 503 while draining or over MAX_SESSIONS. A refused client never gets a
  * WebSocket: it gets a problem+json answer with a code from the catalog.
  */
@@ -79,7 +79,7 @@ export function pipelineIdOf(url: string): string | null | undefined {
   }
 }
 
-/** SPEC §4.1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade. */
+/** docs/protocol.md §1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade. */
 export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: UpgradeRequest): Admission {
   const { config } = policy;
   const { url, headers } = request;

@@ -1,5 +1,5 @@
 /**
- * The WebSocket wire protocol of SPEC §4: client messages (parsed with hard limits), server messages and
+ * The WebSocket wire protocol of docs/protocol.md: client messages (parsed with hard limits), server messages and
  * close codes. Transport-independent; `session.ts` drives it, `transports/*` carry it.
  */
 import { z } from 'zod';
@@ -7,17 +7,17 @@ import type { ErrorCode } from '../errors.js';
 
 /** RFC 6455 §7.4.1 close codes the protocol uses. */
 export const CloseCode = {
-  /** Normal closure: after `stop` (SPEC §4.6). */
+  /** Normal closure: after `stop` (docs/protocol.md §5). */
   Normal: 1000,
-  /** Going away: server shutdown (SPEC §4.8). */
+  /** Going away: server shutdown (docs/protocol.md §6). */
   GoingAway: 1001,
-  /** Invalid payload: a text message that is not UTF-8 (RFC 6455 §8.1, SPEC §4.11). */
+  /** Invalid payload: a text message that is not UTF-8 (RFC 6455 §8.1, docs/errors.md). */
   InvalidPayload: 1007,
-  /** Policy violation: binary before `start`, no `start` in time, rate limit, stalled reader (SPEC §4.7). */
+  /** Policy violation: binary before `start`, no `start` in time, rate limit, stalled reader (docs/protocol.md §6). */
   PolicyViolation: 1008,
-  /** Message too big: over MAX_FRAME_BYTES (SPEC §4.7). */
+  /** Message too big: over MAX_FRAME_BYTES (docs/protocol.md §6). */
   MessageTooBig: 1009,
-  /** Internal error: the session's engine failed, e.g. a node panicked (SPEC §5). */
+  /** Internal error: the session's engine failed, e.g. a node panicked (docs/engine.md). */
   InternalError: 1011,
 } as const;
 
@@ -69,7 +69,7 @@ export function transportMaxPayload(maxFrameBytes: number): number {
   return 2 * maxFrameBytes;
 }
 
-/** Longest text message accepted; control messages are tiny (SPEC §4.6). */
+/** Longest text message accepted; control messages are tiny (docs/protocol.md §5). */
 export const MAX_TEXT_BYTES = 16 * 1024;
 
 export type ParseResult =
@@ -133,7 +133,7 @@ export interface LatencySummary {
   count: number;
 }
 
-/** Server → client messages (SPEC §4.3–4.8). */
+/** Server → client messages (docs/protocol.md §2–6). */
 export type ServerMessage =
   | {
       type: 'ready';

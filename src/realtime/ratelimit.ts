@@ -1,5 +1,5 @@
 /**
- * The per-session message rate limit (SPEC §4.7, MAX_MESSAGES_PER_SEC): a token bucket that refills
+ * The per-session message rate limit (docs/protocol.md §6, MAX_MESSAGES_PER_SEC): a token bucket that refills
  * continuously at `ratePerSecond` and holds at most one second's worth of tokens.
  */
 import { performance } from 'node:perf_hooks';

@@ -1,6 +1,6 @@
 /**
  * Live sessions of both transports: admission before the upgrade (admission.ts), listing for
- * `/v1/sessions`, the watchdog sweep (watchdog.ts) and draining on shutdown (SPEC §4.8).
+ * `/v1/sessions`, the watchdog sweep (watchdog.ts) and draining on shutdown (docs/protocol.md §6).
  */
 import {
   type Admission,
@@ -49,7 +49,7 @@ export class SessionRegistry implements Occupancy {
     return this.perIp.get(ip) ?? 0;
   }
 
-  /** SPEC §4.1: may this upgrade go ahead? (admission.ts) */
+  /** docs/protocol.md §1: may this upgrade go ahead? (admission.ts) */
   admit(request: UpgradeRequest): Admission {
     return admit(this.policy, this, request);
   }
@@ -90,7 +90,7 @@ export class SessionRegistry implements Occupancy {
   }
 
   /**
-   * SPEC §4.8: refuse new upgrades, flush every session, send its stats and close it with 1001.
+   * docs/protocol.md §6: refuse new upgrades, flush every session, send its stats and close it with 1001.
    * Resolves when all sessions are closed or `graceMs` has passed (then the rest are closed at once).
    * Every session is reached whatever another one throws.
    */

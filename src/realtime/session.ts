@@ -1,5 +1,5 @@
 /**
- * One streaming session (SPEC §4): the state machine between a transport's socket and the native
+ * One streaming session (docs/protocol.md): the state machine between a transport's socket and the native
  * engine. The wire format lives in `protocol.ts`; queueing, ordering and DSP live in the engine.
  *
  *   awaiting_start ──start──▶ streaming ──stop──▶ stopping ──Stopped──▶ closed
@@ -96,7 +96,7 @@ export interface Activity {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
-/** A public view of a session, for `/v1/sessions` (SPEC §3). */
+/** A public view of a session, for `/v1/sessions` (docs/rest.md). */
 export interface SessionInfo {
   id: string;
   state: SessionState;
@@ -150,13 +150,13 @@ export class StreamSession {
 
   /**
    * One WebSocket message from the client, as either transport received it: the size and UTF-8 rules
-   * are here so that both transports answer the same input the same way (SPEC §4.11).
+   * are here so that both transports answer the same input the same way (docs/errors.md).
    */
   onMessage(data: Uint8Array, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.activity.lastMessageAt = performance.now();
     if (data.byteLength > this.deps.config.maxFrameBytes) {
-      // RFC 6455 §7.4.1 / SPEC §4.7: 1009 = message too big, text or binary alike.
+      // RFC 6455 §7.4.1 / docs/protocol.md §6: 1009 = message too big, text or binary alike.
       this.error('RM_ERR_MESSAGE_TOO_BIG', `messages are limited to ${this.deps.config.maxFrameBytes} bytes`);
       this.closeWith(CloseCode.MessageTooBig, 'message too big');
       return;
@@ -320,11 +320,11 @@ export class StreamSession {
     });
   }
 
-  /** A binary message: one frame of audio (SPEC §4.4). The bytes are copied by the engine at once. */
+  /** A binary message: one frame of audio (docs/protocol.md §3). The bytes are copied by the engine at once. */
   private onBinary(data: Uint8Array): void {
     if (this.state === 'closed') return;
     if (this.state === 'awaiting_start') {
-      // SPEC §4.7: binary before start is a policy violation.
+      // docs/protocol.md §6: binary before start is a policy violation.
       this.error('RM_ERR_NOT_STARTED', 'binary message before start');
       this.closeWith(CloseCode.PolicyViolation, 'binary message before start');
       return;
@@ -350,7 +350,7 @@ export class StreamSession {
 
   /**
    * The engine's hand-back for this session. Whatever goes wrong while answering it stays in this
-   * session: it is closed 1011 and counted, and every other session goes on (SPEC §9).
+   * session: it is closed 1011 and counted, and every other session goes on (docs/limits.md).
    */
   private onOutput(out: EngineOutput): void {
     try {
@@ -427,7 +427,7 @@ export class StreamSession {
   }
 
   /**
-   * Ends the session from the server side (SPEC §4.8 shutdown, `DELETE /v1/sessions/{id}`): a started
+   * Ends the session from the server side (docs/protocol.md §6 shutdown, `DELETE /v1/sessions/{id}`): a started
    * session is flushed and gets its stats before the close; one never started is closed at once.
    */
   end(code: number, reason: string): void {
@@ -443,7 +443,7 @@ export class StreamSession {
 
   private endCode: { code: number; reason: string } | undefined;
 
-  /** Tells the client why, then closes 1011 (SPEC §5: an internal failure ends only its own session). */
+  /** Tells the client why, then closes 1011 (docs/engine.md: an internal failure ends only its own session). */
   fail(code: ErrorCode, message: string): void {
     this.error(code, message);
     this.closeWith(CloseCode.InternalError, 'internal error');

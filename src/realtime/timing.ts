@@ -1,6 +1,6 @@
 /**
  * Per-session timing: when each frame arrived (for end-to-end latency), and the mapping of the engine's
- * native counters and percentiles onto the wire shape of `stats` (SPEC §4.6) and `/v1/sessions` (SPEC §3).
+ * native counters and percentiles onto the wire shape of `stats` (docs/protocol.md §5) and `/v1/sessions` (docs/rest.md).
  */
 import { performance } from 'node:perf_hooks';
 import type { SessionStats } from '../native.js';
@@ -41,7 +41,7 @@ export function summary(p: SessionStats['process'] | undefined): LatencySummary 
   };
 }
 
-/** What `stats` (SPEC §4.6) and `/v1/sessions` (SPEC §3) both report. */
+/** What `stats` (docs/protocol.md §5) and `/v1/sessions` (docs/rest.md) both report. */
 export function counters(s: SessionStats | undefined) {
   return {
     frames_in: s?.framesIn ?? 0,

@@ -3,8 +3,8 @@
  * - START_TIMEOUT_MS: an upgraded socket with no valid `start` in time is closed 1008;
  * - IDLE_TIMEOUT_MS: a session whose client sends nothing for that long is flushed and closed 1001 "idle";
  * - HEARTBEAT_MS: every socket is pinged; one that has not answered the previous ping is closed 1001;
- * - a client that stops reading its answers is closed 1008 (SPEC §4.7) before its unsent output grows
- *   without bound;
+ * - a client that stops reading its answers is closed 1008 (docs/protocol.md §6) before its unsent output
+ *   grows without bound;
  * - WORKER_STALL_MS: sessions on a native worker that stopped beating (stuck in one item) are closed 1011.
  */
 import { performance } from 'node:perf_hooks';
@@ -16,7 +16,7 @@ import type { StreamSession } from './session.js';
 const STALL_SECONDS_OF_AUDIO = 2;
 /** Floor of the stall limit in bytes, for low-rate outputs. */
 const STALL_MIN_BYTES = 256 * 1024;
-/** How long a client may stay stalled before it is closed (SPEC §4.7: "within 10 s"). */
+/** How long a client may stay stalled before it is closed (docs/limits.md: 5 s). */
 export const STALL_TIMEOUT_MS = 5_000;
 
 export type WatchdogLimits = Pick<Config, 'startTimeoutMs' | 'idleTimeoutMs' | 'heartbeatMs'>;

@@ -62,7 +62,7 @@ export function problems(...statuses: number[]) {
 
 /**
  * A validator for routes whose body schema documents rather than checks: pipeline documents are
- * checked by the pipeline validator, which reports every problem at once with SPEC §2 paths (422), and
+ * checked by the pipeline validator, which reports every problem at once with docs/pipelines.md paths (422), and
  * audio bodies by the WAV reader. Params, query and headers are checked by zod as everywhere.
  */
 export const documentingBodyValidator: FastifySchemaCompiler<unknown> = (route) =>

@@ -1,5 +1,5 @@
 /**
- * The embedded store's database (SPEC §1: SQLite in `DATA_DIR`, WAL, `synchronous=FULL`; nothing else
+ * The embedded store's database (docs/configuration.md: SQLite in `DATA_DIR`, WAL, `synchronous=FULL`; nothing else
  * needs to run). Opening applies the schema migrations; a file written by a newer server is refused.
  */
 import { mkdirSync } from 'node:fs';
@@ -47,7 +47,7 @@ export function toStoreError(err: unknown): StoreError {
  */
 export const migrations: readonly string[] = [
   // 1: pipelines and their immutable versions. Timestamps are ISO 8601 UTC with milliseconds (fixed
-  // width, so text order is time order). A soft-deleted pipeline keeps its versions (SPEC §3: sessions
+  // width, so text order is time order). A soft-deleted pipeline keeps its versions (docs/rest.md: sessions
   // already running keep their version).
   `
   CREATE TABLE pipelines (

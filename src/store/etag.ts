@@ -1,5 +1,5 @@
 /**
- * Entity tags of pipeline versions (SPEC §3: `ETag` on create/get, `If-Match` on PUT, 412 when stale).
+ * Entity tags of pipeline versions (docs/rest.md: `ETag` on create/get, `If-Match` on PUT, 412 when stale).
  * A tag names one immutable version, `"pl_…-v3"`, so it is strong by construction.
  */
 

@@ -1,4 +1,4 @@
-/** The embedded pipeline store (SPEC §1, §3); imports no Fastify. */
+/** The embedded pipeline store (docs/configuration.md, docs/rest.md); imports no Fastify. */
 export {
   DB_FILENAME,
   type Db,

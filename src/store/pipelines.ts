@@ -1,5 +1,5 @@
 /**
- * Stored pipelines (SPEC §3): every version kept and immutable, optimistic concurrency on update,
+ * Stored pipelines (docs/rest.md): every version kept and immutable, optimistic concurrency on update,
  * soft delete, keyset pagination. Synchronous, like better-sqlite3: each call is one transaction.
  */
 import { randomBytes } from 'node:crypto';
@@ -224,7 +224,7 @@ export class PipelineStore<D = unknown> {
 
   /**
    * The current version, or version `version`; undefined when there is none or the pipeline is deleted.
-   * `includeDeleted` reads a deleted pipeline's versions (sessions keep theirs, SPEC §3).
+   * `includeDeleted` reads a deleted pipeline's versions (sessions keep theirs, docs/rest.md).
    */
   get(
     id: string,

@@ -14,7 +14,7 @@ import { type Running, startTestServer, storePipeline } from '../support/server.
 
 const CHROMIUM = '/usr/bin/chromium';
 const here = dirname(fileURLToPath(import.meta.url));
-const speech = resolve(here, '../../../shared/audio/speech-48k-mono.wav');
+const speech = resolve(here, '../fixtures/audio/speech-48k-mono.wav');
 const screenshot = join(here, '__screenshots__', 'ui-stream.png');
 const VIEWPORT = { width: 1280, height: 1000 };
 const KEY = 'e2e-key';

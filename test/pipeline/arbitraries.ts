@@ -162,7 +162,7 @@ function buildNodes(input: AudioFormat, steps: readonly Step[]): Params[] {
   return nodes;
 }
 
-/** SPEC §2 format rules, written out independently of src/pipeline/catalog.ts. */
+/** docs/pipelines.md format rules, written out independently of src/pipeline/catalog.ts. */
 function outputFormat(type: NodeType, params: Params, input: AudioFormat): AudioFormat {
   switch (type) {
     case 'downmix':

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeCatalog, nodeTypes, parseNodeParams } from '../../src/pipeline/catalog.js';
 
 describe('node catalog', () => {
-  it('lists the node types of SPEC §2, analysis nodes emitting their events', () => {
+  it('lists the node types of docs/pipelines.md, analysis nodes emitting their events', () => {
     const catalog = nodeCatalog();
     expect(catalog.map((e) => e.type)).toEqual(nodeTypes);
     expect(nodeTypes).toEqual([

@@ -1,6 +1,6 @@
 /**
- * SPEC §2: "Each optimization can be turned off by its flag, and the output is the same (within float
- * rounding) with or without it" — checked on random valid pipelines through the real native engine.
+ * docs/pipelines.md: each optimizer pass can be turned off by its flag, and the audio is the same (within float
+ * rounding) with it on or off — checked on random valid pipelines through the real native engine.
  */
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';

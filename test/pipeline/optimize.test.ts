@@ -196,7 +196,7 @@ describe('fusion', () => {
 });
 
 describe('all passes together', () => {
-  it('plans the SPEC §2 example as one fused node and the vad tap', () => {
+  it('plans the docs/pipelines.md example as one fused node and the vad tap', () => {
     const yaml = `
 name: asr-frontend
 description: 48 kHz stereo in, 16 kHz mono out for speech recognition

@@ -1,5 +1,5 @@
 /**
- * The YAML fragments of seed/performance-tuning-guide.md (adopted by SPEC §2), verbatim, and what they
+ * The YAML fragments of the tuning guide this project grew from (adopted by docs/pipelines.md), verbatim, and what they
  * mean once they are part of a whole document.
  */
 import { describe, expect, it } from 'vitest';
@@ -28,7 +28,7 @@ optimization:
 `;
 
 describe('seed fragments', () => {
-  it('the parallelism fragment alone lacks what SPEC §2 requires: a name and node types', () => {
+  it('the parallelism fragment alone lacks what docs/pipelines.md requires: a name and node types', () => {
     const result = validatePipeline(PARALLELISM);
     expect(result.ok ? [] : result.errors.map((e) => `${e.code} ${e.path}`).sort()).toEqual([
       'RM_PIPE_SCHEMA /name',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { nodeTypes } from '../../src/pipeline/catalog.js';
 import { DEFAULT_INPUT_FORMAT, pipelineIssueCodes, validatePipeline } from '../../src/pipeline/validate.js';
 
 type Node = Record<string, unknown>;
@@ -17,7 +18,7 @@ function validated(input: unknown, options: Parameters<typeof validatePipeline>[
 }
 
 describe('validatePipeline', () => {
-  it('fills the document defaults of SPEC §2', () => {
+  it('fills the document defaults of docs/pipelines.md', () => {
     const p = validated(doc([{ id: 'g', type: 'gain' }]));
     expect(p.execution).toEqual({ parallel: true, max_workers: 4 });
     expect(p.optimization).toEqual({
@@ -383,5 +384,21 @@ describe('validatePipeline', () => {
   it('escapes JSON pointer segments (RFC 6901)', () => {
     const result = validatePipeline(doc([{ id: 'g', type: 'gain', params: { 'a/b~c': 1 } }]));
     expect(result.ok ? [] : result.errors.map((e) => e.path)).toEqual(['/nodes/0/params/a~1b~0c']);
+  });
+
+  it('names the nearest known type of a typo and lists the valid types', () => {
+    const unknownType = (type: string) => {
+      const result = validatePipeline(doc([{ id: 'n', type }]));
+      const issue = result.ok ? undefined : result.errors[0];
+      expect(issue?.code).toBe('RM_PIPE_UNKNOWN_TYPE');
+      for (const known of nodeTypes) expect(issue?.message).toContain(known);
+      return issue?.message ?? '';
+    };
+    // The suggestion is the one quoted type besides the unknown one.
+    const quoted = (message: string) => [...message.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+    expect(quoted(unknownType('gian'))).toEqual(['gian', 'gain']);
+    expect(quoted(unknownType('Resampel'))).toEqual(['Resampel', 'resample']);
+    expect(quoted(unknownType('noisegate'))).toEqual(['noisegate', 'noise_gate']);
+    expect(quoted(unknownType('reverb'))).toEqual(['reverb']);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Nothing a client does, and no exception while serving one session, ends the process or disturbs
- * another session (SPEC §9): every transport callback and every output handler is guarded.
+ * another session (docs/limits.md): every transport callback and every output handler is guarded.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Engine, type EngineOutput, OutputKind } from '../../src/native.js';

@@ -1,5 +1,5 @@
 /**
- * Exhaustion limits of the realtime plane (SPEC §1 round 2, §9): no client can hold a session slot
+ * Exhaustion limits of the realtime plane (docs/configuration.md, docs/limits.md): no client can hold a session slot
  * forever, nor take every slot from one address, on either transport.
  */
 import { afterEach, describe, expect, it } from 'vitest';

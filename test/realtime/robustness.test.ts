@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enableFaultNodes } from '../../src/native.js';
 import type { Planner } from '../../src/realtime/session.js';
-import { chunk, readSharedWav } from '../support/audio.js';
+import { chunk, readFixtureWav } from '../support/audio.js';
 import { asrFrontEnd, type Running, startTestServer, storePipeline } from '../support/server.js';
 import { TestClient } from '../support/ws-client.js';
 
-const speech = readSharedWav('speech-48k-mono.wav');
+const speech = readFixtureWav('speech-48k-mono.wav');
 const startMono = { type: 'start', input: { encoding: 's16le', sample_rate: 48000, channels: 1 } };
 const frames20ms = chunk(speech.pcm, 2, 48000, 20);
 

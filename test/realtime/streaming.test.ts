@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planWithEngine } from '../../src/planner.js';
 import { uwsIsNative } from '../../src/realtime/transports/uws.js';
-import { chunk, readSharedWav } from '../support/audio.js';
+import { chunk, readFixtureWav } from '../support/audio.js';
 import { asrFrontEnd, type Running, startTestServer, storePipeline } from '../support/server.js';
 import { TestClient } from '../support/ws-client.js';
 
@@ -20,8 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const speech = readSharedWav('speech-48k-mono.wav');
-const tones = readSharedWav('tones-48k-stereo.wav');
+const speech = readFixtureWav('speech-48k-mono.wav');
+const tones = readFixtureWav('tones-48k-stereo.wav');
 
 /** Streams `messages` on a fresh session and returns the client after `stop` closed it. */
 async function streamAll(url: string, start: object, messages: Buffer[]): Promise<TestClient> {

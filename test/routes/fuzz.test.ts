@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH } from '../../scripts/openapi.js';
 import { testApp } from '../support/app.js';
-import { sharedWavBytes } from '../support/wav.js';
+import { fixtureWavBytes } from '../support/audio.js';
 
 interface Operation {
   method: string;
@@ -74,10 +74,10 @@ const body = fc.oneof(
   fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
   fc.constant(JSON.stringify(validDoc)),
   fc.constant('name: y\nnodes:\n  - id: r\n    type: resample\n    params: { sample_rate: 16000 }\n'),
-  fc.constant(null).map(() => sharedWavBytes('dtmf-8k-159.wav')),
+  fc.constant(null).map(() => fixtureWavBytes('dtmf-8k-159.wav')),
   fc
     .uint8Array({ maxLength: 64 })
-    .map((tail) => Buffer.concat([sharedWavBytes('dtmf-8k-159.wav').subarray(0, 44), Buffer.from(tail)])),
+    .map((tail) => Buffer.concat([fixtureWavBytes('dtmf-8k-159.wav').subarray(0, 44), Buffer.from(tail)])),
 );
 
 describe('every route of the OpenAPI document', () => {

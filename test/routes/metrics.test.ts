@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testApp } from '../support/app.js';
-import { chunk, readSharedWav } from '../support/audio.js';
+import { chunk, readFixtureWav } from '../support/audio.js';
 import { streamFrames } from '../support/ws.js';
 
 /** The value of one sample line of the exposition, or undefined. */
@@ -23,7 +23,7 @@ describe('GET /metrics', () => {
       };
       const { id } = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: doc })).json();
       const base = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
-      const { info, pcm } = readSharedWav('tones-48k-stereo.wav');
+      const { info, pcm } = readFixtureWav('tones-48k-stereo.wav');
       const frames = chunk(pcm.subarray(0, 48000 * 4), 4, info.sample_rate, 20);
       const streamed = await streamFrames(
         `${base}/v1/pipelines/${id}/stream`,

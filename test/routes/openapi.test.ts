@@ -24,7 +24,7 @@ describe('OpenAPI', () => {
     }
   });
 
-  it('documents every REST route of SPEC §3 as OpenAPI 3.1', () => {
+  it('documents every REST route of docs/rest.md as OpenAPI 3.1', () => {
     const doc = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
     expect(doc.openapi).toBe('3.1.0');
     const routes = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) =>

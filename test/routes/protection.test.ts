@@ -5,7 +5,7 @@ import { connect } from '../support/ws.js';
 
 const doc = { name: 'gain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] };
 
-/** One request of every route group of SPEC §3 (ids need not exist: auth comes first). */
+/** One request of every route group of docs/rest.md (ids need not exist: auth comes first). */
 const groups: Array<{ method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; payload?: object }> = [
   { method: 'POST', url: '/v1/pipelines', payload: doc },
   { method: 'GET', url: '/v1/pipelines' },

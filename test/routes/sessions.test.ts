@@ -54,7 +54,7 @@ describe('sessions', () => {
     });
     expect(one.json().latency.count).toBe(3);
 
-    // SPEC §3: sessions already running keep their version when the pipeline is deleted.
+    // docs/rest.md: sessions already running keep their version when the pipeline is deleted.
     expect((await app.inject({ method: 'DELETE', url: `/v1/pipelines/${id}` })).statusCode).toBe(204);
     ws.send(frame);
     await until(() => rec.binary.length === 4);

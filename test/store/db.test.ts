@@ -17,7 +17,7 @@ afterEach(() => {
 });
 
 describe('openDatabase', () => {
-  it('creates DATA_DIR and the file with WAL, synchronous=FULL and foreign keys (SPEC §1)', () => {
+  it('creates DATA_DIR and the file with WAL, synchronous=FULL and foreign keys (docs/configuration.md)', () => {
     const nested = join(dataDir, 'a', 'b');
     const db = openDatabase(nested, { busyTimeoutMs: 1234 });
     expect(db.name).toBe(join(nested, DB_FILENAME));

@@ -1,5 +1,5 @@
 /**
- * Durability under SIGKILL (SPEC §1: WAL, synchronous=FULL): a writer is killed in the middle of its
+ * Durability under SIGKILL (docs/configuration.md: WAL, synchronous=FULL): a writer is killed in the middle of its
  * writes, again and again; after every restart each write it acknowledged is there, byte for byte, and
  * `PRAGMA integrity_check` is ok.
  */

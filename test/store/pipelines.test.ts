@@ -103,7 +103,7 @@ describe('PipelineStore', () => {
     );
   });
 
-  it('soft-deletes: gone from get and list, versions kept for running sessions (SPEC §3)', () => {
+  it('soft-deletes: gone from get and list, versions kept for running sessions (docs/rest.md)', () => {
     const keep = store.create(documentFor(1));
     const gone = store.create(documentFor(2));
     const v2 = store.update(gone.id, documentFor(3));

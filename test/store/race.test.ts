@@ -1,5 +1,5 @@
 /**
- * Optimistic concurrency under real contention (SPEC §3: PUT with a stale If-Match is 412): of N updates
+ * Optimistic concurrency under real contention (docs/rest.md: PUT with a stale If-Match is 412): of N updates
  * that all name the same version, exactly one is stored.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

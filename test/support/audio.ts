@@ -2,12 +2,17 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseWav, type WavInfo } from '../../src/native.js';
 
-/** The shared test recordings (`../shared/audio/` beside the project root). */
-export const sharedAudioDir = fileURLToPath(new URL('../../../shared/audio/', import.meta.url));
+/** The test recordings in the repo (`test/fixtures/audio/`; its README says how each was made). */
+export const fixtureAudioDir = fileURLToPath(new URL('../fixtures/audio/', import.meta.url));
 
-/** A shared recording: its WAV header facts and its interleaved sample bytes. */
-export function readSharedWav(name: string): { info: WavInfo; pcm: Buffer } {
-  const bytes = readFileSync(sharedAudioDir + name);
+/** The bytes of a test recording, header included. */
+export function fixtureWavBytes(name: string): Buffer {
+  return readFileSync(fixtureAudioDir + name);
+}
+
+/** A test recording: its WAV header facts and its interleaved sample bytes. */
+export function readFixtureWav(name: string): { info: WavInfo; pcm: Buffer } {
+  const bytes = fixtureWavBytes(name);
   const info = parseWav(bytes);
   return { info, pcm: bytes.subarray(info.data_offset, info.data_offset + info.data_bytes) };
 }

@@ -53,7 +53,7 @@ export async function waitFor(
 }
 
 /**
- * Streams `frames` through a started session and stops it (SPEC §4): start, ready, binary frames,
+ * Streams `frames` through a started session and stops it (docs/protocol.md): start, ready, binary frames,
  * stop, then everything up to the close.
  */
 export async function streamFrames(

@@ -1,7 +1,7 @@
 //! `remotemedia-bench`: the Rust half of `npm run bench:native` (issue 3).
 //!
-//! Measures the engine against the seed's "Performance Targets" table
-//! (`performance-tuning-guide.md`) and against two baselines in the same run: libsoxr's HQ
+//! Measures the engine against the "Performance Targets" table of the tuning guide this project
+//! grew from, and against two baselines in the same run: libsoxr's HQ
 //! resampler (with `--features soxr`) and rustfft's complex FFT. Prints a table and writes JSON.
 //!
 //! ```text

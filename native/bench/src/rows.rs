@@ -591,7 +591,7 @@ pub fn fft(plan: Plan) -> Vec<Row> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Branch scheduling (SPEC §2 `execution.parallel`, `max_workers`, `parallel_safe`)
+// Branch scheduling (docs/pipelines.md `execution.parallel`, `max_workers`, `parallel_safe`)
 
 /// A plan with one cheap audio path and four independent analysis branches of real weight.
 fn branches_plan(parallel: bool, max_workers: usize) -> String {

@@ -47,7 +47,7 @@ pub fn s16le_to_f32(pcm: &[u8]) -> Result<Float32Array> {
     })
 }
 
-/// Node types the engine can build, in SPEC §2 order.
+/// Node types the engine can build, in the order of docs/pipelines.md.
 #[napi]
 pub fn node_types() -> Vec<String> {
     remotemedia_dsp::nodes::NODE_TYPES.iter().map(|s| s.to_string()).collect()

@@ -1,4 +1,4 @@
-//! Sample encodings at the session edges (SPEC §4.2): `s16le`, `f32le`, G.711 μ-law and A-law.
+//! Sample encodings at the session edges (docs/protocol.md §2): `s16le`, `f32le`, G.711 μ-law and A-law.
 //!
 //! Inside the engine audio is planar `f32` in [-1, 1]. Decoders read interleaved bytes and write one
 //! slice per channel; encoders do the reverse. None of them allocate.
@@ -35,7 +35,7 @@ impl Encoding {
         }
     }
 
-    /// The wire name (SPEC §4.2).
+    /// The wire name (docs/protocol.md §2).
     pub const fn name(self) -> &'static str {
         match self {
             Encoding::S16le => "s16le",

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Most channels any stream may carry (SPEC §2, `upmix.channels` 1..8).
+/// Most channels any stream may carry (docs/pipelines.md, `upmix.channels` 1..8).
 pub const MAX_CHANNELS: usize = 8;
 
 /// Sample rate and channel count of one edge of the graph.

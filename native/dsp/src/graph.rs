@@ -85,7 +85,7 @@ struct Step {
 }
 
 /// An analysis branch: reads a finished buffer (of the input or a chain), emits events, and is
-/// independent of every other branch, so branches may run concurrently (SPEC §2 `execution.parallel`).
+/// independent of every other branch, so branches may run concurrently (docs/pipelines.md `execution.parallel`).
 struct Branch {
     source: Source,
     stage: StageRt,
@@ -260,7 +260,7 @@ impl Graph {
                 None => return Err(GraphError::Plan(format!("output '{id}' is not a node of the plan"))),
             },
         };
-        // SPEC §2 `execution`: with `parallel`, up to `max_workers` tasks share the parallel-safe branches.
+        // docs/pipelines.md `execution`: with `parallel`, up to `max_workers` tasks share the parallel-safe branches.
         let safe: Vec<usize> = (0..branches.len()).filter(|&i| branches[i].parallel_safe).collect();
         let tasks = if plan.execution.parallel { plan.execution.max_workers.clamp(1, safe.len().max(1)) } else { 1 };
         let mut order: Vec<usize> = Vec::with_capacity(branches.len());

@@ -92,7 +92,7 @@ pub const MAX_EVENT_BYTES_PER_BLOCK: usize = 1 << 20;
 /// Where events go while a node processes one block, and where in the stream that block sits.
 ///
 /// Events are written straight into the session's outgoing text as complete wire messages
-/// (SPEC §4.5), one per line, so neither side re-encodes them. The text of one block is bounded by
+/// (docs/protocol.md §4), one per line, so neither side re-encodes them. The text of one block is bounded by
 /// [`MAX_EVENT_BYTES_PER_BLOCK`].
 pub struct Ctx<'a> {
     /// Outgoing event messages, newline-separated.
@@ -101,7 +101,7 @@ pub struct Ctx<'a> {
     pub event_count: &'a mut u32,
     /// The id of the node processing (a fused node's stages keep their own ids).
     pub node_id: &'a str,
-    /// The session's message number this block came from (SPEC §4.4, "frame n").
+    /// The session's message number this block came from (docs/protocol.md §3, "frame n").
     pub frame: u64,
     /// Frames of this node's input stream consumed before this block.
     pub position: u64,
@@ -145,7 +145,7 @@ impl Ctx<'_> {
 
 /// Behaviour shared by every node shape.
 pub trait NodeCore: Send {
-    /// The node type, as in SPEC §2 (`"gain"`, `"resample"`, …).
+    /// The node type, as in docs/pipelines.md (`"gain"`, `"resample"`, …).
     fn node_type(&self) -> &'static str;
 
     /// Format of the audio this node outputs (analysis nodes: equal to their input).
@@ -231,7 +231,7 @@ impl Processor {
     }
 }
 
-/// Reads the value of a live param change (SPEC §4.6 `params`) as a number, naming the param when it is not.
+/// Reads the value of a live param change (docs/protocol.md §5 `params`) as a number, naming the param when it is not.
 pub fn param_number(node_type: &str, name: &str, value: &Value) -> Result<f64, NodeError> {
     value.as_f64().ok_or_else(|| NodeError::params(node_type, format!("{name} must be a number")))
 }
@@ -268,7 +268,7 @@ pub fn time_constant(ms: f32, sample_rate: u32) -> f32 {
 }
 
 /// A parameter that moves linearly to a new target over a fixed number of samples, so live
-/// changes do not click (SPEC §4.6, "click-free").
+/// changes do not click (docs/protocol.md §5).
 #[derive(Clone, Copy, Debug)]
 pub struct Ramp {
     current: f32,

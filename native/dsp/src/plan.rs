@@ -27,12 +27,12 @@ pub struct Plan {
     /// sends the session input back unchanged.
     #[serde(default)]
     pub output: Option<String>,
-    /// Scheduling hints (SPEC §2 `execution`).
+    /// Scheduling hints (docs/pipelines.md `execution`).
     #[serde(default)]
     pub execution: Execution,
 }
 
-/// SPEC §2 `execution`, from the seed.
+/// docs/pipelines.md `execution`, from the seed.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Execution {
@@ -53,7 +53,7 @@ impl Default for Execution {
 pub struct PlanNode {
     /// Unique id; events and live params of a single node use it.
     pub id: String,
-    /// A SPEC §2 node type, or `"fused"`.
+    /// A node type of docs/pipelines.md, or `"fused"`.
     #[serde(rename = "type")]
     pub node_type: String,
     /// Params of a single node (defaults already filled by the planner; the engine checks them again).
@@ -65,7 +65,7 @@ pub struct PlanNode {
     /// Stages of a fused node, in processing order.
     #[serde(default)]
     pub stages: Vec<Stage>,
-    /// May run concurrently with its siblings (SPEC §2 `parallel_safe`, from the seed).
+    /// May run concurrently with its siblings (docs/pipelines.md `parallel_safe`, from the seed).
     #[serde(default = "yes")]
     pub parallel_safe: bool,
 }
@@ -79,7 +79,7 @@ fn yes() -> bool {
 pub struct Stage {
     /// The original node id (events and live params address it).
     pub id: String,
-    /// Its SPEC §2 type.
+    /// Its type (docs/pipelines.md).
     #[serde(rename = "type")]
     pub node_type: String,
     /// Its params.

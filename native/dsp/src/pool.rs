@@ -1,4 +1,4 @@
-//! The worker pool (SPEC §5): `workers` threads, optionally pinned to cores, each owning the
+//! The worker pool (docs/engine.md): `workers` threads, optionally pinned to cores, each owning the
 //! sessions assigned to it.
 //!
 //! ```text
@@ -56,7 +56,7 @@ pub struct Output {
     pub session: u64,
     /// What happened.
     pub kind: OutputKind,
-    /// The message number this answers (SPEC §4.4), when it answers one.
+    /// The message number this answers (docs/protocol.md §3), when it answers one.
     pub frame: Option<u64>,
     /// Encoded audio (answers and flush tails).
     pub audio: Vec<u8>,
@@ -73,7 +73,7 @@ pub struct Output {
 pub enum OutputKind {
     /// The answer to one binary message.
     Audio,
-    /// A malformed message: no answer audio, the session goes on (SPEC §4.7).
+    /// A malformed message: no answer audio, the session goes on (docs/protocol.md §6).
     FrameError,
     /// The tail after `flush` (audio may be empty).
     Flushed,
@@ -117,7 +117,7 @@ struct SlotState {
 pub struct Slot {
     id: u64,
     worker: usize,
-    /// Queue bound in sample frames (SPEC §1 `SESSION_QUEUE_MS`).
+    /// Queue bound in sample frames (docs/configuration.md `SESSION_QUEUE_MS`).
     queue_limit_samples: u64,
     /// Bytes per sample frame of the input encoding.
     frame_bytes: usize,
@@ -294,7 +294,7 @@ impl Pool {
 
     /// Queues one binary message (copied once, into a pooled buffer). When the queue then holds more
     /// audio than its limit, the oldest queued messages are dropped and named in the result
-    /// (SPEC §4.7). The message itself is always queued. A message with a partial sample frame is
+    /// (docs/protocol.md §6). The message itself is always queued. A message with a partial sample frame is
     /// queued too and answered with an error in order.
     pub fn push(&self, slot: &Arc<Slot>, bytes: &[u8]) -> Result<Pushed, PushError> {
         let samples = (bytes.len() / slot.frame_bytes.max(1)) as u64;

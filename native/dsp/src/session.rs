@@ -1,4 +1,4 @@
-//! One streaming session: decode a message, run the graph, encode the answer (SPEC §4.4).
+//! One streaming session: decode a message, run the graph, encode the answer (docs/protocol.md §3).
 
 use std::array;
 

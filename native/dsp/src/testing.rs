@@ -1,4 +1,4 @@
-//! Signal generators, measurements and fixtures shared by the engine's tests and benchmarks.
+//! Signal generators, measurements and recordings used by the engine's tests and benchmarks.
 
 use std::f64::consts::PI;
 use std::path::PathBuf;
@@ -67,14 +67,15 @@ pub fn rms_dbfs(signal: &[f32]) -> f64 {
     10.0 * p.max(1e-20).log10()
 }
 
-/// Path of a recording in the shared test audio folder (`../shared/audio/` of the project root).
-pub fn shared_audio(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/audio").join(name)
+/// Path of a test recording in the repository's `test/fixtures/audio/` (made by
+/// `scripts/make-fixtures.mjs`; its README says how each was made).
+pub fn fixture_audio(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures/audio").join(name)
 }
 
-/// Reads a shared recording as planar f32 plus its sample rate.
-pub fn read_shared_audio(name: &str) -> (Vec<Vec<f32>>, u32) {
-    let path = shared_audio(name);
+/// Reads a test recording as planar f32 plus its sample rate.
+pub fn read_fixture_audio(name: &str) -> (Vec<Vec<f32>>, u32) {
+    let path = fixture_audio(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let w = wav::parse(&bytes).expect("valid wav");
     let frames = codec::frames_in(w.data.len(), w.encoding, w.format.channels).unwrap();
@@ -255,8 +256,8 @@ mod tests {
     }
 
     #[test]
-    fn shared_recordings_load() {
-        let (planes, rate) = read_shared_audio("tones-48k-stereo.wav");
+    fn fixture_recordings_load() {
+        let (planes, rate) = read_fixture_audio("tones-48k-stereo.wav");
         assert_eq!((planes.len(), rate), (2, 48_000));
     }
 }

@@ -1,4 +1,4 @@
-//! Block nodes (`resample`, `denoise`) must not allocate while processing (SPEC §5: buffers are
+//! Block nodes (`resample`, `denoise`) must not allocate while processing (docs/engine.md: buffers are
 //! sized once; STYLE "No per-frame allocation"). A counting allocator, switched on per thread,
 //! checks it over streams cut into awkward block lengths.
 

@@ -212,11 +212,11 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
-/// SPEC §2 `execution.parallel`: independent analysis branches may run concurrently; the result must
+/// docs/pipelines.md `execution.parallel`: independent analysis branches may run concurrently; the result must
 /// not change, event order included.
 #[test]
 fn parallel_branches_give_the_same_events_as_sequential_ones() {
-    let (planes, rate) = remotemedia_dsp::testing::read_shared_audio("speech-48k-mono.wav");
+    let (planes, rate) = remotemedia_dsp::testing::read_fixture_audio("speech-48k-mono.wav");
     let bytes = s16(&planes[0].iter().map(|&x| remotemedia_dsp::codec::f32_to_s16(x)).collect::<Vec<_>>());
     let mut results = Vec::new();
     for (parallel, max_workers) in [(false, 1), (true, 4), (true, 2)] {

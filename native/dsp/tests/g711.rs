@@ -1,4 +1,4 @@
-//! G.711 against the classic g711.c expansion tables (SPEC §6, "Codecs").
+//! G.711 against the classic g711.c expansion tables (docs/audio.md, "Samples and encodings").
 
 #[path = "fixtures/g711_tables.rs"]
 mod tables;

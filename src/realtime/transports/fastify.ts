@@ -1,5 +1,5 @@
 /**
- * The realtime protocol on the main port, through `@fastify/websocket` (SPEC §1, §4).
+ * The realtime protocol on the main port, through `@fastify/websocket` (docs/configuration.md, docs/protocol.md).
  */
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -43,7 +43,7 @@ export const fastifyTransport = fp(
     await app.register(websocket, {
       // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
       options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
-      // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
+      // docs/protocol.md §6: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
         await registry.drain(app.config.shutdownGraceMs);
@@ -55,9 +55,9 @@ export const fastifyTransport = fp(
         websocket: true,
         schema: {
           tags: ['sessions'],
-          summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in SPEC §4)',
+          summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in docs/protocol.md)',
         },
-        // SPEC §4.1: every refusal happens before the upgrade.
+        // docs/protocol.md §1: every refusal happens before the upgrade.
         preValidation: async (request, reply) => {
           const admission = registry.admit({ url: request.url, headers: request.headers, ip: request.ip });
           if (!admission.ok) {

@@ -1,7 +1,7 @@
 /**
  * Transport callbacks never throw out: an exception inside a uWebSockets.js callback ends the process, and
  * one inside a `ws` listener becomes an uncaught exception. Whatever fails is logged, and the session it
- * belongs to (if any) is closed 1011 and counted; every other session goes on (SPEC §9).
+ * belongs to (if any) is closed 1011 and counted; every other session goes on (docs/limits.md).
  */
 import type { RealtimeDeps, StreamSession } from '../session.js';
 

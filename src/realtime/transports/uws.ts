@@ -1,5 +1,5 @@
 /**
- * The realtime protocol on `RT_PORT`, through uWebSockets.js (SPEC §1, §4): same paths, same
+ * The realtime protocol on `RT_PORT`, through uWebSockets.js (docs/configuration.md, docs/protocol.md): same paths, same
  * protocol, same sessions as the main port, with less overhead per message.
  */
 

@@ -5,12 +5,12 @@ import { sendProblem } from '../../plugins/problems.js';
 const probe = (summary: string) => ({ tags: ['operations'], summary, security: [] });
 
 export async function healthRoutes(app: FastifyInstance) {
-  /** Liveness (SPEC §3): answers while the process can serve HTTP at all. */
+  /** Liveness (docs/rest.md): answers while the process can serve HTTP at all. */
   app.get('/healthz', { config: { rateLimit: false }, schema: probe('Liveness') }, async () => ({
     status: 'ok',
   }));
 
-  /** Readiness (SPEC §3): 503 while draining or when the native pool has no live worker. */
+  /** Readiness (docs/rest.md): 503 while draining or when the native pool has no live worker. */
   app.get(
     '/readyz',
     { config: { rateLimit: false }, schema: probe('Readiness') },

@@ -1,4 +1,4 @@
-/** `GET /metrics` (SPEC §3): Prometheus text exposition; not rate limited, so overload stays visible. */
+/** `GET /metrics` (docs/rest.md): Prometheus text exposition; not rate limited, so overload stays visible. */
 import type { FastifyInstance } from 'fastify';
 
 export async function metricsRoutes(app: FastifyInstance) {

@@ -1,4 +1,4 @@
-/** `GET /v1/nodes` (SPEC §3): the node catalog, generated from the same schemas that validate documents. */
+/** `GET /v1/nodes` (docs/rest.md): the node catalog, generated from the same schemas that validate documents. */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { nodeCatalog } from '../../pipeline/catalog.js';

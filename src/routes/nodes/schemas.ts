@@ -1,4 +1,4 @@
-/** Schemas of `GET /v1/nodes` (SPEC §3). */
+/** Schemas of `GET /v1/nodes` (docs/rest.md). */
 import { z } from 'zod';
 
 export const nodeCatalogSchema = z.object({

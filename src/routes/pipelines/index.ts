@@ -1,5 +1,5 @@
 /**
- * Stored pipelines (SPEC §3): create, list, read, update, delete; their plan; offline processing.
+ * Stored pipelines (docs/rest.md): create, list, read, update, delete; their plan; offline processing.
  * Pipeline documents are JSON or YAML; invalid ones get 422 with every problem listed.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -10,6 +10,7 @@ import { readDocumentBody } from '../../documents.js';
 import { RemoteMediaError } from '../../errors.js';
 import { JobSlots, maxOutputBytesFor, processWav, toWav } from '../../offline.js';
 import type { PlanBounds } from '../../pipeline/bounds.js';
+import { describeFormat } from '../../pipeline/format.js';
 import type { Plan } from '../../pipeline/plan.js';
 import { DEFAULT_INPUT_FORMAT } from '../../pipeline/validate.js';
 import { planWithEngine } from '../../planner.js';
@@ -251,7 +252,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         params: idParams,
         querystring: versionQueryObject,
         body: processBody,
-        response: { 200: processResponse, ...problems(404, 413, 415, 422, 503) },
+        response: { 200: processResponse, ...problems(400, 404, 413, 415, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -267,7 +268,12 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         );
       }
       const outcome = await processWav(app.engine, p.definition, request.body, limits);
-      if (!outcome.ok) return invalid(reply, outcome.errors);
+      if (!outcome.ok) {
+        // The stored document is valid; what does not fit is this file's rate or channel count.
+        const { errors, input } = outcome;
+        const detail = `the pipeline cannot take this WAV (${describeFormat(input)}): ${errors[0]?.message ?? 'no plan'}`;
+        return sendProblem(reply, 422, 'RM_ERR_FORMAT_CONFLICT', detail, { errors });
+      }
       const { result } = outcome;
       reply
         .header('x-remotemedia-latency-ms', String(result.latency_ms))

@@ -1,4 +1,4 @@
-/** Schemas of the pipeline routes (SPEC §3). */
+/** Schemas of the pipeline routes (docs/rest.md). */
 import { z } from 'zod';
 import { pipelineDocumentSchema } from '../../pipeline/document.js';
 import { MAX_PAGE_LIMIT } from '../../store/index.js';
@@ -19,7 +19,7 @@ const stageSchema = z.object({
   folded: z.array(z.string()).readonly().optional().describe('ids constant folding merged into this one'),
 });
 
-/** An execution plan (SPEC §2): the nodes that will run, each after its input, with every edge's format. */
+/** An execution plan (docs/pipelines.md): the nodes that will run, each after its input, with every edge's format. */
 export const planSchema = z
   .object({
     input: formatSchema,
@@ -54,7 +54,7 @@ export const planSchema = z
 /** The document the routes take, as JSON or YAML (checked by the pipeline validator, see common.ts). */
 export const documentBody = pipelineDocumentSchema.meta({
   id: 'PipelineDocument',
-  description: 'A pipeline document (SPEC §2), as JSON or YAML',
+  description: 'A pipeline document (docs/pipelines.md), as JSON or YAML',
 });
 
 const pipelineFields = {

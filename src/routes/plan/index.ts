@@ -1,4 +1,4 @@
-/** `POST /v1/plan` (SPEC §3): validate and plan a document without storing it. */
+/** `POST /v1/plan` (docs/rest.md): validate and plan a document without storing it. */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { planBounds } from '../../config.js';

@@ -1,2 +1,2 @@
-/** Schemas of `POST /v1/plan` (SPEC §3). */
+/** Schemas of `POST /v1/plan` (docs/rest.md). */
 export { documentBody, formatQuery, planSchema } from '../pipelines/schemas.js';

@@ -1,4 +1,4 @@
-/** Live streaming sessions of both transports (SPEC §3): list, inspect, end. */
+/** Live streaming sessions of both transports (docs/rest.md): list, inspect, end. */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { RemoteMediaError } from '../../errors.js';

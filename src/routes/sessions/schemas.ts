@@ -1,4 +1,4 @@
-/** Schemas of the live-session routes (SPEC §3, §4). */
+/** Schemas of the live-session routes (docs/rest.md, docs/protocol.md). */
 import { z } from 'zod';
 
 const latencySchema = z.object({

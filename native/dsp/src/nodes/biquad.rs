@@ -1,5 +1,5 @@
 //! `biquad`: second-order IIR filters from Robert Bristow-Johnson's "Cookbook formulae for audio
-//! EQ biquad filter coefficients" (the Audio EQ Cookbook), as SPEC §2 names them.
+//! EQ biquad filter coefficients" (the Audio EQ Cookbook), as docs/pipelines.md names them.
 //!
 //! Each channel runs the transposed direct form II in f64, which keeps the round-off noise of
 //! low-frequency, high-Q settings (poles hugging z = 1) far below the f32 signal:

@@ -1,4 +1,4 @@
-//! `denoise`: RNNoise-class neural noise suppression (SPEC §2), using nnnoiseless.
+//! `denoise`: RNNoise-class neural noise suppression (docs/pipelines.md), using nnnoiseless.
 //!
 //! The model works on 480-frame blocks (10 ms at 48 kHz, so the node needs 48 kHz input), one
 //! independent state per channel. Input is gathered into blocks; each call emits every complete
@@ -193,7 +193,7 @@ impl BlockNode for Denoise {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{read_shared_audio, rms_dbfs, stream_block};
+    use crate::testing::{read_fixture_audio, rms_dbfs, stream_block};
     use serde_json::json;
 
     fn node(channels: usize) -> Denoise {
@@ -201,7 +201,7 @@ mod tests {
     }
 
     fn mono(name: &str) -> Vec<f32> {
-        let (planes, rate) = read_shared_audio(name);
+        let (planes, rate) = read_fixture_audio(name);
         assert_eq!(rate, 48_000);
         planes.into_iter().next().unwrap()
     }

@@ -1,4 +1,4 @@
-//! `downmix`: average all channels to mono (SPEC §2). Takes no params.
+//! `downmix`: average all channels to mono (docs/pipelines.md). Takes no params.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! `dtmf`: DTMF digit detection with the Goertzel algorithm (SPEC §2), following the checks of
+//! `dtmf`: DTMF digit detection with the Goertzel algorithm (docs/pipelines.md), following the checks of
 //! ITU-T Q.24 / Q.23. Audio passes through untouched; each digit is one `digit` event.
 //!
 //! ```text
@@ -215,7 +215,7 @@ impl AnalysisNode for Dtmf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{analyze_in_blocks, read_shared_audio, timeline};
+    use crate::testing::{analyze_in_blocks, read_fixture_audio, timeline};
     use serde_json::json;
     use std::f64::consts::PI;
 
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn the_recording_decodes_as_1_5_9_at_the_tone_onsets() {
-        let (planes, rate) = read_shared_audio("dtmf-8k-159.wav");
+        let (planes, rate) = read_fixture_audio("dtmf-8k-159.wav");
         let events = analyze_in_blocks(&mut dtmf(rate, 1), &planes, 0);
         assert_eq!(digits(&events), ["1", "5", "9"]);
         let starts = onsets(&planes[0], 0.01, 400);
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn speech_and_noise_give_no_digits() {
         for name in ["speech-16k-mono.wav", "speech-48k-mono.wav", "noise-48k-mono.wav", "tones-48k-stereo.wav"] {
-            let (planes, rate) = read_shared_audio(name);
+            let (planes, rate) = read_fixture_audio(name);
             let events = analyze_in_blocks(&mut dtmf(rate, planes.len()), &planes, 0);
             assert!(events.is_empty(), "{name}: {events:?}");
         }
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn events_do_not_depend_on_block_size() {
-        let (planes, rate) = read_shared_audio("dtmf-8k-159.wav");
+        let (planes, rate) = read_fixture_audio("dtmf-8k-159.wav");
         let whole = timeline(&analyze_in_blocks(&mut dtmf(rate, 1), &planes, 0));
         assert_eq!(whole.len(), 3);
         for block in [80, 160, 296, 1, 7] {
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn channels_are_averaged() {
-        let (planes, rate) = read_shared_audio("dtmf-8k-159.wav");
+        let (planes, rate) = read_fixture_audio("dtmf-8k-159.wav");
         let stereo = vec![planes[0].clone(), planes[0].clone()];
         let mono = timeline(&analyze_in_blocks(&mut dtmf(rate, 1), &planes, 0));
         assert_eq!(timeline(&analyze_in_blocks(&mut dtmf(rate, 2), &stereo, 0)), mono);

@@ -1,6 +1,6 @@
 //! Fault-injection nodes, only buildable after [`crate::nodes::enable_fault_nodes`] — never in a
 //! server that did not opt in:
-//! - `__panic` panics once it has seen `after_frames` input frames, to prove the isolation of SPEC §5
+//! - `__panic` panics once it has seen `after_frames` input frames, to prove the isolation of docs/engine.md
 //!   ("a panic in a node closes its session; the worker and all other sessions go on") end to end;
 //! - `__stall` blocks its worker thread for `ms` milliseconds, once, when it passes `after_frames`, to
 //!   prove that a stuck worker is seen (its heartbeat stops) and its sessions are closed.

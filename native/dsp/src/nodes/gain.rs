@@ -1,4 +1,4 @@
-//! `gain`: multiply by a constant in dB (SPEC §2). Live changes ramp over 10 ms.
+//! `gain`: multiply by a constant in dB (docs/pipelines.md). Live changes ramp over 10 ms.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! `level`: reports RMS, peak and clipped samples every `interval_ms` (SPEC §2); the audio passes
+//! `level`: reports RMS, peak and clipped samples every `interval_ms` (docs/pipelines.md); the audio passes
 //! through untouched.
 //!
 //! Intervals are counted in this node's input frames and run on across blocks, so the events,

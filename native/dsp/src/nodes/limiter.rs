@@ -1,4 +1,4 @@
-//! `limiter`: a peak limiter without lookahead (SPEC §2), so it adds no latency.
+//! `limiter`: a peak limiter without lookahead (docs/pipelines.md), so it adds no latency.
 //!
 //! The gain computer attacks instantly: for every frame it needs `g ≤ ceiling / max|x|` (over all
 //! channels, so the stereo image holds), and takes exactly that when the running gain is higher.

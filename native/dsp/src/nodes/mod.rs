@@ -1,4 +1,4 @@
-//! The node catalog of SPEC §2: one module per node type, and [`build`] to construct one.
+//! The node catalog of docs/pipelines.md: one module per node type, and [`build`] to construct one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +23,7 @@ pub mod spectrum;
 pub mod upmix;
 pub mod vad;
 
-/// Every node type the engine knows, in SPEC §2 order.
+/// Every node type the engine knows, in the order of docs/pipelines.md.
 pub const NODE_TYPES: &[&str] = &[
     "gain",
     "downmix",

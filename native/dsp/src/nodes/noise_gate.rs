@@ -1,4 +1,4 @@
-//! `noise_gate`: mutes the signal while its level is below a threshold (SPEC §2).
+//! `noise_gate`: mutes the signal while its level is below a threshold (docs/pipelines.md).
 //!
 //! ```text
 //!  level (max |x| over channels) ─▶ peak follower ─▶ ≥ threshold? ─▶ openness ─▶ smoothstep ─▶ gain

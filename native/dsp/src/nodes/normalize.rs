@@ -1,4 +1,4 @@
-//! `normalize`: streaming level normalisation, an automatic gain control (SPEC §2).
+//! `normalize`: streaming level normalisation, an automatic gain control (docs/pipelines.md).
 //!
 //! ```text
 //!  x ─┬────────────────────────────────────────────────(×)──▶ y

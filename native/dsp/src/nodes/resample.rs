@@ -1,4 +1,4 @@
-//! `resample`: band-limited sample-rate conversion, streaming (SPEC §2, §6).
+//! `resample`: band-limited sample-rate conversion, streaming (docs/pipelines.md, docs/audio.md).
 //!
 //! Two engines behind one node, both fed exactly the frames each call brings (nothing is buffered
 //! beyond the filter's own history), both emitting every output frame the input so far determines:
@@ -48,13 +48,13 @@ const MAX_CHUNK: usize = 8192;
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
     /// Cheapest. Polyphase: flat to 0.7·Nyquist, 75 dB stopband from Nyquist; rubato: 32-tap
-    /// sinc. THD+N of a 1 kHz tone well below -60 dB (SPEC §6).
+    /// sinc. THD+N of a 1 kHz tone well below -60 dB (docs/audio.md).
     Fast,
     /// Polyphase: flat to 0.8·Nyquist, 95 dB stopband; rubato: 128-tap sinc.
     #[default]
     Balanced,
     /// Polyphase: flat to 0.85·Nyquist, 110 dB stopband; rubato: 256-tap sinc with cubic
-    /// interpolation of the filter table. THD+N at or below -90 dB (SPEC §6).
+    /// interpolation of the filter table. THD+N at or below -90 dB (docs/audio.md).
     High,
 }
 

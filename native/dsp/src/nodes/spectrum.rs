@@ -1,4 +1,4 @@
-//! `spectrum`: short-time Fourier magnitudes as events (SPEC §2). Audio passes through untouched.
+//! `spectrum`: short-time Fourier magnitudes as events (docs/pipelines.md). Audio passes through untouched.
 //!
 //! ```text
 //!  ring of fft_size mono samples            every `hop` frames, once full:
@@ -305,7 +305,7 @@ impl AnalysisNode for Spectrum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{analyze_in_blocks, read_shared_audio, sine, timeline};
+    use crate::testing::{analyze_in_blocks, read_fixture_audio, sine, timeline};
     use serde_json::json;
     use std::f64::consts::PI;
 
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn events_do_not_depend_on_block_size() {
-        let (planes, rate) = read_shared_audio("speech-48k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-48k-mono.wav");
         for params in [json!({}), json!({ "fft_size": 512, "hop": 301, "bands": 0 })] {
             let whole = timeline(&analyze_in_blocks(&mut spectrum(params.clone(), rate, 1), &planes, 0));
             assert!(whole.len() > 50);

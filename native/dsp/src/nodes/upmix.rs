@@ -1,4 +1,4 @@
-//! `upmix`: copy a mono stream to N channels (SPEC §2, `channels` 1..8).
+//! `upmix`: copy a mono stream to N channels (docs/pipelines.md, `channels` 1..8).
 
 use serde::Deserialize;
 use serde_json::Value;

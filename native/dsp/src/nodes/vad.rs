@@ -1,4 +1,4 @@
-//! `vad`: voice activity detection (SPEC §2) with the WebRTC VAD algorithm (GMM over six
+//! `vad`: voice activity detection (docs/pipelines.md) with the WebRTC VAD algorithm (GMM over six
 //! sub-band log energies), via its pure-Rust port `earshot` 0.1. Audio passes through untouched;
 //! the node emits `speech_start` / `speech_end` events.
 //!
@@ -10,8 +10,8 @@
 //! ```
 //!
 //! The level gate is ours, not WebRTC's: WebRTC VAD adapts its noise model only on windows it
-//! already calls noise, and caps the model's means, so steady loud noise (the pink burst in
-//! `../shared/audio/noise-48k-mono.wav`, about -30 dBFS) reads as speech at every aggressiveness.
+//! already calls noise, and caps the model's means, so steady loud noise (the band-limited pink noise in
+//! `test/fixtures/audio/noise-48k-mono.wav`, about -30 dBFS) reads as speech at every aggressiveness.
 //! A minimum-statistics noise floor (the quietest 30 ms window of the last 1.5 s, as in
 //! R. Martin, "Noise power spectral density estimation based on optimal smoothing and minimum
 //! statistics", 2001, on the broadband level) catches that: speech rises and falls by syllables,
@@ -285,7 +285,7 @@ impl AnalysisNode for Vad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{analyze_in_blocks, read_shared_audio, sine, timeline};
+    use crate::testing::{analyze_in_blocks, read_fixture_audio, sine, timeline};
     use serde_json::json;
 
     fn vad(params: Value, rate: u32, channels: usize) -> Vad {
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn speech_16k_is_found_and_covers_the_voiced_part() {
-        let (planes, rate) = read_shared_audio("speech-16k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-16k-mono.wav");
         let events = analyze_in_blocks(&mut vad(json!({}), rate, 1), &planes, 0);
         let segs = segments(&events);
         assert!(!segs.is_empty(), "no speech found");
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn speech_48k_is_found() {
-        let (planes, rate) = read_shared_audio("speech-48k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-48k-mono.wav");
         let segs = segments(&analyze_in_blocks(&mut vad(json!({}), rate, 1), &planes, 0));
         println!("segments {segs:?} of {} frames", planes[0].len());
         assert!(!segs.is_empty());
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn noise_48k_is_not_speech() {
-        let (planes, rate) = read_shared_audio("noise-48k-mono.wav");
+        let (planes, rate) = read_fixture_audio("noise-48k-mono.wav");
         for a in 0..=3 {
             let events = analyze_in_blocks(&mut vad(json!({ "aggressiveness": a }), rate, 1), &planes, 0);
             assert!(events.is_empty(), "aggressiveness {a}: noise flagged as speech: {events:?}");
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn webrtc_alone_takes_steady_noise_for_speech() {
         // Why the level gate exists: without it most noise windows are "voiced" at every mode.
-        let (planes, rate) = read_shared_audio("noise-48k-mono.wav");
+        let (planes, rate) = read_fixture_audio("noise-48k-mono.wav");
         for a in 0..4 {
             let mut d = VoiceActivityDetector::new(profile_of(a));
             let windows: Vec<Vec<i16>> =
@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn events_do_not_depend_on_block_size() {
         for name in ["speech-16k-mono.wav", "speech-48k-mono.wav"] {
-            let (planes, rate) = read_shared_audio(name);
+            let (planes, rate) = read_fixture_audio(name);
             let whole = timeline(&analyze_in_blocks(&mut vad(json!({}), rate, 1), &planes, 0));
             assert!(!whole.is_empty());
             for ms in [10, 20, 37] {
@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn channels_are_averaged() {
         // Speech on the left, its negative on the right: the mono average is silence.
-        let (planes, rate) = read_shared_audio("speech-16k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-16k-mono.wav");
         let neg: Vec<f32> = planes[0].iter().map(|x| -x).collect();
         let stereo = vec![planes[0].clone(), neg];
         assert!(analyze_in_blocks(&mut vad(json!({}), rate, 2), &stereo, 0).is_empty());
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn hangover_sets_how_long_a_pause_ends_speech() {
         // Speech, 600 ms of silence, speech again: a 300 ms hangover splits it, 1000 ms does not.
-        let (planes, rate) = read_shared_audio("speech-16k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-16k-mono.wav");
         let gap = vec![0.0f32; rate as usize * 6 / 10];
         let joined = vec![[planes[0].as_slice(), &gap, &planes[0]].concat()];
         let short = segments(&analyze_in_blocks(&mut vad(json!({ "hangover_ms": 300 }), rate, 1), &joined, 0));
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn live_changes_apply_without_rebuilding() {
-        let (planes, rate) = read_shared_audio("speech-16k-mono.wav");
+        let (planes, rate) = read_fixture_audio("speech-16k-mono.wav");
         let mut v = vad(json!({}), rate, 1);
         v.set_param("aggressiveness", &json!(3)).unwrap();
         v.set_param("hangover_ms", &json!(0)).unwrap();
