@@ -6,7 +6,10 @@
 //! - When fs_out/fs_in reduces to `L/M` with `L <= 512` (48k↔16k, 48k↔8k, 44.1k↔48k, 22.05k↔16k,
 //!   …) and the coefficient table fits in 1 MiB: our own polyphase FIR ([`polyphase`]), a
 //!   Kaiser-windowed sinc designed per preset, one SIMD dot product per output frame. Its delay
-//!   is a whole number of output frames by construction, so the latency below is exact.
+//!   is a whole number of output frames by construction, so the latency below is exact. At
+//!   `high` with rates at least 3:1 apart (48k↔16k, 48k→8k, …) two such stages ([`cascade`]): a
+//!   cheap 2:1 stage at the higher rate and the sharp filter against the middle rate, which halves
+//!   its taps per output; the delay stays exact.
 //! - Otherwise: rubato's `Async` sinc resampler with a fixed ratio, its chunk size set to the
 //!   block length before every push. Its delay is about half the sinc length at the output rate
 //!   (derived in `delay_frames`), rounded to the nearest frame.
@@ -20,6 +23,7 @@
 //! ```
 //! `M` rounds half up: `M = floor((2·N·fs_out + fs_in) / (2·fs_in))`, computed in integers.
 
+pub mod cascade;
 pub mod polyphase;
 #[cfg(test)]
 mod fidelity;
@@ -153,6 +157,8 @@ enum Engine {
     Copy,
     /// Rational ratio with a small `L`: our polyphase FIR.
     Polyphase(Box<polyphase::Polyphase>),
+    /// `high` with rates at least 3:1 apart: a 2:1 stage and the sharp polyphase FIR.
+    Cascade(Box<cascade::Cascade>),
     /// Any other ratio: rubato's sinc resampler.
     Sinc(Box<Async<f32>>),
 }
@@ -178,6 +184,13 @@ impl Resample {
         let output = Format { sample_rate: rate, channels: input.channels };
         if rate == input.sample_rate {
             return Ok(Resample { input, output, engine: Engine::Copy, latency: 0, frames_in: 0, frames_out: 0 });
+        }
+        if p.quality == Quality::High {
+            if let Some(c) = cascade::Cascade::new(input.sample_rate, rate, input.channels, p.quality.design()) {
+                let latency = c.delay();
+                let engine = Engine::Cascade(Box::new(c));
+                return Ok(Resample { input, output, engine, latency, frames_in: 0, frames_out: 0 });
+            }
         }
         if let Some(poly) = polyphase::Polyphase::new(input.sample_rate, rate, input.channels, p.quality.design()) {
             let latency = poly.delay();
@@ -239,6 +252,7 @@ impl NodeCore for Resample {
         match &mut self.engine {
             Engine::Copy => {}
             Engine::Polyphase(p) => p.reset(),
+            Engine::Cascade(c) => c.reset(),
             Engine::Sinc(s) => s.reset(),
         }
         self.frames_in = 0;
@@ -263,6 +277,7 @@ impl BlockNode for Resample {
                 let (l, m) = p.factors();
                 return (input_frames * l).div_ceil(m) + self.latency;
             }
+            Engine::Cascade(c) => return c.max_output_frames(input_frames) + self.latency,
             Engine::Sinc(_) => self.ratio(),
         };
         (input_frames as f64 * r).ceil() as usize + self.latency + (3.0 * r).ceil() as usize + 8
@@ -291,6 +306,12 @@ impl BlockNode for Resample {
         let sinc = match &mut self.engine {
             Engine::Polyphase(p) => {
                 let written = p.process(&ins[..channels], n, &mut outs[..channels], 0);
+                output.set_frames(written);
+                self.frames_out += written as u64;
+                return;
+            }
+            Engine::Cascade(c) => {
+                let written = c.process(&ins[..channels], n, &mut outs[..channels], 0);
                 output.set_frames(written);
                 self.frames_out += written as u64;
                 return;
@@ -336,6 +357,16 @@ impl BlockNode for Resample {
                 let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
                 output.planes_mut(&mut outs);
                 p.flush(owed, &mut outs[..channels], 0);
+                output.set_frames(owed);
+                self.reset();
+                return;
+            }
+            Engine::Cascade(c) => {
+                let cap = output.capacity_frames().max(owed);
+                output.set_shape(channels, cap);
+                let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+                output.planes_mut(&mut outs);
+                c.flush(owed, &mut outs[..channels], 0);
                 output.set_frames(owed);
                 self.reset();
                 return;
@@ -552,7 +583,10 @@ mod tests {
         ] {
             for quality in ["fast", "balanced", "high"] {
                 let r = node(from, to, 1, quality);
-                assert_eq!(matches!(r.engine, Engine::Polyphase(_)), poly, "{from}->{to} {quality}");
+                assert_eq!(matches!(r.engine, Engine::Polyphase(_) | Engine::Cascade(_)), poly, "{from}->{to} {quality}");
+                if let Engine::Cascade(c) = &r.engine {
+                    eprintln!("resample {from}->{to} {quality}: two stages, {:?} taps, latency {}", c.taps(), r.latency_frames());
+                }
                 if let Engine::Polyphase(p) = &r.engine {
                     let (l, m) = p.factors();
                     eprintln!(
