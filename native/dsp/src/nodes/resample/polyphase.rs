@@ -91,6 +91,10 @@ pub struct Polyphase {
     taps: usize,
     /// `l` rows of `taps`, phase-major, each row time-reversed (oldest input first).
     coefs: Vec<f32>,
+    /// Per row: `(index, coefficient)` when the row has a single non-zero tap (the pure-delay
+    /// phase of a half-band interpolator), so its outputs are one multiply, the same value the
+    /// dot product gives (every other term is an exact zero).
+    single: Vec<Option<(usize, f32)>>,
     /// The prototype's group delay in output frames (exact).
     delay: usize,
     channels: usize,
@@ -159,17 +163,31 @@ impl Polyphase {
         for (p, row) in coefs.chunks_exact_mut(taps).enumerate() {
             for i in 0..taps {
                 if let Some(&v) = h.get(p + i * l) {
-                    row[taps - 1 - i] = (v * scale) as f32;
+                    // A half-band prototype is exactly zero at every other tap; rounding leaves
+                    // ~1e-17 there. True zeros let a one-tap row be a multiply (see `single`).
+                    let c = v * scale;
+                    row[taps - 1 - i] = if c.abs() < 1e-12 { 0.0 } else { c as f32 };
                 }
             }
         }
 
+        let single = coefs
+            .chunks_exact(taps)
+            .map(|row| {
+                let mut nonzero = row.iter().enumerate().filter(|(_, c)| **c != 0.0);
+                match (nonzero.next(), nonzero.next()) {
+                    (Some((k, &c)), None) => Some((k, c)),
+                    _ => None,
+                }
+            })
+            .collect();
         let cap = taps + m / l + 1 + CHUNK;
         let mut node = Polyphase {
             l,
             m,
             taps,
             coefs,
+            single,
             delay,
             channels,
             cap,
@@ -261,6 +279,12 @@ impl Polyphase {
                     let advance = self.phase + r * m;
                     let (start, row) = (self.pos + advance / l, row(advance % l));
                     let n = (count - r).div_ceil(l);
+                    if let Some((k, coef)) = self.single[advance % l] {
+                        for j in 0..n {
+                            plane[at + r + j * l] = coef * hist[start + j * m + k];
+                        }
+                        continue;
+                    }
                     let win = |j: usize| &hist[start + j * m..start + j * m + taps];
                     let mut j = 0;
                     while j + 4 <= n {
