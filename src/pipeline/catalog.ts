@@ -100,10 +100,22 @@ export const nodeDefinitions = {
   }),
   resample: define({
     kind: 'audio',
-    description: 'Band-limited sample rate conversion, streaming, state kept across frames.',
+    description:
+      'Band-limited sample rate conversion, streaming, state kept across frames. Band edges per quality ' +
+      '(polyphase engine: rational ratios such as 48k↔16k, 44.1k↔48k; fractions of the lower Nyquist rate; ' +
+      'latency at 48k↔16k; the exact latency of a session is in its `ready` message): ' +
+      'fast: flat within 0.1 dB to 0.70, at most 3 dB down to 0.80, 70 dB rejection from 1.0 up, THD+N ≤ -60 dB, latency 1.0 ms; ' +
+      'balanced: 0.80, 0.87, 90 dB, THD+N ≤ -80 dB, latency 1.9 ms; ' +
+      'high: 0.90, 0.95, 100 dB, THD+N ≤ -120 dB (f32le output), latency 5.8 ms.',
     params: z.strictObject({
       sample_rate: int(8_000, 192_000, 'output sample rate in Hz'),
-      quality: z.enum(['fast', 'balanced', 'high']).default('balanced').describe('filter quality'),
+      quality: z
+        .enum(['fast', 'balanced', 'high'])
+        .default('balanced')
+        .describe(
+          'filter quality: fast (flat to 0.70 × the lower Nyquist rate, -3 dB at 0.80, 70 dB stopband), ' +
+            'balanced (0.80, 0.87, 90 dB), high (0.90, 0.95, 100 dB)',
+        ),
     }),
     negotiate: (p, input) => ({
       output: { sample_rate: p.sample_rate, channels: input.channels },
@@ -230,6 +242,38 @@ export const nodeDefinitions = {
     events: ['digit'],
     // The highest DTMF tone is 1633 Hz; below 8 kHz the Goertzel bins crowd together.
     negotiate: (_p, input) => requireRate(input, (r) => r >= 8_000, 'at least 8000 Hz'),
+  }),
+  aec: define({
+    kind: 'audio',
+    description:
+      'Acoustic echo cancellation: removes the echo of a far-end reference channel (what was played to the ' +
+      'caller) from the near-end channel; outputs the near end, mono. Adaptive partitioned-block FIR of tail_ms ' +
+      '(delay plus reverberation), no gating of the near end. Answers carry whole blocks of 8 to 16 ms.',
+    params: z.strictObject({
+      reference_channel: int(0, 7, 'input channel with the far-end reference').default(1),
+      near_channel: int(0, 7, 'input channel with the near end (microphone)').default(0),
+      tail_ms: num(20, 1_000, 'longest echo path modelled (delay plus reverberation), in ms').default(300),
+    }),
+    negotiate: (p, input) => {
+      const problems: FormatProblem[] = [];
+      if (input.channels < 2) {
+        problems.push({
+          message: `needs at least 2 channels (near end and reference), gets ${describeFormat(input)}`,
+        });
+      }
+      for (const param of ['reference_channel', 'near_channel'] as const) {
+        if (input.channels >= 2 && p[param] >= input.channels) {
+          problems.push({
+            param,
+            message: `${param} ${p[param]}: the input has channels 0..${input.channels - 1}`,
+          });
+        }
+      }
+      if (p.reference_channel === p.near_channel) {
+        problems.push({ param: 'near_channel', message: 'reference_channel and near_channel must differ' });
+      }
+      return { output: { sample_rate: input.sample_rate, channels: 1 }, problems };
+    },
   }),
 } as const satisfies Record<string, NodeDefinition>;
 

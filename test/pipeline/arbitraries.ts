@@ -5,7 +5,7 @@
  *
  * `validPipeline` builds documents that are valid by construction: each node reads a random earlier node
  * (or the session input), and where a node cannot take the format that reaches it, an adapter is put in
- * front of it (a resample for denoise and vad, a downmix for upmix) or its params are brought in range
+ * front of it (a resample for denoise and vad, a downmix for upmix, an upmix for aec) or its params are brought in range
  * (biquad frequency). Formats are tracked here with their own small rules, independent of the code
  * under test.
  */
@@ -65,6 +65,7 @@ export const paramsOf: { readonly [T in NodeType]: fc.Arbitrary<Params> } = {
   ),
   level: some({ interval_ms: num(10, 10_000) }),
   dtmf: fc.constant({}),
+  aec: some({ tail_ms: num(20, 1_000) }),
 };
 
 export const ANALYSIS_TYPES: readonly NodeType[] = ['vad', 'spectrum', 'level', 'dtmf'];
@@ -151,6 +152,8 @@ function buildNodes(input: AudioFormat, steps: readonly Step[]): Params[] {
       parent = add(`a${i}`, parent, 'resample', { sample_rate: 16_000 }, s);
     }
     if (type === 'upmix' && format().channels !== 1) parent = add(`a${i}`, parent, 'downmix', {}, s);
+    // aec reads its reference from channel 1 by default.
+    if (type === 'aec' && format().channels < 2) parent = add(`a${i}`, parent, 'upmix', { channels: 2 }, s);
     if (
       type === 'biquad' &&
       ((params.frequency as number | undefined) ?? 1_000) >= 0.49 * format().sample_rate
@@ -166,6 +169,7 @@ function buildNodes(input: AudioFormat, steps: readonly Step[]): Params[] {
 function outputFormat(type: NodeType, params: Params, input: AudioFormat): AudioFormat {
   switch (type) {
     case 'downmix':
+    case 'aec':
       return { ...input, channels: 1 };
     case 'upmix':
       return { ...input, channels: (params.channels as number | undefined) ?? 2 };

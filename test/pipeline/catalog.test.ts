@@ -19,6 +19,7 @@ describe('node catalog', () => {
       'spectrum',
       'level',
       'dtmf',
+      'aec',
     ]);
     const events = Object.fromEntries(catalog.filter((e) => e.emits_events).map((e) => [e.type, e.events]));
     expect(events).toEqual({
@@ -47,6 +48,7 @@ describe('node catalog', () => {
     ['spectrum', { fft_size: 1024, hop: 512, window: 'hann', bands: 32 }],
     ['level', { interval_ms: 100 }],
     ['dtmf', {}],
+    ['aec', { reference_channel: 1, near_channel: 0, tail_ms: 300 }],
   ] as const)('%s params default to %j', (type, defaults) => {
     for (const absent of [undefined, null, {}]) {
       const parsed = parseNodeParams(type, absent);
@@ -105,6 +107,10 @@ describe('node catalog', () => {
     ['spectrum', { bands: 513 }],
     ['level', { interval_ms: 10001 }],
     ['dtmf', { x: 1 }],
+    ['aec', { reference_channel: 8 }],
+    ['aec', { tail_ms: 19 }],
+    ['aec', { tail_ms: 1001 }],
+    ['aec', { reference_channel: 1.5 }],
     ['gain', { db: 0, extra: true }],
   ] as const)('%s rejects %j', (type, params) => {
     expect(parseNodeParams(type, params).success).toBe(false);

@@ -254,6 +254,24 @@ describe('validatePipeline', () => {
         'RM_PIPE_FORMAT_CONFLICT /nodes/0',
       ],
       [
+        'aec fed mono',
+        doc([{ id: 'e', type: 'aec' }]),
+        { inputFormat: { sample_rate: 16000, channels: 1 } },
+        'RM_PIPE_FORMAT_CONFLICT /nodes/0',
+      ],
+      [
+        'aec reference channel beyond the input',
+        doc([{ id: 'e', type: 'aec', params: { reference_channel: 2 } }]),
+        { inputFormat: { sample_rate: 16000, channels: 2 } },
+        'RM_PIPE_FORMAT_CONFLICT /nodes/0/params/reference_channel',
+      ],
+      [
+        'aec reading one channel twice',
+        doc([{ id: 'e', type: 'aec', params: { reference_channel: 0 } }]),
+        { inputFormat: { sample_rate: 16000, channels: 2 } },
+        'RM_PIPE_FORMAT_CONFLICT /nodes/0/params/near_channel',
+      ],
+      [
         'session input of 9 channels',
         doc([{ id: 'g', type: 'gain' }]),
         { inputFormat: { sample_rate: 48000, channels: 9 } },

@@ -114,6 +114,7 @@ fn main() {
     if wanted("pipeline") {
         let (rows, nodes) = rows::pipeline(plan);
         out.extend(rows);
+        out.push(rows::normalize(plan));
         breakdown = nodes;
     }
     if wanted("resample") {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::format::Format;
 use crate::node::{NodeError, Processor};
 
+pub mod aec;
 pub mod biquad;
 pub mod denoise;
 pub mod downmix;
@@ -38,6 +39,7 @@ pub const NODE_TYPES: &[&str] = &[
     "spectrum",
     "level",
     "dtmf",
+    "aec",
 ];
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
@@ -63,6 +65,7 @@ pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor
         "level" => Processor::Analysis(Box::new(level::Level::new(params, input)?)),
         "resample" => Processor::Block(Box::new(resample::Resample::new(params, input)?)),
         "denoise" => Processor::Block(Box::new(denoise::Denoise::new(params, input)?)),
+        "aec" => Processor::Block(Box::new(aec::Aec::new(params, input)?)),
         "__panic" if FAULT_NODES.load(Ordering::Relaxed) => {
             Processor::InPlace(Box::new(fault::PanicNode::new(params, input)?))
         }

@@ -16,11 +16,20 @@
 //! falling with time constant `window_ms / 20` (so a sudden loud passage is tamed quickly) and
 //! rising with `window_ms / 4`. The whole chain is plain arithmetic on the sample stream, so the
 //! output is deterministic and independent of how the stream is cut into blocks.
+//!
+//! The control path runs once per [`BLOCK`] frames of the stream (counted from its start, not
+//! from the caller's buffers, so tiling cannot change it): both detectors advance over a block
+//! in closed form (a one-pole over K samples is `c^K · state + Σ (1 − c) c^(K−1−j) · x_j`, a peak
+//! follower is `max(c^K · state, max_j c^(K−1−j) · |x_j|)`), the gain glides with the block's
+//! coefficients `c^K`, and within the next block the linear gain moves in a straight line from
+//! the old value to the new one. One logarithm and one exponential per block instead of per
+//! sample is what keeps a 20 ms frame under a microsecond; the control lags by at most one
+//! block (1 ms at 16 kHz), far below every time constant the params allow.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, CHUNK};
+use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks};
 use crate::buffer::AudioView;
 use crate::format::Format;
 use crate::node::{param_number, check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
@@ -30,6 +39,8 @@ const TYPE: &str = "normalize";
 pub const SILENCE_DBFS: f64 = -70.0;
 /// The most the gain may cut.
 pub const MIN_GAIN_DB: f64 = -60.0;
+/// Frames per step of the control path (see the module docs).
+pub const BLOCK: usize = 16;
 
 /// Which level the target refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -74,16 +85,29 @@ impl NormalizeParams {
 pub struct Normalize {
     format: Format,
     params: NormalizeParams,
-    rms_coef: f64,
-    peak_coef: f64,
+    /// `c^BLOCK` of the RMS one-pole.
+    rms_decay: f64,
+    /// `(1 − c) c^(BLOCK−1−j)`: the weight of the block's frame `j` in the RMS one-pole.
+    rms_weights: [f64; BLOCK],
+    /// `c^BLOCK` of the peak follower's release.
+    peak_decay: f64,
+    /// `c^(BLOCK−1−j)`: how much frame `j`'s peak has decayed by the block's end.
+    peak_weights: [f64; BLOCK],
+    /// Gain glide coefficients per block.
     attack_coef: f64,
     release_coef: f64,
     mean_square: f64,
     peak: f64,
     gain_db: f64,
-    scratch_ms: [f64; CHUNK],
-    scratch_peak: [f32; CHUNK],
-    gains: [f32; CHUNK],
+    /// The current block's linear gain ramp: from `gain_from` (exclusive) by `gain_step` per frame to `gain_to`.
+    gain_from: f32,
+    gain_step: f32,
+    gain_to: f32,
+    /// Frames of the current block seen so far, and their detector inputs.
+    pos: usize,
+    block_ms: [f64; BLOCK],
+    block_peak: [f32; BLOCK],
+    gains: [f32; BLOCK],
 }
 
 impl Normalize {
@@ -93,16 +117,22 @@ impl Normalize {
         let mut node = Normalize {
             format: input,
             params: p,
-            rms_coef: 0.0,
-            peak_coef: 0.0,
+            rms_decay: 0.0,
+            rms_weights: [0.0; BLOCK],
+            peak_decay: 0.0,
+            peak_weights: [0.0; BLOCK],
             attack_coef: 0.0,
             release_coef: 0.0,
             mean_square: 0.0,
             peak: 0.0,
             gain_db: 0.0,
-            scratch_ms: [0.0; CHUNK],
-            scratch_peak: [0.0; CHUNK],
-            gains: [0.0; CHUNK],
+            gain_from: 1.0,
+            gain_step: 0.0,
+            gain_to: 1.0,
+            pos: 0,
+            block_ms: [0.0; BLOCK],
+            block_peak: [0.0; BLOCK],
+            gains: [0.0; BLOCK],
         };
         node.apply(p);
         Ok(node)
@@ -111,10 +141,46 @@ impl Normalize {
     fn apply(&mut self, p: NormalizeParams) {
         let (w, sr) = (p.window_ms, self.format.sample_rate);
         self.params = p;
-        self.rms_coef = coef(w / 2.0, sr);
-        self.peak_coef = coef(w, sr);
-        self.attack_coef = coef(w / 20.0, sr);
-        self.release_coef = coef(w / 4.0, sr);
+        let k = BLOCK as i32;
+        let (rms, peak) = (coef(w / 2.0, sr), coef(w, sr));
+        self.rms_decay = rms.powi(k);
+        self.peak_decay = peak.powi(k);
+        for j in 0..BLOCK {
+            let age = (BLOCK - 1 - j) as i32;
+            self.rms_weights[j] = (1.0 - rms) * rms.powi(age);
+            self.peak_weights[j] = peak.powi(age);
+        }
+        self.attack_coef = coef(w / 20.0, sr).powi(k);
+        self.release_coef = coef(w / 4.0, sr).powi(k);
+    }
+
+    /// Advances the detectors over the finished block and picks the gain the next block glides to.
+    fn end_block(&mut self) {
+        let p = self.params;
+        let mut ms = 0.0;
+        let mut peak = 0f64;
+        for j in 0..BLOCK {
+            ms += self.rms_weights[j] * self.block_ms[j];
+            peak = peak.max(self.peak_weights[j] * f64::from(self.block_peak[j]));
+        }
+        self.mean_square = self.rms_decay * self.mean_square + ms;
+        self.peak = peak.max(self.peak * self.peak_decay);
+        let level_db = match p.mode {
+            Mode::Rms => 10.0 * self.mean_square.max(1e-30).log10(),
+            Mode::Peak => 20.0 * self.peak.max(1e-15).log10(),
+        };
+        if level_db >= SILENCE_DBFS {
+            let wanted = (p.target_dbfs - level_db).clamp(MIN_GAIN_DB, p.max_gain_db);
+            let k = if wanted < self.gain_db { self.attack_coef } else { self.release_coef };
+            self.gain_db = wanted + k * (self.gain_db - wanted);
+        } else if self.gain_db > p.max_gain_db {
+            // A live lowering of max_gain_db still applies during silence.
+            self.gain_db = p.max_gain_db + self.attack_coef * (self.gain_db - p.max_gain_db);
+        }
+        let to = (self.gain_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32;
+        self.gain_from = self.gain_to;
+        self.gain_step = (to - self.gain_to) / BLOCK as f32;
+        self.gain_to = to;
     }
 
     /// The gain applied to the latest frame, in dB.
@@ -150,37 +216,32 @@ impl NodeCore for Normalize {
         self.mean_square = 0.0;
         self.peak = 0.0;
         self.gain_db = 0.0;
+        self.gain_from = 1.0;
+        self.gain_step = 0.0;
+        self.gain_to = 1.0;
+        self.pos = 0;
     }
 }
 
 impl InPlaceNode for Normalize {
     fn process(&mut self, view: &mut AudioView<'_>, _ctx: &mut Ctx<'_>) {
-        let p = self.params;
         let frames = view.frames();
         let mut start = 0;
         while start < frames {
-            let len = CHUNK.min(frames - start);
-            frame_mean_squares(view, start, &mut self.scratch_ms[..len]);
-            frame_peaks(view, start, &mut self.scratch_peak[..len]);
-            for i in 0..len {
-                self.mean_square = self.scratch_ms[i] + self.rms_coef * (self.mean_square - self.scratch_ms[i]);
-                self.peak = f64::from(self.scratch_peak[i]).max(self.peak * self.peak_coef);
-                let level_db = match p.mode {
-                    Mode::Rms => 10.0 * self.mean_square.max(1e-30).log10(),
-                    Mode::Peak => 20.0 * self.peak.max(1e-15).log10(),
-                };
-                if level_db >= SILENCE_DBFS {
-                    let wanted = (p.target_dbfs - level_db).clamp(MIN_GAIN_DB, p.max_gain_db);
-                    let k = if wanted < self.gain_db { self.attack_coef } else { self.release_coef };
-                    self.gain_db = wanted + k * (self.gain_db - wanted);
-                } else if self.gain_db > p.max_gain_db {
-                    // A live lowering of max_gain_db still applies during silence.
-                    self.gain_db = p.max_gain_db + self.attack_coef * (self.gain_db - p.max_gain_db);
-                }
-                self.gains[i] = 10f64.powf(self.gain_db / 20.0) as f32;
+            let (from, to) = (self.pos, BLOCK.min(self.pos + frames - start));
+            let len = to - from;
+            frame_mean_squares(view, start, &mut self.block_ms[from..to]);
+            frame_peaks(view, start, &mut self.block_peak[from..to]);
+            for (j, g) in self.gains[from..to].iter_mut().enumerate() {
+                *g = self.gain_from + self.gain_step * (from + j + 1) as f32;
             }
-            apply_gains(view, start, &self.gains[..len]);
+            apply_gains(view, start, &self.gains[from..to]);
             start += len;
+            self.pos = to;
+            if to == BLOCK {
+                self.end_block();
+                self.pos = 0;
+            }
         }
     }
 }

@@ -6,7 +6,10 @@
 //! - When fs_out/fs_in reduces to `L/M` with `L <= 512` (48k↔16k, 48k↔8k, 44.1k↔48k, 22.05k↔16k,
 //!   …) and the coefficient table fits in 1 MiB: our own polyphase FIR ([`polyphase`]), a
 //!   Kaiser-windowed sinc designed per preset, one SIMD dot product per output frame. Its delay
-//!   is a whole number of output frames by construction, so the latency below is exact.
+//!   is a whole number of output frames by construction, so the latency below is exact. At
+//!   `high` with rates at least 3:1 apart (48k↔16k, 48k→8k, …) two such stages ([`cascade`]): a
+//!   cheap 2:1 stage at the higher rate and the sharp filter against the middle rate, which halves
+//!   its taps per output; the delay stays exact.
 //! - Otherwise: rubato's `Async` sinc resampler with a fixed ratio, its chunk size set to the
 //!   block length before every push. Its delay is about half the sinc length at the output rate
 //!   (derived in `delay_frames`), rounded to the nearest frame.
@@ -20,7 +23,10 @@
 //! ```
 //! `M` rounds half up: `M = floor((2·N·fs_out + fs_in) / (2·fs_in))`, computed in integers.
 
+pub mod cascade;
 pub mod polyphase;
+#[cfg(test)]
+mod fidelity;
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfSlices;
 use rubato::{
@@ -43,7 +49,8 @@ const MAX_CHUNK: usize = 8192;
 /// Speed/quality trade-off of the anti-aliasing filter.
 ///
 /// Polyphase engine (see [`Quality::design`]): passband edge, stopband edge (fractions of the lower
-/// Nyquist rate) and stopband attenuation. rubato engine (other ratios): see `Quality::preset`.
+/// Nyquist rate) and stopband attenuation; [`Quality::band`] states what each preset delivers and
+/// the fidelity tests hold it to that. rubato engine (other ratios): see `Quality::preset`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
@@ -53,22 +60,52 @@ pub enum Quality {
     /// Polyphase: flat to 0.8·Nyquist, 95 dB stopband; rubato: 128-tap sinc.
     #[default]
     Balanced,
-    /// Polyphase: flat to 0.85·Nyquist, 110 dB stopband; rubato: 256-tap sinc with cubic
-    /// interpolation of the filter table. THD+N at or below -90 dB (docs/audio.md).
+    /// Polyphase: flat to 0.9·Nyquist, -3 dB past 0.95·Nyquist, 100 dB stopband from Nyquist up,
+    /// THD+N at or below -120 dB (docs/audio.md); rubato: 256-tap sinc with cubic interpolation
+    /// of the filter table, THD+N at or below -90 dB.
     High,
+}
+
+/// What a preset delivers on the polyphase engine (48k↔16k, 44.1k↔48k, …), as fractions of the
+/// lower of the two Nyquist rates. These are the numbers `/v1/nodes` and the README state and the
+/// fidelity tests measure with stepped sines.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Band {
+    /// The response stays within ±0.1 dB from DC up to here.
+    pub flat_to: f64,
+    /// The response is at most 3 dB down up to here.
+    pub minus_3db_at_or_above: f64,
+    /// Everything from the lower Nyquist rate up is attenuated by at least this much (no aliasing
+    /// when decimating, no image when interpolating).
+    pub rejection_db: f64,
+    /// THD+N of a -6 dBFS 1 kHz tone, 48k↔16k, `f32le` output: at most this.
+    pub thd_n_db: f64,
 }
 
 impl Quality {
     /// The polyphase prototype of each preset. The stopband starts at the lower Nyquist rate, so
     /// nothing aliases (down) and no image survives (up) above the attenuation; the transition
     /// band below it is the price of a shorter filter.
+    ///
+    /// `high`: a Kaiser window for 104 dB over 0.92..1.0 puts the -6 dB cutoff at 0.96, the
+    /// -3 dB point at 0.953 and the 0.1 dB edge at 0.933 (the 1 kHz tone's images at 15 and
+    /// 17 kHz, 16k→48k, fall where the sidelobes are below -125 dB, so THD+N stays under -120 dB).
     pub fn design(self) -> polyphase::Design {
         let (pass, stop, attenuation_db) = match self {
             Quality::Fast => (0.70, 1.0, 75.0),
             Quality::Balanced => (0.80, 1.0, 95.0),
-            Quality::High => (0.85, 1.0, 110.0),
+            Quality::High => (0.92, 1.0, 104.0),
         };
         polyphase::Design { pass, stop, attenuation_db }
+    }
+
+    /// The band edges, rejection and THD+N each preset guarantees (see [`Band`]).
+    pub fn band(self) -> Band {
+        match self {
+            Quality::Fast => Band { flat_to: 0.70, minus_3db_at_or_above: 0.80, rejection_db: 70.0, thd_n_db: -60.0 },
+            Quality::Balanced => Band { flat_to: 0.80, minus_3db_at_or_above: 0.87, rejection_db: 90.0, thd_n_db: -80.0 },
+            Quality::High => Band { flat_to: 0.90, minus_3db_at_or_above: 0.95, rejection_db: 100.0, thd_n_db: -120.0 },
+        }
     }
 
     /// The sinc filter of each preset. Longer sincs give a steeper transition band (cutoff closer
@@ -120,6 +157,8 @@ enum Engine {
     Copy,
     /// Rational ratio with a small `L`: our polyphase FIR.
     Polyphase(Box<polyphase::Polyphase>),
+    /// `high` with rates at least 3:1 apart: a 2:1 stage and the sharp polyphase FIR.
+    Cascade(Box<cascade::Cascade>),
     /// Any other ratio: rubato's sinc resampler.
     Sinc(Box<Async<f32>>),
 }
@@ -145,6 +184,13 @@ impl Resample {
         let output = Format { sample_rate: rate, channels: input.channels };
         if rate == input.sample_rate {
             return Ok(Resample { input, output, engine: Engine::Copy, latency: 0, frames_in: 0, frames_out: 0 });
+        }
+        if p.quality == Quality::High {
+            if let Some(c) = cascade::Cascade::new(input.sample_rate, rate, input.channels, p.quality.design()) {
+                let latency = c.delay();
+                let engine = Engine::Cascade(Box::new(c));
+                return Ok(Resample { input, output, engine, latency, frames_in: 0, frames_out: 0 });
+            }
         }
         if let Some(poly) = polyphase::Polyphase::new(input.sample_rate, rate, input.channels, p.quality.design()) {
             let latency = poly.delay();
@@ -206,6 +252,7 @@ impl NodeCore for Resample {
         match &mut self.engine {
             Engine::Copy => {}
             Engine::Polyphase(p) => p.reset(),
+            Engine::Cascade(c) => c.reset(),
             Engine::Sinc(s) => s.reset(),
         }
         self.frames_in = 0;
@@ -230,6 +277,7 @@ impl BlockNode for Resample {
                 let (l, m) = p.factors();
                 return (input_frames * l).div_ceil(m) + self.latency;
             }
+            Engine::Cascade(c) => return c.max_output_frames(input_frames) + self.latency,
             Engine::Sinc(_) => self.ratio(),
         };
         (input_frames as f64 * r).ceil() as usize + self.latency + (3.0 * r).ceil() as usize + 8
@@ -258,6 +306,12 @@ impl BlockNode for Resample {
         let sinc = match &mut self.engine {
             Engine::Polyphase(p) => {
                 let written = p.process(&ins[..channels], n, &mut outs[..channels], 0);
+                output.set_frames(written);
+                self.frames_out += written as u64;
+                return;
+            }
+            Engine::Cascade(c) => {
+                let written = c.process(&ins[..channels], n, &mut outs[..channels], 0);
                 output.set_frames(written);
                 self.frames_out += written as u64;
                 return;
@@ -303,6 +357,16 @@ impl BlockNode for Resample {
                 let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
                 output.planes_mut(&mut outs);
                 p.flush(owed, &mut outs[..channels], 0);
+                output.set_frames(owed);
+                self.reset();
+                return;
+            }
+            Engine::Cascade(c) => {
+                let cap = output.capacity_frames().max(owed);
+                output.set_shape(channels, cap);
+                let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+                output.planes_mut(&mut outs);
+                c.flush(owed, &mut outs[..channels], 0);
                 output.set_frames(owed);
                 self.reset();
                 return;
@@ -519,7 +583,10 @@ mod tests {
         ] {
             for quality in ["fast", "balanced", "high"] {
                 let r = node(from, to, 1, quality);
-                assert_eq!(matches!(r.engine, Engine::Polyphase(_)), poly, "{from}->{to} {quality}");
+                assert_eq!(matches!(r.engine, Engine::Polyphase(_) | Engine::Cascade(_)), poly, "{from}->{to} {quality}");
+                if let Engine::Cascade(c) = &r.engine {
+                    eprintln!("resample {from}->{to} {quality}: two stages, {:?} taps, latency {}", c.taps(), r.latency_frames());
+                }
                 if let Engine::Polyphase(p) = &r.engine {
                     let (l, m) = p.factors();
                     eprintln!(

@@ -91,6 +91,10 @@ pub struct Polyphase {
     taps: usize,
     /// `l` rows of `taps`, phase-major, each row time-reversed (oldest input first).
     coefs: Vec<f32>,
+    /// Per row: `(index, coefficient)` when the row has a single non-zero tap (the pure-delay
+    /// phase of a half-band interpolator), so its outputs are one multiply, the same value the
+    /// dot product gives (every other term is an exact zero).
+    single: Vec<Option<(usize, f32)>>,
     /// The prototype's group delay in output frames (exact).
     delay: usize,
     channels: usize,
@@ -110,6 +114,19 @@ impl Polyphase {
     /// Designs the filter for `fs_in -> fs_out` and sizes all buffers. `None` when the ratio does
     /// not reduce to `L <= MAX_L` or the coefficient table would exceed 1 MiB.
     pub fn new(fs_in: u32, fs_out: u32, channels: usize, design: Design) -> Option<Polyphase> {
+        Polyphase::with_delay_multiple(fs_in, fs_out, channels, design, 1)
+    }
+
+    /// As [`Polyphase::new`], with the delay (in output frames) rounded up to a multiple of
+    /// `multiple`: a cascade needs its first stage's delay to be a whole number of frames at the
+    /// final rate.
+    pub fn with_delay_multiple(
+        fs_in: u32,
+        fs_out: u32,
+        channels: usize,
+        design: Design,
+        multiple: usize,
+    ) -> Option<Polyphase> {
         let (l, m) = ratio(fs_in, fs_out);
         if l > MAX_L || l == 0 || m == 0 {
             return None;
@@ -122,7 +139,7 @@ impl Polyphase {
         let cutoff = (design.pass + design.stop) / 2.0 * nyquist / fs_up;
         // Kaiser's length estimate, then rounded up so that the centre is D whole output frames.
         let min_len = ((design.attenuation_db - 7.95) / (2.285 * 2.0 * PI * width)).ceil() as usize + 1;
-        let delay = (min_len - 1).div_ceil(2 * m).max(1);
+        let delay = (min_len - 1).div_ceil(2 * m).max(1).next_multiple_of(multiple.max(1));
         let len = 2 * delay * m + 1;
         let taps = len.div_ceil(l).div_ceil(LANES) * LANES;
         if l.checked_mul(taps)? > MAX_COEFS {
@@ -146,17 +163,31 @@ impl Polyphase {
         for (p, row) in coefs.chunks_exact_mut(taps).enumerate() {
             for i in 0..taps {
                 if let Some(&v) = h.get(p + i * l) {
-                    row[taps - 1 - i] = (v * scale) as f32;
+                    // A half-band prototype is exactly zero at every other tap; rounding leaves
+                    // ~1e-17 there. True zeros let a one-tap row be a multiply (see `single`).
+                    let c = v * scale;
+                    row[taps - 1 - i] = if c.abs() < 1e-12 { 0.0 } else { c as f32 };
                 }
             }
         }
 
+        let single = coefs
+            .chunks_exact(taps)
+            .map(|row| {
+                let mut nonzero = row.iter().enumerate().filter(|(_, c)| **c != 0.0);
+                match (nonzero.next(), nonzero.next()) {
+                    (Some((k, &c)), None) => Some((k, c)),
+                    _ => None,
+                }
+            })
+            .collect();
         let cap = taps + m / l + 1 + CHUNK;
         let mut node = Polyphase {
             l,
             m,
             taps,
             coefs,
+            single,
             delay,
             channels,
             cap,
@@ -218,7 +249,7 @@ impl Polyphase {
 
     /// Writes every output frame the history determines, at most `limit`, into `out[c][at..]`;
     /// returns how many.
-    fn drain(&mut self, out: &mut [&mut [f32]], at: usize, limit: usize) -> usize {
+    pub(super) fn drain(&mut self, out: &mut [&mut [f32]], at: usize, limit: usize) -> usize {
         let (l, m, taps) = (self.l, self.m, self.taps);
         if self.pos + taps > self.filled {
             return 0;
@@ -237,19 +268,44 @@ impl Polyphase {
                 *pos += 1;
             }
         };
-        for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
-            let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
-            let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
-            let (mut pos, mut phase) = (self.pos, self.phase);
-            let mut quads = plane[at..at + count].chunks_exact_mut(4);
-            // Four outputs at a time: four independent accumulator chains keep the FMA units busy.
-            for ys in &mut quads {
-                if l == 1 {
-                    // Pure decimation: one row, four windows M apart; the row is loaded once.
-                    let wins = [0, 1, 2, 3].map(|j| &hist[pos + j * m..pos + j * m + taps]);
-                    ys.copy_from_slice(&dot4_row(row(0), wins));
-                    pos += 4 * m;
-                } else {
+        let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
+        if l == 1 || count >= 4 * l {
+            // Class-major: outputs j, j + L, j + 2L, … share one row (phase) and their windows lie
+            // exactly M frames apart, so four of them at a time load the row once (five loads per
+            // four FMAs instead of eight).
+            for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
+                let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
+                for r in 0..l.min(count) {
+                    let advance = self.phase + r * m;
+                    let (start, row) = (self.pos + advance / l, row(advance % l));
+                    let n = (count - r).div_ceil(l);
+                    if let Some((k, coef)) = self.single[advance % l] {
+                        for j in 0..n {
+                            plane[at + r + j * l] = coef * hist[start + j * m + k];
+                        }
+                        continue;
+                    }
+                    let win = |j: usize| &hist[start + j * m..start + j * m + taps];
+                    let mut j = 0;
+                    while j + 4 <= n {
+                        let ys = dot4_row(row, [win(j), win(j + 1), win(j + 2), win(j + 3)]);
+                        for (i, y) in ys.into_iter().enumerate() {
+                            plane[at + r + (j + i) * l] = y;
+                        }
+                        j += 4;
+                    }
+                    for j in j..n {
+                        plane[at + r + j * l] = dot(row, win(j));
+                    }
+                }
+            }
+        } else {
+            for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
+                let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
+                let (mut pos, mut phase) = (self.pos, self.phase);
+                let mut quads = plane[at..at + count].chunks_exact_mut(4);
+                // Four outputs at a time: four independent accumulator chains keep the FMA units busy.
+                for ys in &mut quads {
                     let mut rows = [&[][..]; 4];
                     let mut wins = [&[][..]; 4];
                     for j in 0..4 {
@@ -259,10 +315,10 @@ impl Polyphase {
                     }
                     ys.copy_from_slice(&dot4(rows, wins));
                 }
-            }
-            for y in quads.into_remainder() {
-                *y = dot(row(phase), &hist[pos..pos + taps]);
-                step(&mut pos, &mut phase);
+                for y in quads.into_remainder() {
+                    *y = dot(row(phase), &hist[pos..pos + taps]);
+                    step(&mut pos, &mut phase);
+                }
             }
         }
         let advance = self.phase as u64 + count as u64 * m as u64;
@@ -274,9 +330,22 @@ impl Polyphase {
     /// Consumes `n` frames of each plane of `input`, writes the output frames they complete into
     /// `out[c][at..]` and returns how many. `out` planes must hold `ceil(n·L/M)` frames past `at`.
     pub fn process(&mut self, input: &[&[f32]], n: usize, out: &mut [&mut [f32]], at: usize) -> usize {
+        self.process_limited(input, n, out, at, usize::MAX)
+    }
+
+    /// As [`Polyphase::process`], but stops once `limit` frames are written (the input left
+    /// over is dropped: only a stream's flush, which resets afterwards, asks for this).
+    pub(super) fn process_limited(
+        &mut self,
+        input: &[&[f32]],
+        n: usize,
+        out: &mut [&mut [f32]],
+        at: usize,
+        limit: usize,
+    ) -> usize {
         let mut done = 0;
         let mut written = 0;
-        while done < n {
+        while done < n && written < limit {
             let take = self.room().min(n - done);
             for (c, plane) in input.iter().enumerate().take(self.channels) {
                 let start = c * self.cap + self.filled;
@@ -284,7 +353,7 @@ impl Polyphase {
             }
             self.filled += take;
             done += take;
-            written += self.drain(out, at + written, usize::MAX);
+            written += self.drain(out, at + written, limit - written);
         }
         written
     }

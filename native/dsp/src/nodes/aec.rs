@@ -1,0 +1,357 @@
+//! `aec`: acoustic echo cancellation (SPEC §2, round 2). The far-end reference (what was played to
+//! the caller) arrives as one channel of the input, the near end (the caller's microphone) as
+//! another; the output is the near end, mono, with the echo of the reference removed.
+//!
+//! ```text
+//!  reference x ──▶ [partitioned FIR Ŵ ≈ room] ──▶ ŷ (echo estimate)
+//!  near      d ────────────────────────────────(−)──▶ e = d − ŷ  ──▶ output
+//! ```
+//! The room (loudspeaker, delay, reflections, microphone) is modelled as an FIR of `tail_ms`,
+//! adapted by a partitioned-block frequency-domain NLMS (overlap-save, blocks of `B` frames, FFT
+//! size `2B`, `P = tail/B` partitions, the gradient constrained to `B` taps per partition so the
+//! filter stays linear convolution). Each bin's step is normalised by the reference power in that
+//! bin over all partitions, so coloured signals such as speech converge in every bin at once.
+//!
+//! Double talk (the caller speaking over the echo) must neither be cancelled nor derail the
+//! filter. Two filters run side by side: the *background* filter adapts on every block; the
+//! *foreground* filter makes the output and only ever changes by copying the background when the
+//! background has been cancelling clearly better (3 dB less residual, smoothed over a few
+//! blocks). During double talk the caller's speech enters the background's error and disturbs it,
+//! so it stops beating the foreground and the output keeps the last good filter; once the
+//! background is clearly worse than the foreground it restarts from it. There is no non-linear
+//! suppression: the near end is never gated or attenuated.
+//!
+//! Blocks are cut from the start of the stream, whatever the calls, so the output does not depend
+//! on how the stream is cut. A call emits every completed block; `flush` completes the last one
+//! with zeros and emits just the frames that were held. The output is not shifted
+//! ([`NodeCore::latency_frames`] is 0), but answers carry whole blocks (`B` = 8 to 16 ms).
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::buffer::AudioBuf;
+use crate::format::Format;
+use crate::node::{check_range, parse_params, BlockNode, Ctx, NodeCore, NodeError};
+
+const TYPE: &str = "aec";
+
+/// NLMS step (0 < μ < 2 is stable; 0.5 converges fast without much misadjustment).
+const STEP: f32 = 0.5;
+/// Per-sample reference power treated as silence (-80 dBFS), regularising the normalisation.
+const QUIET_POWER: f32 = 1e-8;
+/// Smoothing of the per-block residual energies that steer the foreground/background choice.
+const ENERGY_SMOOTHING: f32 = 0.7;
+/// The background replaces the foreground when its residual is this much smaller (3 dB).
+const COPY_RATIO: f32 = 0.5;
+/// The background restarts from the foreground when its residual is this much larger (6 dB).
+const RESET_RATIO: f32 = 4.0;
+
+/// Params of `aec`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AecParams {
+    /// Input channel carrying the far-end reference (what was played).
+    pub reference_channel: usize,
+    /// Input channel carrying the near end (the microphone).
+    pub near_channel: usize,
+    /// Longest echo path modelled (delay plus reverberation), 20..=1000 ms.
+    pub tail_ms: f64,
+}
+
+impl Default for AecParams {
+    fn default() -> Self {
+        AecParams { reference_channel: 1, near_channel: 0, tail_ms: 300.0 }
+    }
+}
+
+/// Frames per block at `sample_rate`: the largest power of two within 16 ms (256 at 16 kHz,
+/// 512 at 48 kHz), at least 32.
+pub fn block_frames(sample_rate: u32) -> usize {
+    let most = (u64::from(sample_rate) * 16 / 1000).max(32) as usize;
+    1 << (usize::BITS - 1 - most.leading_zeros())
+}
+
+/// A partitioned frequency-domain filter: `P` spectra of `B + 1` bins.
+type Filter = Vec<Vec<Complex<f32>>>;
+
+/// The echo canceller; see the module docs.
+pub struct Aec {
+    input: Format,
+    params: AecParams,
+    block: usize,
+    partitions: usize,
+    fft: Arc<dyn RealToComplex<f32>>,
+    ifft: Arc<dyn ComplexToReal<f32>>,
+    /// The last `P` reference spectra, newest at `head`.
+    history: Vec<Vec<Complex<f32>>>,
+    head: usize,
+    background: Filter,
+    foreground: Filter,
+    /// Per-bin reference power summed over the partitions in `history`.
+    power: Vec<f32>,
+    /// The previous reference block (the first half of the next FFT frame).
+    last_reference: Vec<f32>,
+    /// Frames of the current block gathered so far, reference and near.
+    held: usize,
+    reference: Vec<f32>,
+    near: Vec<f32>,
+    /// Smoothed residual energies of the two filters.
+    residual_background: f32,
+    residual_foreground: f32,
+    time: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    echo: Vec<Complex<f32>>,
+    error: Vec<f32>,
+    scratch: Vec<Complex<f32>>,
+}
+
+impl Aec {
+    /// Builds an echo canceller for `input` (at least two channels).
+    pub fn new(params: &Value, input: Format) -> Result<Aec, NodeError> {
+        let p: AecParams = parse_params(TYPE, params)?;
+        check_range(TYPE, "tail_ms", p.tail_ms, 20.0, 1000.0)?;
+        if input.channels < 2 {
+            return Err(NodeError::format(TYPE, format!("needs at least 2 input channels (near end and reference), got {}", input.channels)));
+        }
+        for (name, c) in [("reference_channel", p.reference_channel), ("near_channel", p.near_channel)] {
+            if c >= input.channels {
+                return Err(NodeError::params(TYPE, format!("{name} {c}: the input has channels 0..{}", input.channels - 1)));
+            }
+        }
+        if p.reference_channel == p.near_channel {
+            return Err(NodeError::params(TYPE, "reference_channel and near_channel must differ"));
+        }
+        let block = block_frames(input.sample_rate);
+        let tail = (p.tail_ms * f64::from(input.sample_rate) / 1000.0).ceil() as usize;
+        let partitions = tail.div_ceil(block);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(2 * block);
+        let ifft = planner.plan_fft_inverse(2 * block);
+        let bins = block + 1;
+        let scratch_len = fft.get_scratch_len().max(ifft.get_scratch_len());
+        let zeros = || vec![vec![Complex::new(0.0, 0.0); bins]; partitions];
+        Ok(Aec {
+            input,
+            params: p,
+            block,
+            partitions,
+            fft,
+            ifft,
+            history: zeros(),
+            head: 0,
+            background: zeros(),
+            foreground: zeros(),
+            power: vec![0.0; bins],
+            last_reference: vec![0.0; block],
+            held: 0,
+            reference: vec![0.0; block],
+            near: vec![0.0; block],
+            residual_background: 0.0,
+            residual_foreground: 0.0,
+            time: vec![0.0; 2 * block],
+            spectrum: vec![Complex::new(0.0, 0.0); bins],
+            echo: vec![Complex::new(0.0, 0.0); bins],
+            error: vec![0.0; block],
+            scratch: vec![Complex::new(0.0, 0.0); scratch_len],
+        })
+    }
+
+    /// Frames per block (see [`block_frames`]).
+    pub fn block(&self) -> usize {
+        self.block
+    }
+
+    /// `time` (2B frames) to `spectrum`.
+    fn forward(&mut self) {
+        self.fft.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch).expect("sizes fixed at construction");
+    }
+
+    /// `spectrum` to `time`, scaled so that `forward` then `inverse` is the identity.
+    fn inverse(&mut self) {
+        // realfft's inverse ignores the imaginary parts of DC and Nyquist; keep them zero anyway.
+        self.spectrum[0].im = 0.0;
+        self.spectrum[self.block].im = 0.0;
+        self.ifft.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch).expect("sizes fixed at construction");
+        let k = 1.0 / (2 * self.block) as f32;
+        self.time.iter_mut().for_each(|t| *t *= k);
+    }
+
+    /// The echo estimate of `filter` for the current block, into `time[B..2B]`.
+    fn estimate(&mut self, foreground: bool) {
+        self.echo.iter_mut().for_each(|y| *y = Complex::new(0.0, 0.0));
+        let filter = if foreground { &self.foreground } else { &self.background };
+        for (p, w) in filter.iter().enumerate() {
+            let x = &self.history[(self.head + self.partitions - p) % self.partitions];
+            for ((y, w), x) in self.echo.iter_mut().zip(w).zip(x) {
+                *y += w * x;
+            }
+        }
+        self.spectrum.copy_from_slice(&self.echo);
+        self.inverse();
+    }
+
+    /// Runs one complete block: `reference`/`near` in, the cleaned block into `out`.
+    fn run_block(&mut self, out: &mut [f32]) {
+        let b = self.block;
+        // The reference spectrum of [previous block, this block] becomes partition 0.
+        self.time[..b].copy_from_slice(&self.last_reference);
+        self.time[b..].copy_from_slice(&self.reference);
+        self.last_reference.copy_from_slice(&self.reference);
+        self.forward();
+        self.head = (self.head + 1) % self.partitions;
+        let oldest = &mut self.history[self.head];
+        for ((pw, old), new) in self.power.iter_mut().zip(oldest.iter()).zip(&self.spectrum) {
+            *pw += new.norm_sqr() - old.norm_sqr();
+        }
+        oldest.copy_from_slice(&self.spectrum);
+        // Summing differences drifts; recompute the power from scratch once per lap.
+        if self.head == 0 {
+            self.power.iter_mut().for_each(|p| *p = 0.0);
+            for x in &self.history {
+                for (p, x) in self.power.iter_mut().zip(x) {
+                    *p += x.norm_sqr();
+                }
+            }
+        }
+
+        // Foreground: the output.
+        self.estimate(true);
+        let mut energy_foreground = 0.0;
+        for ((o, d), y) in out.iter_mut().zip(&self.near).zip(&self.time[b..]) {
+            *o = d - y;
+            energy_foreground += *o * *o;
+        }
+        // Background: its error drives the adaptation.
+        self.estimate(false);
+        let mut energy_background = 0.0;
+        for ((e, d), y) in self.error.iter_mut().zip(&self.near).zip(&self.time[b..]) {
+            *e = d - y;
+            energy_background += *e * *e;
+        }
+        self.adapt();
+
+        let s = ENERGY_SMOOTHING;
+        self.residual_foreground = s * self.residual_foreground + (1.0 - s) * energy_foreground;
+        self.residual_background = s * self.residual_background + (1.0 - s) * energy_background;
+        if self.residual_background < COPY_RATIO * self.residual_foreground {
+            copy_filter(&mut self.foreground, &self.background);
+            self.residual_foreground = self.residual_background;
+        } else if self.residual_background > RESET_RATIO * self.residual_foreground {
+            copy_filter(&mut self.background, &self.foreground);
+            self.residual_background = self.residual_foreground;
+        }
+    }
+
+    /// One constrained NLMS step of the background filter from `error`.
+    fn adapt(&mut self) {
+        let b = self.block;
+        self.time[..b].fill(0.0);
+        self.time[b..].copy_from_slice(&self.error);
+        self.forward();
+        let quiet = QUIET_POWER * (2 * b * self.partitions) as f32;
+        // E·μ/(Σ|X|² + δ), shared by every partition.
+        for (e, p) in self.echo.iter_mut().zip(self.spectrum.iter().zip(&self.power)) {
+            *e = *p.0 * (STEP / (p.1 + quiet));
+        }
+        for p in 0..self.partitions {
+            let x = &self.history[(self.head + self.partitions - p) % self.partitions];
+            for ((g, e), x) in self.spectrum.iter_mut().zip(&self.echo).zip(x) {
+                *g = x.conj() * e;
+            }
+            // Gradient constraint: keep the first B taps of the partition's update.
+            self.inverse();
+            self.time[b..].fill(0.0);
+            self.forward();
+            for (w, g) in self.background[p].iter_mut().zip(&self.spectrum) {
+                *w += *g;
+            }
+        }
+    }
+}
+
+fn copy_filter(to: &mut Filter, from: &Filter) {
+    for (t, f) in to.iter_mut().zip(from) {
+        t.copy_from_slice(f);
+    }
+}
+
+impl NodeCore for Aec {
+    fn node_type(&self) -> &'static str {
+        TYPE
+    }
+
+    fn output_format(&self) -> Format {
+        Format { channels: 1, ..self.input }
+    }
+
+    fn set_param(&mut self, name: &str, _value: &Value) -> Result<(), NodeError> {
+        match name {
+            // Each would change the filter's shape or what it was trained on.
+            "reference_channel" | "near_channel" | "tail_ms" => {
+                Err(NodeError::params(TYPE, format!("{name} cannot change live")))
+            }
+            other => Err(NodeError::params(TYPE, format!("no param '{other}'"))),
+        }
+    }
+
+    fn reset(&mut self) {
+        for f in [&mut self.history, &mut self.background, &mut self.foreground] {
+            f.iter_mut().for_each(|p| p.fill(Complex::new(0.0, 0.0)));
+        }
+        self.power.fill(0.0);
+        self.last_reference.fill(0.0);
+        self.head = 0;
+        self.held = 0;
+        self.residual_background = 0.0;
+        self.residual_foreground = 0.0;
+    }
+}
+
+impl BlockNode for Aec {
+    /// Whole blocks only: `n` new frames plus at most `B - 1` held complete at most `n/B + 1`
+    /// blocks; `flush` writes at most `B - 1` frames.
+    fn max_output_frames(&self, input_frames: usize) -> usize {
+        (input_frames / self.block + 1) * self.block
+    }
+
+    fn process(&mut self, input: &AudioBuf, output: &mut AudioBuf, _ctx: &mut Ctx<'_>) {
+        let n = input.frames();
+        let b = self.block;
+        output.set_shape(1, output.capacity_frames().max(self.max_output_frames(n)));
+        let (reference, near) = (input.channel(self.params.reference_channel), input.channel(self.params.near_channel));
+        let mut written = 0;
+        let mut pos = 0;
+        while pos < n {
+            let take = (b - self.held).min(n - pos);
+            self.reference[self.held..self.held + take].copy_from_slice(&reference[pos..pos + take]);
+            self.near[self.held..self.held + take].copy_from_slice(&near[pos..pos + take]);
+            self.held += take;
+            pos += take;
+            if self.held == b {
+                self.run_block(&mut output.channel_mut(0)[written..written + b]);
+                self.held = 0;
+                written += b;
+            }
+        }
+        output.set_frames(written);
+    }
+
+    fn flush(&mut self, output: &mut AudioBuf, _ctx: &mut Ctx<'_>) {
+        let (b, held) = (self.block, self.held);
+        output.set_shape(1, output.capacity_frames().max(b));
+        if held > 0 {
+            self.reference[held..].fill(0.0);
+            self.near[held..].fill(0.0);
+            self.run_block(&mut output.channel_mut(0)[..b]);
+        }
+        output.set_frames(held);
+        self.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests;
