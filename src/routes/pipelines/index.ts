@@ -18,8 +18,9 @@ import {
   onlyContentTypes,
 } from '../../plugins/bodies.js';
 import { sendProblem } from '../../plugins/problems.js';
-import { etagOf, ifMatchVersions, type PipelineVersion } from '../../store/index.js';
+import { etagOf, ifMatchVersions, ifNoneMatchHits, type PipelineVersion } from '../../store/index.js';
 import { documentingBodyValidator, problems } from '../common.js';
+import { BodyCache } from './cache.js';
 import {
   documentBody,
   formatQuery,
@@ -33,6 +34,8 @@ import {
   processResponse,
   versionQueryObject,
 } from './schemas.js';
+
+type PipelineBody = z.infer<typeof pipelineSchema>;
 
 /** The REST view of a stored version, as listed. */
 function summary(p: PipelineVersion) {
@@ -73,6 +76,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const documents = { consumes: [...documentContentTypes] };
   const takesDocuments = { onRequest: onlyContentTypes(documentContentTypes) };
+  const bodies = new BodyCache();
 
   app.post(
     '/v1/pipelines',
@@ -117,18 +121,29 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     {
       schema: {
         tags,
-        summary: 'One pipeline, at its current version or `?version=N`',
+        summary:
+          'One pipeline, at its current version or `?version=N`; `If-None-Match` with its ETag gets 304',
         params: idParams,
         querystring: versionQueryObject,
-        response: { 200: pipelineSchema, ...problems(404) },
+        response: { 200: pipelineSchema, 304: z.null().describe('Not modified'), ...problems(404) },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
       const p = app.store.get(id, request.query.version);
       if (!p) throw notFound(id, request.query.version);
-      reply.header('etag', etagOf(p.id, p.version));
-      return view(p, storedPlan(p));
+      const etag = etagOf(p.id, p.version);
+      reply.header('etag', etag);
+      // RFC 9110 §15.4.5: a 304 carries the ETag a 200 would have, and no body.
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
+      let body = bodies.get(p.id, p.version);
+      if (body === undefined) {
+        // The response schema's own check, once per version; a string is then sent as it is.
+        body = JSON.stringify(pipelineSchema.parse(view(p, storedPlan(p))));
+        bodies.set(p.id, p.version, body);
+      }
+      // Fastify sends a JSON string as it is; the type provider only knows the object it stands for.
+      return reply.type('application/json; charset=utf-8').send(body as unknown as PipelineBody);
     },
   );
 
@@ -178,6 +193,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       const { id } = request.params;
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
       if (!app.store.delete(id, ifVersion === undefined ? {} : { ifVersion })) throw notFound(id);
+      bodies.forget(id);
       return reply.code(204).send(null);
     },
   );
