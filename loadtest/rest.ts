@@ -112,6 +112,11 @@ async function main() {
     const rows: Row[] = [];
     rows.push(await measure('hello-world', 'fastify baseline', helloUrl));
     rows.push(await measure('get', 'remotemedia', `${product.url}/v1/pipelines/${id}`));
+    rows.push(
+      await measure('get, If-None-Match → 304', 'remotemedia', `${product.url}/v1/pipelines/${id}`, {
+        headers: { 'if-none-match': `"${id}-v1"` },
+      }),
+    );
     rows.push(await measure('list', 'remotemedia', `${product.url}/v1/pipelines?limit=20`));
     rows.push(
       await measure('plan', 'remotemedia', `${product.url}/v1/plan`, { method: 'POST', headers: json, body }),
@@ -126,11 +131,11 @@ async function main() {
     // The baseline again at the end: the machine's drift shows as a difference between the two.
     rows.push(await measure('hello-world (again)', 'fastify baseline', helloUrl));
     const baseline = median([rows[0]?.requests_per_s ?? 0, rows.at(-1)?.requests_per_s ?? 0]);
-    console.log('\nscenario              req/s    p50 ms  p99 ms  non-2xx  ratio vs hello-world');
+    console.log('\nscenario                    req/s    p50 ms  p99 ms  non-2xx  ratio vs hello-world');
     for (const r of rows) {
       const ratio = r.requests_per_s / baseline;
       console.log(
-        `${r.scenario.padEnd(20)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
+        `${r.scenario.padEnd(26)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
           .toFixed(1)
           .padStart(
             8,

@@ -4,25 +4,29 @@
  *
  *   JS receive     the socket read and its callback (uWS or libuv stream read → session.onBinary)
  *   hand-off       inside the native push (copy into the worker's queue, wake the worker)
- *   worker         native worker threads (rm-worker-*): decode, DSP, encode, queue, park
+ *   worker         native worker threads (rm-worker-*): decode, DSP, encode, queue; park and wake-up apart
  *   hand-back      the thread-safe function's wake-up of the JS thread and the JS dispatch of outputs
  *   answer build   turning native outputs into JS values (objects, Buffers) inside that callback
  *   send           the answer's write to the socket (uWS send / libuv write down to the syscall)
  *
- * The rest of the JS thread is shown too (event-loop wait, timers, GC outside these paths, other).
+ * The rest of the process is shown too: the JS thread's epoll wait, its samples whose stacks are too
+ * short to place (mostly malloc and memcpy), and the other threads (V8's concurrent GC).
  */
 
 export const steps = [
   'JS receive',
   'hand-off (push)',
-  'worker',
+  'worker: decode, DSP, encode',
+  'worker: park and wake-up',
   'hand-back (tsfn)',
   'answer build',
   'send',
   'JS thread: epoll wait',
-  'JS thread: other',
-  'other threads',
+  'JS thread: unattributed',
+  'other threads (V8 GC helpers)',
 ] as const;
+/** The steps on a frame's path (the rest of the process is shown apart). */
+const ON_PATH = 7;
 export type Step = (typeof steps)[number];
 
 interface Sample {
@@ -57,30 +61,40 @@ export function parsePerfScript(text: string): Sample[] {
 
 const has = (stack: string[], re: RegExp) => stack.some((f) => re.test(f));
 
+// Call graphs come from frame pointers; libc and parts of V8 have none, so many stacks stop a few
+// frames in. Each step is therefore also recognised by its innermost frames (the syscall wrapper,
+// the napi conversion), and the checks run from the most specific step to the least.
 const SEND =
-  /sys_sendto|sys_sendmsg|sys_write\b|sys_writev|us_socket_write|uv__write|uv_try_write|tcp_sendmsg/;
-const TSFN = /uv__async_io|ThreadSafeFunction|threadsafe_function|call_js_cb/;
-const BUILD =
-  /ToNapiValue|to_napi_value|napi_create_|napi_set_|Buffer::New|Buffer::Copy|BackingStore|remotemedia.*EngineOutput/;
-const PUSH = /remotemedia.*push|EngineSession.*push|\bpush\b.*remotemedia/;
-const RECEIVE = /us_internal_dispatch_ready_poll|uv__stream_io|uv__read|sys_recvfrom|sys_read\b|tcp_recvmsg/;
+  /^(__send|send|__libc_write|writev) \(|uWS_WebSocket_send|sys_sendto|sys_sendmsg|sys_writev|us_socket_write|uv__write|uv_try_write|tcp_sendmsg/;
+const BUILD = /ToNapiValue|to_napi_value|napi_create_|napi_set_|Buffer::New|BackingStore::WrapAllocation/;
+/**
+ * push, its argument borrow and its futex wake of the worker (a bare `syscall` on the JS thread), and
+ * napi's per-call unwrapping of `this` (push's, and recordLatency's from the answer path: stacks that
+ * stop inside napi cannot tell the two apart).
+ */
+const HANDOFF =
+  /push_c_callback|NativeSession.*push|native_borrow|NativeBorrowGuard|^syscall \(|validate_type_tag|unwrap_raw|napi_unwrap/;
+const HANDBACK =
+  /uv__async_io|ThreadSafeFunction|threadsafe_function|call_js_cb|LatencyHistogram|JS:\S*(onOutput|dispatch|sendEvents)\b/;
+const RECEIVE =
+  /us_internal_dispatch_ready_poll|uWS::|ArrayBuffer_New|uv__stream_io|uv__read|sys_recvfrom|sys_read\b|tcp_recvmsg|JS:\S*(onBinary|message|admit)\b/;
 const EPOLL = /epoll_wait|epoll_pwait/;
+const PARK = /futex|finish_task_switch|schedule|park|condvar/i;
 
 /** The step a sample of the server process belongs to; `mainTid` is the JS thread (= the pid). */
 export function classify(s: Sample, mainTid: number): Step {
-  if (s.comm.startsWith('rm-worker')) return 'worker';
-  if (s.tid !== mainTid) return 'other threads';
   const st = s.stack;
-  if (has(st, TSFN)) {
-    if (has(st, SEND)) return 'send';
-    if (has(st, BUILD)) return 'answer build';
-    return 'hand-back (tsfn)';
+  if (s.comm.startsWith('rm-worker')) {
+    return has(st.slice(0, 6), PARK) ? 'worker: park and wake-up' : 'worker: decode, DSP, encode';
   }
-  if (has(st, PUSH)) return 'hand-off (push)';
+  if (s.tid !== mainTid) return 'other threads (V8 GC helpers)';
   if (has(st, SEND)) return 'send';
+  if (has(st, BUILD)) return 'answer build';
+  if (has(st, HANDOFF)) return 'hand-off (push)';
+  if (has(st, HANDBACK)) return 'hand-back (tsfn)';
   if (has(st, RECEIVE)) return 'JS receive';
   if (has(st, EPOLL)) return 'JS thread: epoll wait';
-  return 'JS thread: other';
+  return 'JS thread: unattributed';
 }
 
 export interface Breakdown {
@@ -97,7 +111,7 @@ export function breakdown(samples: Sample[], mainTid: number, frames: number, wi
     const step = classify(s, mainTid);
     ns.set(step, (ns.get(step) ?? 0) + s.periodNs);
   }
-  const onPath = steps.slice(0, 6).reduce((sum, s) => sum + (ns.get(s) ?? 0), 0);
+  const onPath = steps.slice(0, ON_PATH).reduce((sum, s) => sum + (ns.get(s) ?? 0), 0);
   const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
   const rows = steps.map((step) => {
     const n = ns.get(step) ?? 0;
@@ -105,7 +119,7 @@ export function breakdown(samples: Sample[], mainTid: number, frames: number, wi
       step,
       cpu_ms: round(n / 1e6, 1),
       us_per_frame: round(n / 1e3 / Math.max(1, frames), 2),
-      share_pct: steps.indexOf(step) < 6 ? round((100 * n) / Math.max(1, onPath), 1) : 0,
+      share_pct: steps.indexOf(step) < ON_PATH ? round((100 * n) / Math.max(1, onPath), 1) : 0,
     };
   });
   return {
@@ -123,7 +137,7 @@ export function markdown(b: Breakdown): string {
     '| --- | ---: | ---: | ---: |',
     ...b.rows.map(
       (r, i) =>
-        `| ${r.step} | ${r.us_per_frame.toFixed(2)} | ${i < 6 ? `${r.share_pct.toFixed(1)} %` : '—'} | ${r.cpu_ms} |`,
+        `| ${r.step} | ${r.us_per_frame.toFixed(2)} | ${i < ON_PATH ? `${r.share_pct.toFixed(1)} %` : '—'} | ${r.cpu_ms} |`,
     ),
     `| **frame's path, total** | **${b.total_us_per_frame.toFixed(2)}** | 100 % | |`,
   ];
