@@ -130,17 +130,24 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const p = app.store.get(id, request.query.version);
-      if (!p) throw notFound(id, request.query.version);
-      const etag = etagOf(p.id, p.version);
+      const { version } = request.query;
+      // Which version answers (a cheap read); the document is read only to build a body not cached yet.
+      const current = app.store.versionOf(id, version);
+      if (current === undefined) throw notFound(id, version);
+      const etag = etagOf(id, current);
       reply.header('etag', etag);
-      // RFC 9110 §15.4.5: a 304 carries the ETag a 200 would have, and no body.
-      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-      let body = bodies.get(p.id, p.version);
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) {
+        // No payload at all: Fastify then sends neither a body nor a Content-Length (a serialized `null`
+        // would announce 4 bytes that a 304 never carries, and keep-alive clients would wait for them).
+        return (reply as FastifyReply).code(304).send();
+      }
+      let body = bodies.get(id, current);
       if (body === undefined) {
+        const p = app.store.get(id, current);
+        if (!p) throw notFound(id, version);
         // The response schema's own check, once per version; a string is then sent as it is.
         body = JSON.stringify(pipelineSchema.parse(view(p, storedPlan(p))));
-        bodies.set(p.id, p.version, body);
+        bodies.set(id, current, body);
       }
       // Fastify sends a JSON string as it is; the type provider only knows the object it stands for.
       return reply.type('application/json; charset=utf-8').send(body as unknown as PipelineBody);
