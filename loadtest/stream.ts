@@ -7,13 +7,14 @@
  * Everything listens on and talks to 127.0.0.1; every run is bounded in time.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildLoadgen, type Measured, runLoadgen } from './stream/loadgen.js';
 import { type Echo, type Product, root, sleep, startEcho, startProduct } from './stream/processes.js';
 import { baselineOf, pipelines, type Scenario, scenarios } from './stream/scenarios.js';
 import { type RunPair, type ScenarioSummary, summarize, table } from './stream/summary.js';
+import { capacity, chart, point, type SweepPoint } from './stream/sweep.js';
 
 const usage = `npm run loadtest:stream -- [options]
 
@@ -27,6 +28,12 @@ const usage = `npm run loadtest:stream -- [options]
   --cpu-prof          start the product with node --cpu-prof (profiles in bench/cpuprof/)
   --skip-build        do not run cargo build for rm-loadgen first
   --out FILE          results file (default bench/stream.json; scenarios merge into it)
+  --sweep N,N,…       instead: one run per session count of --sweep-scenario (paced), product and
+                      baseline; prints the capacity (most sessions with client p99 ≤ --budget-ms, nothing
+                      lost or dropped) and draws bench/latency-vs-sessions.svg
+  --sweep-scenario S  the paced scenario to sweep (default paced-asr-500-uws)
+  --budget-ms MS      the sweep's p99 budget (default 5)
+  --nice N            run the generator and servers at this nice level (default 0; negative needs root)
   --help              this text
 
 scenarios:
@@ -51,6 +58,10 @@ const { values: flags } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
     out: { type: 'string', default: join(root, 'bench/stream.json') },
+    sweep: { type: 'string' },
+    'sweep-scenario': { type: 'string', default: 'paced-asr-500-uws' },
+    'budget-ms': { type: 'string', default: '5' },
+    nice: { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -95,15 +106,27 @@ async function createPipeline(product: Product, scenario: Scenario): Promise<str
   return ((await r.json()) as { id: string }).id;
 }
 
-function generate(scenario: Scenario, url: string, protocol: 'product' | 'echo', pid: number, run: number) {
-  const sessions = sessionsOverride ?? scenario.sessions;
+const nice = Number(flags.nice);
+/** Applies --nice to a process this run started. */
+function renice(pid: number): void {
+  if (nice !== 0) setPriority(pid, nice);
+}
+
+function generate(
+  scenario: Scenario,
+  url: string,
+  protocol: 'product' | 'echo',
+  pid: number,
+  run: number,
+  sessions = sessionsOverride ?? scenario.sessions,
+) {
   const args = [
     ...['--url', url, '--protocol', protocol, '--mode', scenario.mode],
     ...['--sessions', String(sessions), '--duration', String(durationS), '--frame-ms', String(frameMs)],
     ...['--in-flight', String(inFlightOverride ?? scenario.inFlight ?? 1), '--seed', String(run + 1)],
     ...['--label', `${scenario.name} ${protocol}`],
   ];
-  return runLoadgen(args, pid, durationS + 90 + sessions / 20);
+  return runLoadgen(args, pid, durationS + 90 + sessions / 20, undefined, renice);
 }
 
 function brief(label: string, m: Measured): string {
@@ -123,6 +146,7 @@ async function runScenario(
     productEnv,
     flags['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(root, 'bench/cpuprof')] : [],
   );
+  renice(product.pid);
   const pairs: RunPair[] = [];
   try {
     const id = await createPipeline(product, scenario);
@@ -141,6 +165,49 @@ async function runScenario(
     await product.stop();
   }
   return { pairs, summary: summarize(pairs) };
+}
+
+async function runSweep(echoes: Record<'echo-uws' | 'echo-ws', Echo>): Promise<unknown> {
+  const scenario = scenarios.find((s) => s.name === flags['sweep-scenario']);
+  if (scenario?.mode !== 'paced') throw new Error('--sweep-scenario must name a paced scenario');
+  const counts = (flags.sweep ?? '').split(',').map((n) => positive('sweep', n, 20_000) as number);
+  const budgetMs = positive('budget-ms', flags['budget-ms'], 10_000) as number;
+  const baseline = baselineOf[scenario.transport];
+  const points: SweepPoint[] = [];
+  const product = await startProduct(productEnv);
+  renice(product.pid);
+  try {
+    const id = await createPipeline(product, scenario);
+    const url = `${product.base[scenario.transport]}/v1/pipelines/${id}/stream`;
+    for (const n of counts) {
+      process.stdout.write(`\n${scenario.name} at ${n} sessions\n`);
+      const b = await generate(scenario, echoes[baseline].url, 'echo', echoes[baseline].pid, 0, n);
+      process.stdout.write(`${brief(baseline, b)}\n`);
+      const p = await generate(scenario, url, 'product', product.pid, 0, n);
+      process.stdout.write(`${brief(scenario.transport, p)}\n`);
+      points.push(point(n, baseline, b), point(n, scenario.transport, p));
+    }
+  } finally {
+    await product.stop();
+  }
+  const held = {
+    [scenario.transport]: capacity(points, scenario.transport, budgetMs),
+    [baseline]: capacity(points, baseline, budgetMs),
+  };
+  const title = `Client p99 vs paced sessions: ${scenario.pipeline} on ${scenario.transport} (${frameMs} ms frames, ${availableParallelism()} CPUs)`;
+  writeFileSync(join(root, 'bench/latency-vs-sessions.svg'), chart(title, points));
+  process.stdout.write(
+    `\ncapacity at client p99 ≤ ${budgetMs} ms, nothing lost or dropped: ${JSON.stringify(held)} sessions\n` +
+      `chart: bench/latency-vs-sessions.svg\n`,
+  );
+  return {
+    at: new Date().toISOString(),
+    scenario: scenario.name,
+    budget_ms: budgetMs,
+    duration_s: durationS,
+    capacity: held,
+    points,
+  };
 }
 
 function save(results: Record<string, unknown>): void {
@@ -169,6 +236,15 @@ async function main(): Promise<void> {
       `${machine.cpus} CPUs shared by generator and servers\n`,
   );
   const echoes = { 'echo-uws': await startEcho('echo-uws'), 'echo-ws': await startEcho('echo-ws') };
+  for (const e of Object.values(echoes)) renice(e.pid);
+  if (flags.sweep !== undefined) {
+    try {
+      save({ [`sweep:${flags['sweep-scenario']}`]: await runSweep(echoes) });
+    } finally {
+      for (const e of Object.values(echoes)) await e.stop();
+    }
+    return;
+  }
   const results: Record<string, unknown> = {};
   const summaries: [Scenario, ScenarioSummary][] = [];
   try {

@@ -95,8 +95,10 @@ export async function runLoadgen(
   serverPid: number | null,
   limitS: number,
   bin = loadgenPath(),
+  started: (pid: number) => void = () => {},
 ): Promise<Measured> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) started(child.pid);
   const t = track(child);
   const killer = setTimeout(() => child.kill('SIGKILL'), limitS * 1000);
   let out = '';
