@@ -16,9 +16,9 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Product, root, sleep, startProduct } from './processes.js';
 import { breakdown, markdown, parsePerfScript } from './profile/perf-breakdown.js';
 import { buildLoadgen, type Measured, runLoadgen } from './stream/loadgen.js';
-import { type Product, root, sleep, startProduct } from './stream/processes.js';
 import { pipelines } from './stream/scenarios.js';
 
 const { values: flags } = parseArgs({

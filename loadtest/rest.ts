@@ -5,13 +5,13 @@
  *
  *   node --import tsx loadtest/rest.ts [--duration 5] [--connections 20] [--rounds 3] [--json bench/rest.json]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
+import { startProduct } from './processes.js';
 import { median } from './stats.js';
 
 const { values } = parseArgs({
@@ -69,30 +69,6 @@ async function measure(
   return row;
 }
 
-/** Starts `remotemedia serve` as its own process and resolves with its base URL. */
-function startProduct(): Promise<{ child: ChildProcess; url: string }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rm-loadtest-rest-'));
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve', '--port', '0', '--rt-port', '0'], {
-    env: {
-      ...process.env,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MIN: '0',
-      MAX_EVENT_LOOP_DELAY_MS: '0',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
 async function main() {
   console.log(
     `REST load test: ${connections} connections, ${duration} s per scenario, ${cpus().length} cores`,
@@ -100,7 +76,9 @@ async function main() {
   const hello = Fastify({ logger: false });
   hello.get('/', async () => ({ hello: 'world' }));
   const helloUrl = await hello.listen({ port: 0, host: '127.0.0.1' });
-  const product = await startProduct();
+  // Warn level: no per-request log lines (the hello-world baseline logs nothing either).
+  const started = await startProduct({});
+  const product = { ...started, url: started.api };
   try {
     const created = await fetch(`${product.url}/v1/pipelines`, {
       method: 'POST',
@@ -185,7 +163,7 @@ async function main() {
     mergeIntoResults(result);
     console.log(`\nwritten to ${values.json} and bench/results.json ("rest")`);
   } finally {
-    product.child.kill('SIGTERM');
+    await product.stop();
     await hello.close();
   }
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { root, track } from './processes.js';
+import { root, track } from '../processes.js';
 import { type CpuUsage, type ProcSample, sample, usageBetween } from './procstat.js';
 
 /** Where cargo puts the binary of a profile. */

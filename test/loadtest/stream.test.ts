@@ -8,8 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Echo, startEcho } from '../../loadtest/processes.js';
 import { buildLoadgen, type LoadgenReport, runLoadgen } from '../../loadtest/stream/loadgen.js';
-import { type Echo, startEcho } from '../../loadtest/stream/processes.js';
 import { asrFrontEnd, type Running, startTestServer, storePipeline } from '../support/server.js';
 
 let server: Running;

@@ -1,5 +1,5 @@
 /**
- * The processes a streaming load run starts: the product (`dist/cli.js serve`, both realtime
+ * The processes a load run starts: the product (`dist/cli.js serve`, both realtime
  * transports) and the raw echo baselines (loadtest/echo-uws.ts, loadtest/echo-ws.ts), each on free
  * loopback ports, each killed when this process ends however it ends.
  */
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const root = fileURLToPath(new URL('..', import.meta.url));
 
 export interface Running {
   pid: number;
