@@ -3,25 +3,28 @@
  * with a Fastify hello-world baseline measured in the same run on the same machine, so the result is a
  * ratio that survives a noisy host. Loopback only; every scenario is bounded in time.
  *
- *   node --import tsx loadtest/rest.ts [--duration 5] [--connections 20] [--json bench/rest.json]
+ *   node --import tsx loadtest/rest.ts [--duration 5] [--connections 20] [--rounds 3] [--json bench/rest.json]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
+import { startProduct } from './processes.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '20' },
     json: { type: 'string', default: 'bench/rest.json' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const duration = Number(values.duration);
 const connections = Number(values.connections);
+const roundCount = Math.max(1, Math.min(10, Number(values.rounds)));
 
 const document = {
   name: 'asr-frontend',
@@ -66,30 +69,6 @@ async function measure(
   return row;
 }
 
-/** Starts `remotemedia serve` as its own process and resolves with its base URL. */
-function startProduct(): Promise<{ child: ChildProcess; url: string }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rm-loadtest-rest-'));
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve', '--port', '0', '--rt-port', '0'], {
-    env: {
-      ...process.env,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MIN: '0',
-      MAX_EVENT_LOOP_DELAY_MS: '0',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
 async function main() {
   console.log(
     `REST load test: ${connections} connections, ${duration} s per scenario, ${cpus().length} cores`,
@@ -97,7 +76,9 @@ async function main() {
   const hello = Fastify({ logger: false });
   hello.get('/', async () => ({ hello: 'world' }));
   const helloUrl = await hello.listen({ port: 0, host: '127.0.0.1' });
-  const product = await startProduct();
+  // Warn level: no per-request log lines (the hello-world baseline logs nothing either).
+  const started = await startProduct({});
+  const product = { ...started, url: started.api };
   try {
     const created = await fetch(`${product.url}/v1/pipelines`, {
       method: 'POST',
@@ -108,32 +89,62 @@ async function main() {
     const { id } = (await created.json()) as { id: string };
     const body = JSON.stringify(document);
     const json = { 'content-type': 'application/json' };
-    const rows: Row[] = [];
-    rows.push(await measure('hello-world', 'fastify baseline', helloUrl));
-    rows.push(await measure('get', 'remotemedia', `${product.url}/v1/pipelines/${id}`));
-    rows.push(await measure('list', 'remotemedia', `${product.url}/v1/pipelines?limit=20`));
-    rows.push(
-      await measure('plan', 'remotemedia', `${product.url}/v1/plan`, { method: 'POST', headers: json, body }),
+    const scenarios: [string, string, Partial<autocannon.Options>][] = [
+      ['get', `${product.url}/v1/pipelines/${id}`, {}],
+      [
+        'get, If-None-Match → 304',
+        `${product.url}/v1/pipelines/${id}`,
+        { headers: { 'if-none-match': `"${id}-v1"` } },
+      ],
+      ['list', `${product.url}/v1/pipelines?limit=20`, {}],
+      ['plan', `${product.url}/v1/plan`, { method: 'POST', headers: json, body }],
+      ['create', `${product.url}/v1/pipelines`, { method: 'POST', headers: json, body }],
+    ];
+    // Each round brackets the product's scenarios with the baseline, before and after, so that the
+    // machine's drift within a round shows; ratios are taken per round, then their median.
+    const rounds: { baseline_requests_per_s: number; rows: (Row & { ratio_vs_hello_world: number })[] }[] =
+      [];
+    for (let round = 0; round < roundCount; round++) {
+      console.log(`round ${round + 1}/${roundCount}`);
+      const before = await measure('hello-world', 'fastify baseline', helloUrl);
+      const rows: Row[] = [];
+      for (const [name, url, opts] of scenarios) rows.push(await measure(name, 'remotemedia', url, opts));
+      const after = await measure('hello-world (again)', 'fastify baseline', helloUrl);
+      const baseline = median([before.requests_per_s, after.requests_per_s]);
+      rounds.push({
+        baseline_requests_per_s: baseline,
+        rows: [before, ...rows, after].map((r) => ({
+          ...r,
+          ratio_vs_hello_world: r.requests_per_s / baseline,
+        })),
+      });
+    }
+    const names = rounds[0]?.rows.map((r) => r.scenario) ?? [];
+    const medianRows = names.map((name, i) => {
+      const all = rounds.map((r) => r.rows[i] as Row & { ratio_vs_hello_world: number });
+      const m = (f: (r: Row & { ratio_vs_hello_world: number }) => number) => median(all.map(f));
+      return {
+        scenario: name,
+        target: all[0]?.target ?? '',
+        requests_per_s: m((r) => r.requests_per_s),
+        latency_p50_ms: m((r) => r.latency_p50_ms),
+        latency_p99_ms: m((r) => r.latency_p99_ms),
+        non_2xx: m((r) => r.non_2xx),
+        errors: m((r) => r.errors),
+        ratio_vs_hello_world: m((r) => r.ratio_vs_hello_world),
+      };
+    });
+    console.log(
+      `\nmedians over ${roundCount} round(s); ratio = median of per-round ratios (304s count as non-2xx)`,
     );
-    rows.push(
-      await measure('create', 'remotemedia', `${product.url}/v1/pipelines`, {
-        method: 'POST',
-        headers: json,
-        body,
-      }),
-    );
-    // The baseline again at the end: the machine's drift shows as a difference between the two.
-    rows.push(await measure('hello-world (again)', 'fastify baseline', helloUrl));
-    const baseline = median([rows[0]?.requests_per_s ?? 0, rows.at(-1)?.requests_per_s ?? 0]);
-    console.log('\nscenario              req/s    p50 ms  p99 ms  non-2xx  ratio vs hello-world');
-    for (const r of rows) {
-      const ratio = r.requests_per_s / baseline;
+    console.log('scenario                     req/s    p50 ms  p99 ms  non-2xx  ratio vs hello-world');
+    for (const r of medianRows) {
       console.log(
-        `${r.scenario.padEnd(20)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
+        `${r.scenario.padEnd(26)} ${Math.round(r.requests_per_s).toString().padStart(7)} ${r.latency_p50_ms
           .toFixed(1)
           .padStart(
             8,
-          )} ${r.latency_p99_ms.toFixed(1).padStart(7)} ${String(r.non_2xx).padStart(8)}  ${ratio.toFixed(2)}×`,
+          )} ${r.latency_p99_ms.toFixed(1).padStart(7)} ${String(r.non_2xx).padStart(8)}  ${r.ratio_vs_hello_world.toFixed(2)}×`,
       );
     }
     const result = {
@@ -142,23 +153,19 @@ async function main() {
       node: process.version,
       connections,
       duration_s: duration,
-      baseline_requests_per_s: baseline,
-      rows: rows.map((r) => ({ ...r, ratio_vs_hello_world: r.requests_per_s / baseline })),
+      rounds: roundCount,
+      baseline_requests_per_s: median(rounds.map((r) => r.baseline_requests_per_s)),
+      rows: medianRows,
+      per_round: rounds,
     };
     mkdirSync(dirname(values.json), { recursive: true });
     writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
     mergeIntoResults(result);
     console.log(`\nwritten to ${values.json} and bench/results.json ("rest")`);
   } finally {
-    product.child.kill('SIGTERM');
+    await product.stop();
     await hello.close();
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
 }
 
 function mergeIntoResults(rest: object) {

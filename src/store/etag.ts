@@ -41,3 +41,18 @@ export function ifMatchVersions(
   }
   return versions;
 }
+
+/**
+ * Whether an `If-None-Match` header names the current tag `etag`, so that a GET answers 304 Not
+ * Modified. RFC 9110 §13.1.2: weak comparison (a `W/` prefix is ignored), and `*` matches any
+ * current representation.
+ */
+export function ifNoneMatchHits(header: string | readonly string[] | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const value = typeof header === 'string' ? header : header.join(',');
+  if (value.trim() === '*') return true;
+  for (const m of value.matchAll(/(?:W\/)?"[^"]*"/g)) {
+    if (m[0].replace(/^W\//, '') === etag) return true;
+  }
+  return false;
+}

@@ -8,7 +8,7 @@ export {
   StoreError,
   schemaVersion,
 } from './db.js';
-export { etagOf, ifMatchVersions, parseEtag } from './etag.js';
+export { etagOf, ifMatchVersions, ifNoneMatchHits, parseEtag } from './etag.js';
 export {
   DEFAULT_PAGE_LIMIT,
   isPipelineId,

@@ -118,6 +118,11 @@ interface VersionRow {
   deleted_at: string | null;
 }
 
+interface VersionOnlyRow {
+  version: number;
+  deleted_at: string | null;
+}
+
 interface VersionInsert {
   id: string;
   version: number;
@@ -161,6 +166,7 @@ export class PipelineStore<D = unknown> {
   private readonly stmt: {
     head: Statement<[{ id: string }], HeadRow>;
     version: Statement<[{ id: string; version: number | null }], VersionRow>;
+    versionOnly: Statement<[{ id: string; version: number | null }], VersionOnlyRow>;
     firstPage: Statement<[{ limit: number }], VersionRow>;
     nextPage: Statement<[{ created_at: string; id: string; limit: number }], VersionRow>;
     insertPipeline: Statement<[{ id: string; name: string; now: string }]>;
@@ -179,6 +185,10 @@ export class PipelineStore<D = unknown> {
       ),
       version: db.prepare<[{ id: string; version: number | null }], VersionRow>(
         `${SELECT_VERSION} AND v.version = coalesce(@version, p.current_version) WHERE p.id = @id`,
+      ),
+      versionOnly: db.prepare<[{ id: string; version: number | null }], VersionOnlyRow>(
+        `SELECT v.version, p.deleted_at FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id
+         AND v.version = coalesce(@version, p.current_version) WHERE p.id = @id`,
       ),
       firstPage: db.prepare<[{ limit: number }], VersionRow>(
         `${current} ORDER BY p.created_at, p.id LIMIT @limit`,
@@ -235,6 +245,16 @@ export class PipelineStore<D = unknown> {
     const row = this.read(() => this.stmt.version.get({ id, version: version ?? null }));
     if (!row || (row.deleted_at !== null && !options.includeDeleted)) return undefined;
     return fromRow<D>(row);
+  }
+
+  /**
+   * The number of the version `get(id, version)` would return, without reading its document: enough
+   * to tell whether a cached representation of it is the one to serve (versions never change).
+   */
+  versionOf(id: string, version?: number): number | undefined {
+    if (version !== undefined && !Number.isSafeInteger(version)) return undefined;
+    const row = this.read(() => this.stmt.versionOnly.get({ id, version: version ?? null }));
+    return row && row.deleted_at === null ? row.version : undefined;
   }
 
   /**

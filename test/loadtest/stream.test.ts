@@ -1,98 +1,114 @@
 /**
- * Keeps the streaming load generator from rotting: a short run of a few paced sessions against both
- * product transports and a raw echo server must give a well-formed report with nothing lost.
- * Speed is measured by `npm run loadtest:stream`, never asserted here.
+ * Keeps the native load generator (`rm-loadgen`, native/loadgen) honest: short runs of a few sessions
+ * against a real server (both transports) and a raw echo server must count every frame the server
+ * answered, and report in the shape `npm run loadtest:stream` reads. Speed is measured by the load
+ * test, never asserted here.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ClientReport } from '../../loadtest/stream-client.js';
+import { type Echo, startEcho } from '../../loadtest/processes.js';
+import { buildLoadgen, type LoadgenReport, runLoadgen } from '../../loadtest/stream/loadgen.js';
 import { asrFrontEnd, type Running, startTestServer, storePipeline } from '../support/server.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
 let server: Running;
-let pipelineId: string;
-let echo: ChildProcess;
-let echoPort: number;
+let echo: Echo;
+let bin: string;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  pipelineId = storePipeline(server.app, asrFrontEnd);
-  echo = spawn(process.execPath, ['--import', 'tsx', 'loadtest/echo-uws.ts', '--port', '0'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  echoPort = await new Promise<number>((resolve, reject) => {
-    echo.stdout?.once('data', (d: Buffer) => resolve(JSON.parse(d.toString().split('\n')[0] ?? '').port));
-    echo.once('exit', (code) => reject(new Error(`echo-uws exited with ${code}`)));
-  });
-});
+  bin = buildLoadgen('dev');
+  server = await startTestServer({ MAX_MESSAGES_PER_SEC: '100000' });
+  echo = await startEcho('echo-uws');
+}, 300_000);
 afterAll(async () => {
-  echo?.kill('SIGTERM');
+  await echo?.stop();
   await server?.close();
 });
 
-function generate(url: string, protocol: 'product' | 'echo'): Promise<ClientReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'loadtest/stream-client.ts',
-        ...['--url', url, '--protocol', protocol, '--sessions', '5', '--duration', '2'],
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.once('exit', (code) => {
-      if (code === 0) resolve(JSON.parse(out.trim()) as ClientReport);
-      else reject(new Error(`stream-client exited with ${code}: ${err}`));
-    });
-  });
+async function generate(args: string[]): Promise<LoadgenReport> {
+  return (await runLoadgen(args, null, 120, bin)).report;
 }
 
-function expectClean(r: ClientReport) {
-  expect(r.aborted).toBe(false);
-  expect(r.sessions).toMatchObject({ requested: 5, opened: 5, held: 5, connect_errors: 0, refused: {} });
-  // 2 s of 20 ms frames per session.
-  expect(r.frames.sent).toBe(5 * 100);
+/** Every frame sent was answered, none lost, dropped or in error; the report has its parts. */
+function expectClean(r: LoadgenReport, sessions: number) {
+  expect(r.sessions).toEqual({
+    requested: sessions,
+    opened: sessions,
+    held: sessions,
+    refused: {},
+    connect_errors: 0,
+    closed_early: {},
+  });
+  expect(r.frames).toMatchObject({ lost: 0, dropped: 0, frame_errors: 0, other_errors: 0, unexpected: 0 });
+  expect(r.frames.sent).toBeGreaterThan(0);
   expect(r.frames.answered).toBe(r.frames.sent);
-  expect(r.frames).toMatchObject({ lost: 0, dropped: 0, frame_errors: 0, unexpected: 0 });
   expect(r.frame_bytes).toBe(3840);
   expect(r.rtt.count).toBe(r.frames.answered);
-  for (const k of ['p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms'] as const) {
-    expect(r.rtt[k]).toBeGreaterThan(0);
-  }
   expect(r.rtt.p50_ms).toBeLessThanOrEqual(r.rtt.p99_ms);
   expect(r.rtt.p99_ms).toBeLessThanOrEqual(r.rtt.max_ms);
-  expect(r.generator.cpu_pct).toBeGreaterThan(0);
-  expect(r.generator.send_lag.count).toBeGreaterThan(0);
+  expect(r.answered_per_s).toBeGreaterThan(0);
+  expect(r.generator.cpu_s).toBeGreaterThanOrEqual(0);
+  expect(r.generator.nofile_limit).toBeGreaterThanOrEqual(sessions);
 }
 
-it('streams paced sessions over both transports and a raw echo server with nothing lost', async () => {
-  const path = `/v1/pipelines/${pipelineId}/stream`;
-  const [uws, ws, raw] = await Promise.all([
-    generate(server.base.uws + path, 'product'),
-    generate(server.base.ws + path, 'product'),
-    generate(`ws://127.0.0.1:${echoPort}/echo`, 'echo'),
+it('paces sessions through a pipeline it creates over REST, and the server counts the same frames', async () => {
+  const doc = join(tmpdir(), `rm-loadgen-test-${process.pid}.json`);
+  writeFileSync(doc, JSON.stringify(asrFrontEnd));
+  const api = server.base.ws.replace('ws://', 'http://');
+  const r = await generate([
+    ...['--url', `${server.base.uws}/v1/pipelines/{id}/stream`, '--create', doc, '--api', api],
+    ...['--sessions', '3', '--duration', '1'],
   ]);
-  for (const r of [uws, ws]) {
-    expectClean(r);
-    expect(r.frames.reordered).toBeNull();
-    // Every session ended with its stats, and the server counted every frame the client sent.
-    expect(r.server).toMatchObject({ sessions: 5, frames_in: 500, frames_out: 500, frames_dropped: 0 });
-    expect(r.server?.p99_ms_max).toBeGreaterThan(0);
-  }
-  expectClean(raw);
-  expect(raw.frames.reordered).toBe(0);
-  expect(raw.server).toBeNull();
+  expectClean(r, 3);
+  expect(r.pipeline).toMatch(/^pl_/);
+  // Paced: exactly one frame per 20 ms per session over the second.
+  expect(r.frames.sent).toBe(3 * 50);
+  expect(r.send_lag?.count).toBe(r.frames.sent);
+  expect(r.server).toMatchObject({ sessions: 3, frames_in: 150, frames_out: 150, frames_dropped: 0 });
+});
+
+it('keeps k frames in flight per session on the main port (closed loop)', async () => {
+  const id = storePipeline(server.app, {
+    name: 'gain',
+    nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
+  });
+  const r = await generate([
+    ...['--url', `${server.base.ws}/v1/pipelines/${id}/stream`, '--pipeline', id],
+    ...['--mode', 'closed', '--in-flight', '3', '--sessions', '2', '--duration', '1'],
+  ]);
+  expectClean(r, 2);
+  expect(r).toMatchObject({ mode: 'closed', in_flight: 3, send_lag: null });
+  expect(r.server).toMatchObject({ sessions: 2, frames_in: r.frames.sent, frames_out: r.frames.sent });
+});
+
+it('checks the order of raw echoes', async () => {
+  const r = await generate([
+    '--url',
+    echo.url,
+    '--protocol',
+    'echo',
+    '--mode',
+    'closed',
+    '--sessions',
+    '2',
+    '--duration',
+    '1',
+  ]);
+  expectClean(r, 2);
+  expect(r.frames.out_of_order).toBe(0);
+  expect(r.server).toBeNull();
+});
+
+it('counts refused upgrades by status', async () => {
+  const r = await generate([
+    '--url',
+    `${server.base.uws}/v1/pipelines/pl_missing/stream`,
+    '--sessions',
+    '2',
+    '--duration',
+    '1',
+  ]);
+  expect(r.sessions).toMatchObject({ requested: 2, opened: 0, held: 0, refused: { '404': 2 } });
+  expect(r.frames.sent).toBe(0);
 });

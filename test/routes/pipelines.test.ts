@@ -220,6 +220,66 @@ describe('GET /v1/pipelines/{id}', () => {
     const bad = await app.inject({ method: 'GET', url: `/v1/pipelines/${id}?version=zero` });
     expect(bad.statusCode).toBe(400);
   });
+
+  it('answers If-None-Match with its current ETag by 304 with the ETag and no body', async () => {
+    const { id } = (await create()).json();
+    const first = await app.inject({ method: 'GET', url: `/v1/pipelines/${id}` });
+    const etag = first.headers.etag as string;
+    expect(etag).toBe(`"${id}-v1"`);
+    for (const header of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+      const res = await app.inject({
+        method: 'GET',
+        url: `/v1/pipelines/${id}`,
+        headers: { 'if-none-match': header },
+      });
+      expect(res.statusCode, header).toBe(304);
+      expect(res.headers.etag).toBe(etag);
+      expect(res.body).toBe('');
+      expect(res.headers['content-length']).toBeUndefined();
+    }
+    const other = await app.inject({
+      method: 'GET',
+      url: `/v1/pipelines/${id}`,
+      headers: { 'if-none-match': `"${id}-v9"` },
+    });
+    expect(other.statusCode).toBe(200);
+    // A repeated answer (served from the cache of serialized bodies) is the same bytes and type.
+    expect(other.body).toBe(first.body);
+    expect(other.headers['content-type']).toBe(first.headers['content-type']);
+    expect(first.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('serves a new version after an update, and nothing after a delete', async () => {
+    const { id } = (await create()).json();
+    const v1 = await app.inject({ method: 'GET', url: `/v1/pipelines/${id}` });
+    const put = await app.inject({
+      method: 'PUT',
+      url: `/v1/pipelines/${id}`,
+      payload: { ...gainDoc, name: 'louder', nodes: [{ id: 'g', type: 'gain', params: { db: 6 } }] },
+    });
+    expect(put.statusCode).toBe(200);
+    const v2 = await app.inject({
+      method: 'GET',
+      url: `/v1/pipelines/${id}`,
+      headers: { 'if-none-match': v1.headers.etag as string },
+    });
+    expect(v2.statusCode).toBe(200);
+    expect(v2.headers.etag).toBe(`"${id}-v2"`);
+    expect(v2.json()).toMatchObject({
+      version: 2,
+      name: 'louder',
+      definition: { nodes: [{ params: { db: 6 } }] },
+    });
+    const again = await app.inject({ method: 'GET', url: `/v1/pipelines/${id}?version=1` });
+    expect(again.body).toBe(v1.body);
+    expect((await app.inject({ method: 'DELETE', url: `/v1/pipelines/${id}` })).statusCode).toBe(204);
+    const gone = await app.inject({
+      method: 'GET',
+      url: `/v1/pipelines/${id}`,
+      headers: { 'if-none-match': v2.headers.etag as string },
+    });
+    expect(gone.statusCode).toBe(404);
+  });
 });
 
 describe('PUT /v1/pipelines/{id}', () => {

@@ -103,6 +103,15 @@ describe('PipelineStore', () => {
     );
   });
 
+  it('names the version get() would return without reading it, and none once deleted', () => {
+    const { id } = store.create(documentFor(1));
+    store.update(id, documentFor(2));
+    expect([store.versionOf(id), store.versionOf(id, 1), store.versionOf(id, 3)]).toEqual([2, 1, undefined]);
+    expect(store.versionOf('pl_aaaaaaaaaaaaaaaa')).toBeUndefined();
+    store.delete(id);
+    expect([store.versionOf(id), store.versionOf(id, 1)]).toEqual([undefined, undefined]);
+  });
+
   it('soft-deletes: gone from get and list, versions kept for running sessions (docs/rest.md)', () => {
     const keep = store.create(documentFor(1));
     const gone = store.create(documentFor(2));

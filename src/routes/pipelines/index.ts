@@ -21,8 +21,9 @@ import {
   onlyContentTypes,
 } from '../../plugins/bodies.js';
 import { sendProblem } from '../../plugins/problems.js';
-import { etagOf, ifMatchVersions, type PipelineVersion } from '../../store/index.js';
+import { etagOf, ifMatchVersions, ifNoneMatchHits, type PipelineVersion } from '../../store/index.js';
 import { documentingBodyValidator, problems } from '../common.js';
+import { BodyCache } from './cache.js';
 import {
   documentBody,
   formatQuery,
@@ -36,6 +37,8 @@ import {
   processResponse,
   versionQueryObject,
 } from './schemas.js';
+
+type PipelineBody = z.infer<typeof pipelineSchema>;
 
 /** The REST view of a stored version, as listed. */
 function summary(p: PipelineVersion) {
@@ -79,6 +82,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
   const bounds = planBounds(app.config);
   const documents = { consumes: [...documentContentTypes] };
   const takesDocuments = { onRequest: onlyContentTypes(documentContentTypes) };
+  const bodies = new BodyCache();
 
   app.post(
     '/v1/pipelines',
@@ -123,18 +127,36 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     {
       schema: {
         tags,
-        summary: 'One pipeline, at its current version or `?version=N`',
+        summary:
+          'One pipeline, at its current version or `?version=N`; `If-None-Match` with its ETag gets 304',
         params: idParams,
         querystring: versionQueryObject,
-        response: { 200: pipelineSchema, ...problems(404) },
+        response: { 200: pipelineSchema, 304: z.null().describe('Not modified'), ...problems(404) },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      const p = app.store.get(id, request.query.version);
-      if (!p) throw notFound(id, request.query.version);
-      reply.header('etag', etagOf(p.id, p.version));
-      return view(p, storedPlan(p, bounds));
+      const { version } = request.query;
+      // Which version answers (a cheap read); the document is read only to build a body not cached yet.
+      const current = app.store.versionOf(id, version);
+      if (current === undefined) throw notFound(id, version);
+      const etag = etagOf(id, current);
+      reply.header('etag', etag);
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) {
+        // No payload at all: Fastify then sends neither a body nor a Content-Length (a serialized `null`
+        // would announce 4 bytes that a 304 never carries, and keep-alive clients would wait for them).
+        return (reply as FastifyReply).code(304).send();
+      }
+      let body = bodies.get(id, current);
+      if (body === undefined) {
+        const p = app.store.get(id, current);
+        if (!p) throw notFound(id, version);
+        // The response schema's own check, once per version; a string is then sent as it is.
+        body = JSON.stringify(pipelineSchema.parse(view(p, storedPlan(p, bounds))));
+        bodies.set(id, current, body);
+      }
+      // Fastify sends a JSON string as it is; the type provider only knows the object it stands for.
+      return reply.type('application/json; charset=utf-8').send(body as unknown as PipelineBody);
     },
   );
 
@@ -184,6 +206,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       const { id } = request.params;
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
       if (!app.store.delete(id, ifVersion === undefined ? {} : { ifVersion })) throw notFound(id);
+      bodies.forget(id);
       return reply.code(204).send(null);
     },
   );
