@@ -24,6 +24,8 @@ const usage = `npm run loadtest:stream -- [options]
   --frame-ms MS       ms of 48 kHz stereo s16 per frame (default 20)
   --sessions N        override every scenario's session count
   --in-flight K       override the closed-loop frames in flight
+  --wav FILE          stream a 16-bit PCM WAV (its own rate and channels) instead of the generator's
+                      48 kHz stereo tone, e.g. test/fixtures/audio/tones-48k-stereo.wav
   --env KEY=VALUE     product setting (repeatable), e.g. --env WORKERS=1
   --cpu-prof          start the product with node --cpu-prof (profiles in bench/cpuprof/)
   --skip-build        do not run cargo build for rm-loadgen first
@@ -54,6 +56,7 @@ const { values: flags } = parseArgs({
     'frame-ms': { type: 'string', default: '20' },
     sessions: { type: 'string' },
     'in-flight': { type: 'string' },
+    wav: { type: 'string' },
     env: { type: 'string', multiple: true, default: [] },
     'cpu-prof': { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
@@ -125,6 +128,7 @@ function generate(
     ...['--sessions', String(sessions), '--duration', String(durationS), '--frame-ms', String(frameMs)],
     ...['--in-flight', String(inFlightOverride ?? scenario.inFlight ?? 1), '--seed', String(run + 1)],
     ...['--label', `${scenario.name} ${protocol}`],
+    ...(flags.wav === undefined ? [] : ['--wav', flags.wav]),
   ];
   return runLoadgen(args, pid, durationS + 90 + sessions / 20, undefined, renice);
 }
@@ -232,7 +236,8 @@ async function main(): Promise<void> {
   if (!flags['skip-build']) buildLoadgen();
   const machine = { cpus: availableParallelism(), cpu: cpus()[0]?.model, node: process.version };
   process.stdout.write(
-    `${list.length} scenario(s) × ${runs} run(s) × ${durationS} s, ${frameMs} ms frames of 48 kHz stereo s16; ` +
+    `${list.length} scenario(s) × ${runs} run(s) × ${durationS} s, ${frameMs} ms frames of ` +
+      `${flags.wav ?? "the generator's 48 kHz stereo s16 tone"}; ` +
       `${machine.cpus} CPUs shared by generator and servers\n`,
   );
   const echoes = { 'echo-uws': await startEcho('echo-uws'), 'echo-ws': await startEcho('echo-ws') };

@@ -44,6 +44,7 @@ export interface LoadgenReport {
   in_flight: number | null;
   frame_ms: number;
   frame_bytes: number;
+  input: { sample_rate: number; channels: number; file: string | null };
   duration_s: number;
   sessions: {
     requested: number;

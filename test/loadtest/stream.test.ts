@@ -44,6 +44,7 @@ function expectClean(r: LoadgenReport, sessions: number) {
   expect(r.frames.sent).toBeGreaterThan(0);
   expect(r.frames.answered).toBe(r.frames.sent);
   expect(r.frame_bytes).toBe(3840);
+  expect(r.input).toEqual({ sample_rate: 48000, channels: 2, file: null });
   expect(r.rtt.count).toBe(r.frames.answered);
   expect(r.rtt.p50_ms).toBeLessThanOrEqual(r.rtt.p99_ms);
   expect(r.rtt.p99_ms).toBeLessThanOrEqual(r.rtt.max_ms);

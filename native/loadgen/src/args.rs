@@ -41,11 +41,11 @@ pub struct Options {
     pub sessions: usize,
     /// Streaming time.
     pub duration: Duration,
-    /// Audio per frame, in ms of 48 kHz stereo s16.
+    /// Audio per frame, in ms.
     pub frame_ms: u32,
     /// Frames outstanding per session (closed loop).
     pub in_flight: usize,
-    /// A 16-bit PCM WAV to stream instead of the built-in tone.
+    /// A 16-bit PCM WAV (any rate and channel count) to stream instead of the built-in tone.
     pub wav: Option<String>,
     /// Handshakes in progress at once while connecting.
     pub connect_concurrency: usize,
@@ -75,9 +75,10 @@ Prints one JSON report on stdout; `{\"phase\":\"streaming\"}` / `{\"phase\":\"dr
                               closed: --in-flight frames outstanding per session
   --sessions N                sessions (default 10)
   --duration S                seconds of streaming (default 10)
-  --frame-ms MS               ms of 48 kHz stereo s16 per frame (default 20)
+  --frame-ms MS               ms of audio per frame (default 20)
   --in-flight K               frames outstanding per session in closed mode (default 4)
-  --wav FILE                  stream a 16-bit PCM WAV (48 kHz stereo) instead of a 440 Hz tone
+  --wav FILE                  stream a 16-bit PCM WAV (its own rate and channels) instead of the
+                              built-in 440 Hz tone (48 kHz stereo); sessions loop over it
   --token KEY                 Authorization: Bearer KEY on the upgrade and REST calls
   --connect-concurrency N     handshakes at once (default 64)
   --connect-timeout S         time to open all sessions (default 30)

@@ -71,16 +71,16 @@ fn generate(opts: &Options) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: no address"))?;
-    let frames = match &opts.wav {
-        Some(file) => audio::wav_frames(file, opts.frame_ms)?,
-        None => audio::tone_frames(opts.frame_ms),
+    let audio = match &opts.wav {
+        Some(file) => audio::wav(file, opts.frame_ms)?,
+        None => audio::tone(opts.frame_ms),
     };
     let target = run::Target {
         addr,
         host: authority,
         path,
     };
-    let o = run::run(opts, &target, &frames).map_err(|e| format!("event loop: {e}"))?;
+    let o = run::run(opts, &target, &audio).map_err(|e| format!("event loop: {e}"))?;
     let t = &o.tally;
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
     Ok(json!({
@@ -91,7 +91,8 @@ fn generate(opts: &Options) -> Result<serde_json::Value, String> {
         "mode": match opts.mode { Mode::Paced => "paced", Mode::Closed => "closed" },
         "in_flight": if opts.mode == Mode::Closed { json!(opts.in_flight) } else { json!(null) },
         "frame_ms": opts.frame_ms,
-        "frame_bytes": frames[0].len(),
+        "frame_bytes": audio.frames[0].len(),
+        "input": { "sample_rate": audio.sample_rate, "channels": audio.channels, "file": opts.wav },
         "duration_s": opts.duration.as_secs_f64(),
         "sessions": {
             "requested": opts.sessions,

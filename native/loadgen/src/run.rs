@@ -176,11 +176,12 @@ struct Runner<'a> {
 }
 
 /// Runs the whole load: connect, stream, drain, stop.
-pub fn run(opts: &Options, target: &Target, frames: &[Vec<u8>]) -> io::Result<Outcome> {
+pub fn run(opts: &Options, target: &Target, audio: &crate::audio::Audio) -> io::Result<Outcome> {
+    let frames = &audio.frames;
     let cpu_begin = cpu_seconds();
     let start = serde_json::json!({
         "type": "start",
-        "input": { "encoding": "s16le", "sample_rate": crate::audio::SAMPLE_RATE, "channels": crate::audio::CHANNELS },
+        "input": { "encoding": "s16le", "sample_rate": audio.sample_rate, "channels": audio.channels },
         "output": { "encoding": "s16le" },
     });
     let mut start_msg = Vec::new();
