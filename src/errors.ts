@@ -34,6 +34,13 @@ export const errorCatalog = {
   RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
+  RM_ERR_PROVIDER_MESSAGE: { status: 400, title: 'Malformed telephony provider message' },
+  RM_ERR_PROVIDER_SEQUENCE: { status: 400, title: 'Telephony provider message out of order' },
+  RM_ERR_PROVIDER_FORMAT: { status: 422, title: 'Unsupported telephony media format' },
+  RM_ERR_TWILIO_SIGNATURE: { status: 403, title: 'Missing or invalid X-Twilio-Signature' },
+  RM_ERR_SINK_NOT_ALLOWED: { status: 422, title: 'Sink host is not in SINK_ALLOWLIST' },
+  RM_ERR_SINK_UNAVAILABLE: { status: 502, title: 'Sink is unreachable' },
+  RM_ERR_SINK_MESSAGE: { status: 400, title: 'Malformed sink message' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;
