@@ -41,6 +41,7 @@ export const errorCatalog = {
   RM_ERR_SINK_NOT_ALLOWED: { status: 422, title: 'Sink host is not in SINK_ALLOWLIST' },
   RM_ERR_SINK_UNAVAILABLE: { status: 502, title: 'Sink is unreachable' },
   RM_ERR_SINK_MESSAGE: { status: 400, title: 'Malformed sink message' },
+  RM_ERR_PLAYBACK_FULL: { status: 503, title: 'Playback buffer is full' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -13,6 +13,13 @@ const open = new Set(['/healthz', '/readyz']);
  * files: the page itself asks for a key and sends it with its API calls.
  */
 const openRoutes = new Set(['/', '/ui/*']);
+/**
+ * Realtime upgrade routes: the realtime admission decides them (it also accepts `?token=`, which is all a
+ * telephony provider can send: Twilio, Vonage, jambonz and Asterisk dial a URL without custom headers).
+ */
+const upgradeRoutes = new Set(
+  ['stream', 'twilio', 'vonage', 'jambonz', 'asterisk'].map((e) => `/v1/pipelines/:id/${e}`),
+);
 
 function sameKey(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -49,8 +56,8 @@ export const authPlugin = fp(
     app.addHook('onRequest', async (request, reply) => {
       const path = request.url.split('?')[0] ?? '';
       // WebSocket upgrades are checked by the realtime admission, which also accepts ?token=.
-      if (open.has(path) || openRoutes.has(request.routeOptions.url ?? '') || path.endsWith('/stream'))
-        return;
+      const route = request.routeOptions.url ?? '';
+      if (open.has(path) || openRoutes.has(route) || upgradeRoutes.has(route)) return;
       if (!authorize(request.headers, '')) {
         reply.header('www-authenticate', 'Bearer');
         return sendProblem(reply, 401, 'RM_ERR_UNAUTHORIZED', 'missing or invalid API key');

@@ -6,7 +6,12 @@
 import type { Config } from '../config.js';
 import type { ErrorCode } from '../errors.js';
 import { originAllowed } from '../origins.js';
+import { verifyTwilioUpgrade } from './providers/twilio-signature.js';
+import type { ProviderName } from './providers/wire.js';
 import type { PipelineRef } from './session.js';
+
+/** The realtime endpoints of a pipeline: the protocol of SPEC §4, or a telephony provider's (SPEC §7). */
+export type Endpoint = 'stream' | ProviderName;
 
 /** Request headers as both transports can give them. */
 export type UpgradeHeaders = Record<string, string | string[] | undefined>;
@@ -18,6 +23,8 @@ export interface UpgradeRequest {
   headers: UpgradeHeaders;
   /** The peer's IP address. */
   ip: string;
+  /** The route the transport matched (default `stream`). */
+  endpoint?: Endpoint;
 }
 
 /** Looks up the current version of a stored pipeline. */
@@ -42,12 +49,17 @@ export type Admission =
   | { ok: true; pipeline: PipelineRef }
   | { ok: false; status: number; code: ErrorCode; message: string; retryAfter?: number };
 
-const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
+const realtimePath = /^\/v1\/pipelines\/([^/?#]+)\/(stream|twilio|vonage|jambonz|asterisk)(?:[?#]|$)/;
 
-/** The pipeline id of a stream URL, or undefined. */
+/** The pipeline id of a realtime URL (`/stream` or a provider endpoint), or undefined. */
 export function pipelineIdOf(url: string): string | undefined {
-  const m = streamPath.exec(url);
-  return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);
+  const m = realtimePath.exec(url);
+  if (m?.[1] === undefined) return undefined;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** SPEC §4.1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade. */
@@ -59,6 +71,19 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
   }
   if (!policy.authorize(headers, url)) {
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
+  }
+  // SPEC §7: with TWILIO_AUTH_TOKEN set, a Twilio upgrade must be signed by Twilio.
+  if (
+    request.endpoint === 'twilio' &&
+    config.twilioAuthToken !== undefined &&
+    !verifyTwilioUpgrade(config.twilioAuthToken, headers, url)
+  ) {
+    return {
+      ok: false,
+      status: 403,
+      code: 'RM_ERR_TWILIO_SIGNATURE',
+      message: 'missing or invalid X-Twilio-Signature',
+    };
   }
   const id = pipelineIdOf(url);
   const pipeline = id === undefined ? undefined : policy.lookup(id);

@@ -11,11 +11,14 @@ import {
   type UpgradeRequest,
 } from './admission.js';
 import { CloseCode } from './protocol.js';
+import type { ProviderCall } from './providers/call.js';
 import type { RealtimeDeps, StreamSession } from './session.js';
 import { Watchdog } from './watchdog.js';
 
 export class SessionRegistry {
   readonly sessions = new Map<string, StreamSession>();
+  /** The telephony calls among the sessions (SPEC §7), by session id, for `/v1/sessions/{id}/listen`. */
+  readonly calls = new Map<string, ProviderCall>();
   private draining = false;
   private readonly policy: AdmissionPolicy;
   private readonly watchdog: Watchdog;
@@ -46,8 +49,15 @@ export class SessionRegistry {
     this.sessions.set(session.id, session);
     session.onClosed = () => {
       this.sessions.delete(session.id);
+      this.calls.delete(session.id);
       this.deps.metrics?.ended(session);
     };
+  }
+
+  /** Adds a telephony call: its session like any other, and the call for listeners. */
+  addCall(call: ProviderCall): void {
+    this.add(call.session);
+    this.calls.set(call.session.id, call);
   }
 
   get(id: string): StreamSession | undefined {

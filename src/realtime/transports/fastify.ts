@@ -2,14 +2,17 @@
  * The realtime protocol on the main port, through `@fastify/websocket` (SPEC §1, §4).
  */
 import websocket from '@fastify/websocket';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import { sendProblem } from '../../plugins/problems.js';
+import type { Endpoint } from '../admission.js';
+import { ProviderCall } from '../providers/call.js';
+import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 
-function adapt(ws: WebSocket): Socket {
+export function adapt(ws: WebSocket): Socket {
   return {
     sendText: (text) => {
       if (ws.readyState === ws.OPEN) ws.send(text);
@@ -40,6 +43,23 @@ export const fastifyTransport = fp(
         await registry.drain(app.config.shutdownGraceMs);
       },
     });
+    // SPEC §4.1: every refusal happens before the upgrade.
+    const admitOn =
+      (endpoint: Endpoint) =>
+      async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+        const admission = registry.admit({
+          url: request.url,
+          headers: request.headers,
+          ip: request.ip,
+          endpoint,
+        });
+        if (!admission.ok) {
+          if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
+          return sendProblem(reply, admission.status, admission.code, admission.message);
+        }
+        request.streamPipeline = admission.pipeline;
+        return undefined;
+      };
     app.get<{ Params: { id: string } }>(
       '/v1/pipelines/:id/stream',
       {
@@ -48,15 +68,7 @@ export const fastifyTransport = fp(
           tags: ['sessions'],
           summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in SPEC §4)',
         },
-        // SPEC §4.1: every refusal happens before the upgrade.
-        preValidation: async (request, reply) => {
-          const admission = registry.admit({ url: request.url, headers: request.headers, ip: request.ip });
-          if (!admission.ok) {
-            if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
-            return sendProblem(reply, admission.status, admission.code, admission.message);
-          }
-          request.streamPipeline = admission.pipeline;
-        },
+        preValidation: admitOn('stream'),
       },
       (socket, request) => {
         const pipeline = request.streamPipeline;
@@ -71,6 +83,67 @@ export const fastifyTransport = fp(
         socket.on('close', () => session.onClose());
         // Without an 'error' listener, one malformed frame from a client would end the process.
         socket.on('error', (err) => request.log.debug({ err, session: session.id }, 'websocket error'));
+      },
+    );
+    // SPEC §7: one endpoint per telephony provider, each an ordinary session behind the provider's protocol.
+    // jambonz asks for the subprotocol `audio.jambonz.org`: ws answers with the first one offered.
+    for (const provider of providerNames) {
+      app.get<{ Params: { id: string } }>(
+        `/v1/pipelines/:id/${provider}`,
+        {
+          websocket: true,
+          schema: {
+            tags: ['telephony'],
+            summary: `Connect a ${provider} call to a pipeline (WebSocket upgrade; protocol in docs/telephony/${provider}.md)`,
+          },
+          preValidation: admitOn(provider),
+        },
+        (socket, request) => {
+          const pipeline = request.streamPipeline;
+          if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+          const call = new ProviderCall(adapt(socket), registry.deps, pipeline, 'ws', provider);
+          registry.addCall(call);
+          socket.on('message', (data: Buffer, isBinary: boolean) => {
+            if (isBinary) call.onBinary(data);
+            else call.onText(data.toString('utf8'));
+          });
+          socket.on('close', () => call.onClose());
+          socket.on('error', (err) =>
+            request.log.debug({ err, session: call.session.id }, 'websocket error'),
+          );
+        },
+      );
+    }
+    // SPEC §7: the processed audio and events of a provider session, for sessions without a sink.
+    app.get<{ Params: { id: string } }>(
+      '/v1/sessions/:id/listen',
+      {
+        websocket: true,
+        schema: {
+          tags: ['telephony'],
+          summary: "Listen to a telephony session's processed audio and events (WebSocket, server to client)",
+        },
+        preValidation: async (request, reply) => {
+          const call = registry.calls.get(request.params.id);
+          if (call === undefined) {
+            return sendProblem(
+              reply,
+              404,
+              'RM_ERR_SESSION_NOT_FOUND',
+              `no telephony session ${request.params.id}`,
+            );
+          }
+          return undefined;
+        },
+      },
+      (socket, request) => {
+        const call = registry.calls.get(request.params.id);
+        const listener = adapt(socket);
+        if (call === undefined || !call.addListener(listener)) {
+          return socket.close(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
+        }
+        socket.on('close', () => call.removeListener(listener));
+        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
       },
     );
   },

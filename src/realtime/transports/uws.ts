@@ -5,6 +5,9 @@
 
 import type { TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { createRequire } from 'node:module';
+import type { Endpoint } from '../admission.js';
+import { ProviderCall } from '../providers/call.js';
+import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 
@@ -18,9 +21,16 @@ const uws: Uws = require('uWebSockets.js');
  */
 export const uwsIsNative = /\[native code\]/.test(String(uws.App));
 
+/** What a socket's messages drive: a `/stream` session or a telephony call. */
+interface Connection {
+  onText(text: string): void;
+  onBinary(data: Uint8Array): void;
+  onClose(): void;
+}
+
 interface UserData {
   pipeline: PipelineRef;
-  session?: StreamSession;
+  session?: Connection;
   closed: boolean;
 }
 
@@ -60,67 +70,87 @@ export function startUwsListener(
   port: number,
 ): Promise<UwsListener> {
   const maxFrameBytes = registry.deps.config.maxFrameBytes;
-  const app: TemplatedApp = uws.App().ws<UserData>('/v1/pipelines/:id/stream', {
-    // uWS drops a connection over maxPayloadLength without a close frame (1006), so the limit here is a
-    // hard cap well above MAX_FRAME_BYTES; the session closes messages over MAX_FRAME_BYTES with 1009.
-    maxPayloadLength: Math.max(16 * 1024 * 1024, 4 * maxFrameBytes),
-    // Slow readers are detected and closed by the registry (1008), not dropped here.
-    maxBackpressure: 64 * 1024 * 1024,
-    closeOnBackpressureLimit: 0,
-    idleTimeout: 0,
-    upgrade: (res, req, context) => {
-      // The request object is only valid during this callback: read everything now.
-      const query = req.getQuery();
-      const url = req.getUrl() + (query ? `?${query}` : '');
-      const headers = { authorization: req.getHeader('authorization'), origin: req.getHeader('origin') };
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const admission = registry.admit({ url, headers, ip });
-      if (!admission.ok) {
-        const body = JSON.stringify({
-          type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
-          title: statusText[admission.status] ?? 'Error',
-          status: admission.status,
-          code: admission.code,
-          detail: admission.message,
-        });
-        res.cork(() => {
-          res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
-          res.writeHeader('content-type', 'application/problem+json');
-          if (admission.retryAfter !== undefined)
-            res.writeHeader('retry-after', String(admission.retryAfter));
-          res.end(body);
-        });
-        return;
-      }
-      res.upgrade<UserData>(
-        { pipeline: admission.pipeline, closed: false },
-        key,
-        protocol,
-        extensions,
-        context,
-      );
-    },
-    open: (ws) => {
-      const data = ws.getUserData();
-      data.session = new StreamSession(adapt(ws), registry.deps, data.pipeline, 'uws');
-      registry.add(data.session);
-    },
-    message: (ws, message, isBinary) => {
-      const session = ws.getUserData().session;
-      if (session === undefined) return;
-      // `message` is valid only during this callback; the engine copies binary frames inside push().
-      if (isBinary) session.onBinary(new Uint8Array(message));
-      else session.onText(Buffer.from(message).toString('utf8'));
-    },
-    close: (ws) => {
-      const data = ws.getUserData();
-      data.closed = true;
-      data.session?.onClose();
-    },
-  });
+  const app: TemplatedApp = uws.App();
+  const open = (endpoint: Endpoint, socket: Socket, pipeline: PipelineRef): Connection => {
+    if (endpoint === 'stream') {
+      const session = new StreamSession(socket, registry.deps, pipeline, 'uws');
+      registry.add(session);
+      return session;
+    }
+    const call = new ProviderCall(socket, registry.deps, pipeline, 'uws', endpoint);
+    registry.addCall(call);
+    return call;
+  };
+  // SPEC §7: the telephony endpoints live on both listeners, with the same admission as /stream.
+  for (const endpoint of ['stream', ...providerNames] as const) {
+    app.ws<UserData>(`/v1/pipelines/:id/${endpoint}`, {
+      // uWS drops a connection over maxPayloadLength without a close frame (1006), so the limit here is a
+      // hard cap well above MAX_FRAME_BYTES; the session closes messages over MAX_FRAME_BYTES with 1009.
+      maxPayloadLength: Math.max(16 * 1024 * 1024, 4 * maxFrameBytes),
+      // Slow readers are detected and closed by the registry (1008), not dropped here.
+      maxBackpressure: 64 * 1024 * 1024,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 0,
+      upgrade: (res, req, context) => {
+        // The request object is only valid during this callback: read everything now.
+        const query = req.getQuery();
+        const url = req.getUrl() + (query ? `?${query}` : '');
+        const headers = {
+          authorization: req.getHeader('authorization'),
+          origin: req.getHeader('origin'),
+          host: req.getHeader('host'),
+          'x-forwarded-host': req.getHeader('x-forwarded-host') || undefined,
+          'x-twilio-signature': req.getHeader('x-twilio-signature') || undefined,
+        };
+        const key = req.getHeader('sec-websocket-key');
+        // RFC 6455 §4.2.2: the server answers with one of the subprotocols offered (jambonz: audio.jambonz.org).
+        const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+        const admission = registry.admit({ url, headers, ip, endpoint });
+        if (!admission.ok) {
+          const body = JSON.stringify({
+            type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
+            title: statusText[admission.status] ?? 'Error',
+            status: admission.status,
+            code: admission.code,
+            detail: admission.message,
+          });
+          res.cork(() => {
+            res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
+            res.writeHeader('content-type', 'application/problem+json');
+            if (admission.retryAfter !== undefined)
+              res.writeHeader('retry-after', String(admission.retryAfter));
+            res.end(body);
+          });
+          return;
+        }
+        res.upgrade<UserData>(
+          { pipeline: admission.pipeline, closed: false },
+          key,
+          protocol,
+          extensions,
+          context,
+        );
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        data.session = open(endpoint, adapt(ws), data.pipeline);
+      },
+      message: (ws, message, isBinary) => {
+        const session = ws.getUserData().session;
+        if (session === undefined) return;
+        // `message` is valid only during this callback; the engine copies binary frames inside push().
+        if (isBinary) session.onBinary(new Uint8Array(message));
+        else session.onText(Buffer.from(message).toString('utf8'));
+      },
+      close: (ws) => {
+        const data = ws.getUserData();
+        data.closed = true;
+        data.session?.onClose();
+      },
+    });
+  }
   return new Promise((resolve, reject) => {
     app.listen(host, port, (token: us_listen_socket | false) => {
       if (!token) {
