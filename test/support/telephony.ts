@@ -50,6 +50,9 @@ export class ProviderSim {
   readonly marksPlayed: string[] = [];
   /** Clears received, with how many chunks had been played at that moment. */
   readonly clears: number[] = [];
+  /** Inbound media messages sent so far, and how many had been sent when each clear arrived. */
+  inboundSent = 0;
+  readonly clearsAtInbound: number[] = [];
   readonly texts: string[] = [];
   closeCode: number | undefined;
   closeReason = '';
@@ -146,6 +149,7 @@ export class ProviderSim {
 
   /** One inbound media message (the caller's audio), as the provider frames it. */
   sendMedia(media: Buffer): void {
+    this.inboundSent++;
     if (this.provider !== 'twilio') {
       this.ws.send(media, { binary: true });
       return;
@@ -268,6 +272,7 @@ export class ProviderSim {
 
   private clear(): void {
     this.clears.push(this.played);
+    this.clearsAtInbound.push(this.inboundSent);
     const pending = this.queue
       .splice(0)
       .filter((i): i is { kind: 'mark'; name: string } => i.kind === 'mark');
