@@ -15,6 +15,7 @@ import {
   sine,
   TestSink,
   until,
+  voiced,
 } from '../support/telephony.js';
 import { TestClient } from '../support/ws-client.js';
 
@@ -197,6 +198,58 @@ describe.each(providers)('%s playback through a sink', (provider) => {
       pacing.push(...offsets.map((d) => d - median));
       // The sink got the processed caller audio: 10 frames of 20 ms.
       await until(() => conn.binaries.length >= 10, 5000, 'processed frames at the sink');
+      sim.stop();
+      await sim.closed;
+    } finally {
+      await bot.close();
+    }
+  });
+});
+
+describe('barge-in', () => {
+  it('clears playback when the caller starts speaking and tells the sink how much was heard', async () => {
+    const bot = await answeringSink(5, 'long-reply');
+    try {
+      const id = sinkPipeline(bot.url, [{ id: 'vad', type: 'vad', params: { aggressiveness: 2 } }], true);
+      const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
+      sim.start({ id: 'barge-in' });
+      await until(() => bot.connections.length === 1, 5000, 'sink connection');
+      const conn = bot.connections[0];
+      if (conn === undefined) throw new Error('no sink connection');
+      // The caller is silent while the bot talks, then speaks after ~1 s of playback: real time, 20 ms frames.
+      const frame = (samples: Int16Array) => encodeFor('twilio', samples);
+      const silence = frame(new Int16Array(160));
+      const speech = voiced(8000 * 3, 8000);
+      let inboundAtSpeechStart = -1;
+      let at = 0;
+      const sender = setInterval(() => {
+        if (sim.played < 50) sim.sendMedia(silence);
+        else if (at < speech.length) {
+          sim.sendMedia(frame(speech.subarray(at, at + 160)));
+          at += 160;
+        }
+        if (inboundAtSpeechStart < 0 && conn.texts.some((t) => t.name === 'speech_start')) inboundAtSpeechStart = sim.inboundSent;
+      }, 20);
+      try {
+        const interrupted = await conn.next('interrupted', 15_000);
+        await until(() => sim.clears.length > 0, 1000, 'clear at the provider');
+        const heard = (sim.clears[0] ?? -1) * 20;
+        // played_ms is what the provider confirmed; the caller heard at most the chunk in flight more.
+        expect(interrupted.played_ms).toBeLessThanOrEqual(heard);
+        expect(interrupted.played_ms).toBeGreaterThanOrEqual(heard - 20);
+        expect(heard).toBeGreaterThanOrEqual(1000);
+        expect(heard).toBeLessThan(5000);
+        // The clear reached the provider within one inbound frame of the speech_start event.
+        await until(() => inboundAtSpeechStart >= 0, 1000, 'speech_start at the sink');
+        expect((sim.clearsAtInbound[0] ?? 0) - inboundAtSpeechStart).toBeLessThanOrEqual(1);
+        // Twilio echoes the marks still queued when it clears: they were not heard, and change nothing.
+        await new Promise((r) => setTimeout(r, 200));
+        expect(conn.texts.some((t) => t.type === 'played')).toBe(false);
+        const info = server.app.realtime.calls.values().next().value?.info();
+        expect(info?.playback).toMatchObject({ played_ms: interrupted.played_ms, interruptions: 1 });
+      } finally {
+        clearInterval(sender);
+      }
       sim.stop();
       await sim.closed;
     } finally {
