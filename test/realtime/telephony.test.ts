@@ -228,7 +228,8 @@ describe('barge-in', () => {
           sim.sendMedia(frame(speech.subarray(at, at + 160)));
           at += 160;
         }
-        if (inboundAtSpeechStart < 0 && conn.texts.some((t) => t.name === 'speech_start')) inboundAtSpeechStart = sim.inboundSent;
+        if (inboundAtSpeechStart < 0 && conn.texts.some((t) => t.name === 'speech_start'))
+          inboundAtSpeechStart = sim.inboundSent;
       }, 20);
       try {
         const interrupted = await conn.next('interrupted', 15_000);
@@ -256,4 +257,205 @@ describe('barge-in', () => {
       await bot.close();
     }
   });
+});
+
+describe('sink trouble and provider trouble', () => {
+  it('goes on without a sink that is down, says so, and keeps retrying', async () => {
+    const closed = await TestSink.start();
+    const url = closed.url;
+    await closed.close();
+    const id = sinkPipeline(url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+    const sim = await ProviderSim.connect(server.base.uws, id, 'vonage');
+    sim.start({ id: 'sink-down' });
+    const info = await sessionOf('sink-down');
+    const listener = await TestClient.connect(`${server.base.ws}/v1/sessions/${info.id}/listen`);
+    const messages = callAudio('vonage', 0.5);
+    for (const m of messages) sim.sendMedia(m);
+    await until(() => listener.binaries().length >= messages.length, 5000, 'answers without a sink');
+    await until(
+      () => {
+        const t = server.app.realtime.get(String(info.id))?.info().telephony;
+        return (
+          t?.sink.state === 'down' || (t?.sink.state === 'connecting' && (t.sink.last_error ?? null) !== null)
+        );
+      },
+      5000,
+      'sink reported down',
+    );
+    sim.close();
+    await listener.closed;
+  });
+
+  it('bounds what a flooding sink queues and tells it so; the call goes on', async () => {
+    const flood = await TestSink.start((c) => {
+      c.next('session').then(
+        () => {
+          c.ws.send(
+            JSON.stringify({
+              type: 'playback',
+              format: { encoding: 's16le', sample_rate: 8000, channels: 1 },
+            }),
+          );
+          // 100 s of audio in 1 s messages: more than the 60 s playback queue.
+          const second = Buffer.from(sine(8000, 8000, 500).buffer);
+          for (let i = 0; i < 100; i++) c.ws.send(second, { binary: true });
+        },
+        () => {},
+      );
+    });
+    try {
+      const id = sinkPipeline(flood.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
+      const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
+      sim.start({ id: 'flood' });
+      await until(() => flood.connections.length === 1, 5000, 'sink connection');
+      const conn = flood.connections[0];
+      if (conn === undefined) throw new Error('no sink connection');
+      const full = await conn.next('error', 10_000);
+      expect(full.code).toBe('RM_ERR_PLAYBACK_FULL');
+      const info = await sessionOf('flood');
+      const playback = (info.telephony as { playback: { queued_ms: number } }).playback;
+      expect(playback.queued_ms).toBeLessThanOrEqual(60_000);
+      // The call still processes the caller.
+      for (const m of callAudio('twilio', 0.2)) sim.sendMedia(m);
+      await until(() => conn.binaries.length >= 10, 5000, 'processed frames during the flood');
+      sim.stop();
+      await sim.closed;
+    } finally {
+      await flood.close();
+    }
+  });
+
+  it('answers a sink clear with cleared and played_ms, and cleans up when the provider hangs up mid-playback', async () => {
+    const bot = await answeringSink(5, 'never');
+    try {
+      const id = sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+      const sim = await ProviderSim.connect(server.base.ws, id, 'asterisk');
+      sim.start({ id: 'hangup' });
+      await until(() => bot.connections.length === 1, 5000, 'sink connection');
+      const conn = bot.connections[0];
+      if (conn === undefined) throw new Error('no sink connection');
+      await until(() => sim.played >= 10, 5000, 'some playback');
+      conn.ws.send(JSON.stringify({ type: 'clear' }));
+      const cleared = await conn.next('cleared');
+      await until(() => sim.clears.length > 0, 1000, 'FLUSH_MEDIA');
+      expect(sim.texts).toContain('FLUSH_MEDIA');
+      expect(cleared.played_ms).toBeLessThanOrEqual((sim.clears[0] ?? 0) * 20);
+      expect(cleared.played_ms).toBeGreaterThanOrEqual((sim.clears[0] ?? 0) * 20 - 20);
+      // More audio, then the caller hangs up while it plays.
+      conn.ws.send(Buffer.from(sine(16000 * 3, 16000, 700).buffer), { binary: true });
+      await until(() => sim.played >= (sim.clears[0] ?? 0) + 10, 5000, 'playback again');
+      const sessions = server.app.realtime.sessions.size;
+      sim.close();
+      await until(() => server.app.realtime.sessions.size === sessions - 1, 5000, 'session removed');
+      await until(() => conn.ws.readyState === WebSocket.CLOSED, 5000, 'sink closed');
+    } finally {
+      await bot.close();
+    }
+  });
+
+  it('answers bad provider messages per SPEC §9 without disturbing the call next door', async () => {
+    const neighbour = await ProviderSim.connect(server.base.ws, plainId, 'twilio');
+    neighbour.start({ id: 'neighbour' });
+    const info = await sessionOf('neighbour');
+    const listener = await TestClient.connect(`${server.base.ws}/v1/sessions/${info.id}/listen`);
+    // Non-fatal: bad JSON, bad base64, a repeated chunk — reported, the call goes on.
+    const noisy = await ProviderSim.connect(server.base.ws, plainId, 'twilio');
+    noisy.start({ id: 'noisy' });
+    const noisyInfo = await sessionOf('noisy');
+    const noisyListener = await TestClient.connect(`${server.base.ws}/v1/sessions/${noisyInfo.id}/listen`);
+    noisy.ws.send('{not json');
+    noisy.json({
+      event: 'media',
+      sequenceNumber: '9',
+      media: { track: 'inbound', chunk: '1', timestamp: '0', payload: '***' },
+      streamSid: 'x',
+    });
+    noisy.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    await until(
+      () => noisyListener.texts().filter((t) => t.type === 'error').length >= 3,
+      5000,
+      'three errors',
+    );
+    expect(
+      noisyListener
+        .texts()
+        .filter((t) => t.type === 'error')
+        .map((t) => t.code),
+    ).toEqual(['RM_ERR_PROVIDER_MESSAGE', 'RM_ERR_PROVIDER_MESSAGE', 'RM_ERR_PROVIDER_MESSAGE']);
+    // Fatal: media before start on a fresh call closes that call with 1008 and the catalog code.
+    const early = await ProviderSim.connect(server.base.uws, plainId, 'vonage');
+    early.ws.send(Buffer.alloc(640), { binary: true });
+    expect(await early.closed).toBe(1008);
+    expect(early.closeReason).toMatch(/^RM_ERR_PROVIDER_SEQUENCE/);
+    // An unsupported format: Vonage at 24 kHz.
+    const odd = await ProviderSim.connect(server.base.ws, plainId, 'vonage');
+    odd.json({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=24000' });
+    expect(await odd.closed).toBe(1008);
+    expect(odd.closeReason).toMatch(/^RM_ERR_PROVIDER_FORMAT/);
+    // The neighbour streamed on throughout.
+    const messages = callAudio('twilio', 0.5);
+    for (const m of messages) neighbour.sendMedia(m);
+    await until(() => listener.binaries().length >= messages.length, 5000, 'neighbour answers');
+    neighbour.stop();
+    noisy.stop();
+    await Promise.all([neighbour.closed, noisy.closed]);
+  });
+
+  it('negotiates the jambonz subprotocol on both listeners', async () => {
+    for (const base of [server.base.ws, server.base.uws]) {
+      const sim = await ProviderSim.connect(base, plainId, 'jambonz');
+      expect(sim.ws.protocol).toBe('audio.jambonz.org');
+      sim.close();
+      await sim.closed;
+    }
+  });
+
+  it('does not dial a sink whose host is not in SINK_ALLOWLIST', async () => {
+    const id = sinkPipeline('ws://sink.invalid:9/bot', [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+    const sim = await ProviderSim.connect(server.base.ws, id, 'jambonz');
+    sim.start({ id: 'not-allowed' });
+    const info = await sessionOf('not-allowed');
+    expect(info.telephony).toMatchObject({ sink: { state: 'not_allowed', url: 'ws://sink.invalid:9/bot' } });
+    sim.close();
+    await sim.closed;
+  });
+});
+
+describe('X-Twilio-Signature', () => {
+  let signed: Running;
+  let id: string;
+  const token = 'test-auth-token';
+  beforeAll(async () => {
+    signed = await startTestServer({ TWILIO_AUTH_TOKEN: token });
+    id = storePipeline(signed.app, { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] });
+  });
+  afterAll(() => signed.close());
+
+  it.each(['ws', 'uws'] as const)(
+    'refuses an unsigned or wrongly signed upgrade with 403 and accepts a signed one (%s)',
+    async (transport) => {
+      const base = signed.base[transport];
+      const path = `/v1/pipelines/${id}/twilio?caller=ada`;
+      await expect(ProviderSim.connect(base, `${id}`, 'twilio')).rejects.toMatchObject({ status: 403 });
+      const wrong = twilioSignature('another-token', `wss://${base.slice(5)}${path}`);
+      await expect(
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`${base}${path}`, { headers: { 'x-twilio-signature': wrong } });
+          ws.on('open', () => resolve(ws.close()));
+          ws.on('unexpected-response', (_req, res) =>
+            reject(Object.assign(new Error('refused'), { status: res.statusCode })),
+          );
+          ws.on('error', () => {});
+        }),
+      ).rejects.toMatchObject({ status: 403 });
+      // Twilio signs the URL it dialled: wss://host/path?query.
+      const good = twilioSignature(token, `wss://${base.slice(5)}${path}`);
+      const ws = new WebSocket(`${base}${path}`, { headers: { 'x-twilio-signature': good } });
+      await new Promise((resolve, reject) => {
+        ws.on('open', resolve);
+        ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      });
+      ws.close();
+    },
+  );
 });
