@@ -2,6 +2,7 @@
  * SPEC §7 end to end: provider simulators (test/support/telephony.ts) against the real server on both
  * listeners, with a real sink on loopback.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { planWithEngine } from '../../src/planner.js';
@@ -458,4 +459,48 @@ describe('X-Twilio-Signature', () => {
       ws.close();
     },
   );
+});
+
+describe('examples/sink-bot.mjs', () => {
+  it('answers a caller utterance with a tone that the provider plays to the end', async () => {
+    const bot = spawn(process.execPath, ['examples/sink-bot.mjs', '--port', '0', '--reply-ms', '400']);
+    let out = '';
+    bot.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    try {
+      await until(() => /listening on (ws:\S+)/.test(out), 10_000, 'sink-bot to listen');
+      const url = /listening on (ws:\S+)/.exec(out)?.[1] ?? '';
+      const id = sinkPipeline(url, [
+        { id: 'vad', type: 'vad', params: { aggressiveness: 2, hangover_ms: 200 } },
+      ]);
+      const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
+      sim.start({ id: 'sink-bot' });
+      // 0.5 s of silence, 1 s of "speech", then silence, in real time.
+      const speech = voiced(8000, 8000);
+      let n = 0;
+      const sender = setInterval(() => {
+        const at = (n - 25) * 160;
+        sim.sendMedia(
+          encodeFor(
+            'twilio',
+            at >= 0 && at < speech.length ? speech.subarray(at, at + 160) : new Int16Array(160),
+          ),
+        );
+        n++;
+      }, 20);
+      try {
+        await until(() => /reply-1 heard in full/.test(out), 15_000, 'the reply to be heard');
+      } finally {
+        clearInterval(sender);
+      }
+      // 400 ms of tone, streamed in 100 ms pieces, played in 20 ms chunks.
+      expect(sim.played).toBeGreaterThanOrEqual(19);
+      sim.stop();
+      await sim.closed;
+      await until(() => /ended/.test(out), 5000, 'the bot to see the call end');
+    } finally {
+      bot.kill('SIGTERM');
+    }
+  });
 });
