@@ -46,24 +46,24 @@ afterAll(async () => {
   await sink.close();
 });
 
-/** The live session of a call, found by the id the simulator gave the provider. */
-async function sessionOf(callId: string): Promise<Record<string, unknown>> {
+/** The live session of a call as `GET /v1/sessions` shows it, found by the id the simulator gave the provider. */
+async function sessionOf(callId: string, on: Running = server): Promise<Record<string, unknown>> {
   let found: Record<string, unknown> | undefined;
   await until(
     () => {
-      const res = server.app.realtime.sessions;
+      const res = on.app.realtime.sessions;
       for (const s of res.values()) {
-        const info = s.info();
-        const call = (info.telephony?.call ?? {}) as Record<string, unknown>;
-        if (Object.values(call).includes(callId) || call.headers === callId)
-          found = info as unknown as Record<string, unknown>;
+        const call = (s.info().telephony?.call ?? {}) as Record<string, unknown>;
+        if (Object.values(call).includes(callId)) found = { id: s.id };
       }
       return found !== undefined;
     },
     5000,
     `session of ${callId}`,
   );
-  return found as Record<string, unknown>;
+  const res = await on.app.inject({ method: 'GET', url: `/v1/sessions/${found?.id}` });
+  expect(res.statusCode).toBe(200);
+  return res.json();
 }
 
 /** `seconds` of a 440 Hz tone in the provider's 20 ms media messages. */
@@ -165,46 +165,76 @@ afterAll(() => {
 });
 
 describe.each(providers)('%s playback through a sink', (provider) => {
-  it('sends the sink the call and processed audio, plays its reply paced in 20 ms chunks, reports played_ms exact to the chunk', async () => {
-    const bot = await answeringSink(1, 'reply-1');
-    try {
-      const id = sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
-      const sim = await ProviderSim.connect(server.base.ws, id, provider);
-      const callId = `sink-${provider}`;
-      sim.start({ id: callId, params: { lang: 'en' } });
-      await until(() => bot.connections.length === 1, 5000, 'sink connection');
-      const conn = bot.connections[0];
-      if (conn === undefined) throw new Error('no sink connection');
-      const session = await conn.next('session');
-      expect(session).toMatchObject({
-        type: 'session',
-        provider,
-        output: { encoding: 's16le', channels: 1 },
-      });
-      expect(JSON.stringify(session.call)).toContain(callId);
-      for (const m of callAudio(provider, 0.2)) sim.sendMedia(m);
-      const played = await conn.next('played', 10_000);
-      expect(played.name).toBe('reply-1');
-      // Every chunk before the mark was confirmed by the provider: played_ms is the chunks heard × 20 ms.
-      expect(played.played_ms).toBe(sim.mediaTimes.length * 20);
-      expect(sim.mediaTimes.length).toBeGreaterThanOrEqual(48);
-      expect(sim.mediaTimes.length).toBeLessThanOrEqual(51);
-      // Paced, not burst: no chunk arrives ahead of its 20 ms slot on the grid the call's chunks keep
-      // (their median offset), beyond 10 ms of delivery jitter. Lateness under load is not asserted (tests
-      // never assert speed); the offsets are logged.
-      const times = sim.mediaTimes;
-      const offsets = times.map((t, i) => t - (times[0] ?? 0) - i * 20);
-      const median = [...offsets].sort((a, b) => a - b)[offsets.length >> 1] ?? 0;
-      for (const d of offsets) expect(d - median).toBeGreaterThanOrEqual(-10);
-      pacing.push(...offsets.map((d) => d - median));
-      // The sink got the processed caller audio: 10 frames of 20 ms.
-      await until(() => conn.binaries.length >= 10, 5000, 'processed frames at the sink');
-      sim.stop();
-      await sim.closed;
-    } finally {
-      await bot.close();
-    }
-  });
+  it(
+    'sends the sink the call and every processed frame in order, plays its reply paced in 20 ms chunks, reports played_ms exact to the chunk',
+    async () => {
+      const bot = await answeringSink(CALL_SECONDS, 'reply-1');
+      try {
+        const id = sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+        const sim = await ProviderSim.connect(server.base.ws, id, provider);
+        const callId = `sink-${provider}`;
+        sim.start({ id: callId, params: { lang: 'en' } });
+        await until(() => bot.connections.length === 1, 5000, 'sink connection');
+        const conn = bot.connections[0];
+        if (conn === undefined) throw new Error('no sink connection');
+        const session = await conn.next('session');
+        expect(session).toMatchObject({
+          type: 'session',
+          provider,
+          output: { encoding: 's16le', channels: 1 },
+        });
+        expect(JSON.stringify(session.call)).toContain(callId);
+        // The caller talks for the whole call, in real time, while the bot's reply plays.
+        const messages = callAudio(provider, CALL_SECONDS);
+        let sent = 0;
+        const sender = setInterval(() => {
+          const m = messages[sent];
+          if (m !== undefined) sim.sendMedia(m);
+          sent++;
+        }, 20);
+        let played: Record<string, unknown>;
+        try {
+          played = await conn.next('played', CALL_SECONDS * 1000 + 10_000);
+          await until(() => sent >= messages.length, CALL_SECONDS * 1000 + 5000, 'the caller audio');
+        } finally {
+          clearInterval(sender);
+        }
+        expect(played.name).toBe('reply-1');
+        // Every chunk before the mark was confirmed by the provider: played_ms is the chunks heard × 20 ms.
+        expect(played.played_ms).toBe(sim.mediaTimes.length * 20);
+        expect(sim.mediaTimes.length).toBeGreaterThanOrEqual(CALL_SECONDS * 50 - 2);
+        expect(sim.mediaTimes.length).toBeLessThanOrEqual(CALL_SECONDS * 50 + 1);
+        // Paced, not burst: no chunk arrives ahead of its 20 ms slot on the grid the call's chunks keep
+        // (their median offset), beyond 10 ms of delivery jitter. Lateness under load is not asserted (tests
+        // never assert speed); the offsets are logged.
+        const times = sim.mediaTimes;
+        const offsets = times.map((t, i) => t - (times[0] ?? 0) - i * 20);
+        const median = [...offsets].sort((a, b) => a - b)[offsets.length >> 1] ?? 0;
+        for (const d of offsets) expect(d - median).toBeGreaterThanOrEqual(-10);
+        pacing.push(...offsets.map((d) => d - median));
+        // The sink got every processed frame once, in order: exactly what batch processing gives.
+        await until(() => conn.binaries.length >= messages.length, 5000, 'processed frames at the sink');
+        const f = providerFormat[provider];
+        const planned = planWithEngine(
+          { name: 'g', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] },
+          { inputFormat: { sample_rate: f.sample_rate, channels: 1 } },
+        );
+        if (!planned.ok) throw new Error('plan failed');
+        const batch = await server.app.engine.processBatch(
+          planned.plan,
+          { encoding: f.encoding, sample_rate: f.sample_rate, channels: 1 },
+          Buffer.concat(messages),
+          's16le',
+        );
+        expect(Buffer.concat(conn.binaries.slice(0, messages.length)).equals(batch.audio)).toBe(true);
+        sim.stop();
+        await sim.closed;
+      } finally {
+        await bot.close();
+      }
+    },
+    CALL_SECONDS * 3000 + 20_000,
+  );
 });
 
 describe('barge-in', () => {
