@@ -534,3 +534,31 @@ describe('examples/sink-bot.mjs', () => {
     }
   });
 });
+
+describe('shutdown', () => {
+  it('drains telephony calls like /stream sessions: stats to the sink, then 1001 to the provider', async () => {
+    const bot = await TestSink.start();
+    const own = await startTestServer({ SINK_ALLOWLIST: '127.0.0.1' });
+    try {
+      const id = storePipeline(own.app, {
+        name: 'drained',
+        nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
+        sink: { url: bot.url },
+      });
+      const calls = await Promise.all([
+        ProviderSim.connect(own.base.ws, id, 'twilio'),
+        ProviderSim.connect(own.base.uws, id, 'asterisk'),
+      ]);
+      calls.forEach((sim, i) => {
+        sim.start({ id: `drain-${i}` });
+      });
+      await until(() => bot.connections.filter((c) => c.texts.length > 0).length === 2, 5000, 'two sinks');
+      for (const sim of calls) for (const m of callAudio(sim.provider, 0.1)) sim.sendMedia(m);
+      await own.close();
+      for (const sim of calls) expect(await sim.closed).toBe(1001);
+      for (const c of bot.connections) await c.next('stats');
+    } finally {
+      await bot.close();
+    }
+  });
+});
