@@ -432,6 +432,44 @@ describe('sink trouble and provider trouble', () => {
     await Promise.all([neighbour.closed, noisy.closed]);
   });
 
+  it('closes a provider connection that floods messages with 1008 RM_ERR_RATE_LIMITED', async () => {
+    const sim = await ProviderSim.connect(server.base.uws, plainId, 'twilio');
+    sim.start({ id: 'flooder' });
+    for (let i = 0; i < 3000; i++) sim.ws.send('{"event":"nonsense"}');
+    expect(await sim.closed).toBe(1008);
+    expect(sim.closeReason).toMatch(/^RM_ERR_RATE_LIMITED/);
+  });
+
+  it('bounds the marks a sink may leave waiting', async () => {
+    const marks = await TestSink.start((c) => {
+      c.next('session').then(
+        () => {
+          c.ws.send(
+            JSON.stringify({
+              type: 'playback',
+              format: { encoding: 's16le', sample_rate: 8000, channels: 1 },
+            }),
+          );
+          c.ws.send(Buffer.from(sine(8000 * 10, 8000, 500).buffer), { binary: true });
+          for (let i = 0; i < 1100; i++) c.ws.send(JSON.stringify({ type: 'mark', name: `m${i}` }));
+        },
+        () => {},
+      );
+    });
+    try {
+      const id = sinkPipeline(marks.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
+      const sim = await ProviderSim.connect(server.base.ws, id, 'vonage');
+      sim.start({ id: 'marks' });
+      await until(() => marks.connections.length === 1, 5000, 'sink connection');
+      const error = await marks.connections[0]?.next('error');
+      expect(error).toMatchObject({ code: 'RM_ERR_SINK_MESSAGE' });
+      sim.close();
+      await sim.closed;
+    } finally {
+      await marks.close();
+    }
+  });
+
   it('negotiates the jambonz subprotocol on both listeners', async () => {
     for (const base of [server.base.ws, server.base.uws]) {
       const sim = await ProviderSim.connect(base, plainId, 'jambonz');

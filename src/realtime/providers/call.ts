@@ -15,6 +15,7 @@ import { type EngineOutput, type EngineSession, OutputKind } from '../../native.
 import { type SinkSpec, sinkSchema } from '../../pipeline/document.js';
 import { Playback, type PlaybackInfo } from '../playback.js';
 import { bytesPerSample, CloseCode } from '../protocol.js';
+import { TokenBucket } from '../ratelimit.js';
 import type { PipelineRef, RealtimeDeps, Socket } from '../session.js';
 import { StreamSession } from '../session.js';
 import { type SinkInfo, SinkLink, type SinkOptions, type SinkState, sinkHostAllowed } from '../sink.js';
@@ -34,6 +35,8 @@ import {
 export const MAX_PLAYBACK_QUEUE_MS = 60_000;
 /** Listeners per session on `/v1/sessions/{id}/listen`. */
 export const MAX_LISTENERS = 8;
+/** Sink marks waiting to be played, per call (SPEC §9: a sink cannot grow them without bound). */
+export const MAX_PENDING_MARKS = 1024;
 
 export interface TelephonyInfo {
   provider: ProviderName;
@@ -69,6 +72,8 @@ export class ProviderCall {
   private chainFloor = 0;
   private deferredMarks: Array<{ name: string; after: number }> = [];
   private overflowing = false;
+  /** MAX_MESSAGES_PER_SEC applies to every provider message, not only the media the session sees. */
+  private readonly rate: TokenBucket;
 
   constructor(
     private readonly provider: Socket,
@@ -79,6 +84,7 @@ export class ProviderCall {
     private readonly sinkOptions?: SinkOptions,
   ) {
     this.wire = createWire(providerName);
+    this.rate = new TokenBucket(deps.config.maxMessagesPerSec);
     this.session = new StreamSession(this.pipelineSocket(), deps, pipeline, transport);
     this.session.describe = () => ({ telephony: this.info() });
     const spec = isObject(pipeline.definition) ? sinkSchema.safeParse(pipeline.definition.sink) : undefined;
@@ -128,11 +134,20 @@ export class ProviderCall {
   // ─── provider side ────────────────────────────────────────────────────────────────────────────────
 
   onText(text: string): void {
-    if (!this.closed) this.handle(this.wire.text(text));
+    if (!this.closed && this.admit()) this.handle(this.wire.text(text));
   }
 
   onBinary(data: Uint8Array): void {
-    if (!this.closed) this.handle(this.wire.binary(data));
+    if (!this.closed && this.admit()) this.handle(this.wire.binary(data));
+  }
+
+  private admit(): boolean {
+    if (this.rate.take()) return true;
+    this.session.kill(
+      CloseCode.PolicyViolation,
+      `RM_ERR_RATE_LIMITED: more than ${this.rate.ratePerSecond} messages per second`,
+    );
+    return false;
   }
 
   /** The provider's socket closed. */
@@ -270,6 +285,11 @@ export class ProviderCall {
     if (m.type === 'mark') {
       if (typeof m.name !== 'string' || m.name.length === 0 || m.name.length > 256) {
         this.sinkError('RM_ERR_SINK_MESSAGE', 'mark needs a name (1-256 characters)');
+        return;
+      }
+      const pending = this.deferredMarks.length + (this.playback?.info().marks_pending ?? 0);
+      if (pending >= MAX_PENDING_MARKS) {
+        this.sinkError('RM_ERR_SINK_MESSAGE', `at most ${MAX_PENDING_MARKS} marks may wait to be played`);
         return;
       }
       if (this.chainAnswered >= this.chainPushed) this.playback?.mark(m.name);
