@@ -479,6 +479,33 @@ describe('sink trouble and provider trouble', () => {
     }
   });
 
+  it('refuses to store or plan a document whose sink host is not in SINK_ALLOWLIST (422)', async () => {
+    const doc = (url: string) => ({
+      name: 'bot',
+      nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
+      sink: { url, playback: { barge_in: true } },
+    });
+    for (const url of ['/v1/pipelines', '/v1/plan']) {
+      const refused = await server.app.inject({
+        method: 'POST',
+        url,
+        payload: doc('wss://bot.example.com/x'),
+      });
+      expect(refused.statusCode).toBe(422);
+      expect(refused.json().errors).toEqual([
+        expect.objectContaining({ path: '/sink/url', code: 'RM_ERR_SINK_NOT_ALLOWED' }),
+      ]);
+      const accepted = await server.app.inject({ method: 'POST', url, payload: doc('ws://127.0.0.1:9/x') });
+      expect(accepted.statusCode).toBe(url === '/v1/plan' ? 200 : 201);
+    }
+    const bad = await server.app.inject({
+      method: 'POST',
+      url: '/v1/plan',
+      payload: doc('https://127.0.0.1/x'),
+    });
+    expect(bad.statusCode).toBe(422);
+  });
+
   it('does not dial a sink whose host is not in SINK_ALLOWLIST', async () => {
     const id = sinkPipeline('ws://sink.invalid:9/bot', [{ id: 'g', type: 'gain', params: { db: -6 } }]);
     const sim = await ProviderSim.connect(server.base.ws, id, 'jambonz');

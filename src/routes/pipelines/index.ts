@@ -88,7 +88,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const doc = readDocumentBody(request.body, mediaType(request));
+      const doc = readDocumentBody(request.body, mediaType(request), undefined, app.config.sinkAllowlist);
       if (!doc.ok) return invalid(reply, doc.errors);
       const p = app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
       reply.code(201).header('location', `/v1/pipelines/${p.id}`).header('etag', etagOf(p.id, p.version));
@@ -150,7 +150,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       if (!app.store.get(id)) throw notFound(id);
-      const doc = readDocumentBody(request.body, mediaType(request));
+      const doc = readDocumentBody(request.body, mediaType(request), undefined, app.config.sinkAllowlist);
       if (!doc.ok) return invalid(reply, doc.errors);
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
       const p = app.store.update(
