@@ -43,6 +43,10 @@ const settings = {
   ALLOWED_ORIGINS: list.default([]),
   TWILIO_AUTH_TOKEN: z.string().max(256).default(''),
   SINK_ALLOWLIST: list.default([]),
+  START_TIMEOUT_MS: int(0, 3_600_000).default(5000),
+  IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
+  MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
+  HEARTBEAT_MS: int(0, 3_600_000).default(15_000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -85,6 +89,14 @@ export interface Config {
   readonly twilioAuthToken: string | undefined;
   /** SPEC §7: hosts a pipeline's `sink.url` may name (`host`, `host:port` or `*.domain`); empty = no sinks. */
   readonly sinkAllowlist: readonly string[];
+  /** Time an upgraded socket has to send a valid `start` before it is closed 1008; 0 = no limit. */
+  readonly startTimeoutMs: number;
+  /** Time a session may send nothing before it is closed 1001 "idle"; 0 = no limit. */
+  readonly idleTimeoutMs: number;
+  /** Concurrent sessions from one client IP, both transports together. */
+  readonly maxSessionsPerIp: number;
+  /** Interval of WebSocket pings; a peer that has not answered the last one is closed; 0 = off. */
+  readonly heartbeatMs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -161,6 +173,10 @@ export function loadConfig(
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
     twilioAuthToken: v.TWILIO_AUTH_TOKEN === '' ? undefined : v.TWILIO_AUTH_TOKEN,
     sinkAllowlist: Object.freeze(v.SINK_ALLOWLIST),
+    startTimeoutMs: v.START_TIMEOUT_MS,
+    idleTimeoutMs: v.IDLE_TIMEOUT_MS,
+    maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
+    heartbeatMs: v.HEARTBEAT_MS,
   });
 }
 
@@ -192,4 +208,10 @@ export const settingHelp: Record<SettingName, string> = {
     'Twilio auth token; when set, /twilio upgrades need a valid X-Twilio-Signature, else 403 (default empty)',
   SINK_ALLOWLIST:
     'comma-separated hosts a pipeline sink may dial (host, host:port or *.domain); empty = no sinks (default empty)',
+  START_TIMEOUT_MS:
+    'time an upgraded WebSocket has to send a valid start before it is closed 1008; 0 = off (default 5000)',
+  IDLE_TIMEOUT_MS: 'time a session may send nothing before it is closed 1001 "idle"; 0 = off (default 30000)',
+  MAX_SESSIONS_PER_IP: 'concurrent streaming sessions from one client IP, both transports (default 100)',
+  HEARTBEAT_MS:
+    'WebSocket ping interval; a peer that has not answered the previous ping is closed; 0 = off (default 15000)',
 };

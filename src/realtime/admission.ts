@@ -13,6 +13,25 @@ import type { PipelineRef } from './session.js';
 /** The realtime endpoints of a pipeline: the protocol of SPEC §4, or a telephony provider's (SPEC §7). */
 export type Endpoint = 'stream' | ProviderName;
 
+/**
+ * One spelling per address, so that a client is counted once across both transports: IPv4 dotted
+ * (also for IPv4-mapped IPv6, RFC 4291 §2.5.5.2), IPv6 in its RFC 5952 form.
+ */
+export function canonicalIp(address: string): string {
+  if (!address.includes(':')) return address;
+  let v6: string;
+  try {
+    v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (mapped === null) return v6;
+  const hi = Number.parseInt(mapped[1] ?? '0', 16);
+  const lo = Number.parseInt(mapped[2] ?? '0', 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
 /** Request headers as both transports can give them. */
 export type UpgradeHeaders = Record<string, string | string[] | undefined>;
 
@@ -21,7 +40,7 @@ export interface UpgradeRequest {
   /** Path and query, as received (still percent-encoded). */
   url: string;
   headers: UpgradeHeaders;
-  /** The peer's IP address. */
+  /** The peer's IP address (any spelling; see `canonicalIp`). */
   ip: string;
   /** The route the transport matched (default `stream`). */
   endpoint?: Endpoint;
@@ -43,6 +62,8 @@ export interface AdmissionPolicy {
 export interface Occupancy {
   readonly isDraining: boolean;
   readonly size: number;
+  /** Live sessions from one (canonical) client IP, both transports together. */
+  sessionsFrom(ip: string): number;
 }
 
 export type Admission =
@@ -51,14 +72,18 @@ export type Admission =
 
 const realtimePath = /^\/v1\/pipelines\/([^/?#]+)\/(stream|twilio|vonage|jambonz|asterisk)(?:[?#]|$)/;
 
-/** The pipeline id of a realtime URL (`/stream` or a provider endpoint), or undefined. */
-export function pipelineIdOf(url: string): string | undefined {
+/**
+ * The pipeline id of a realtime URL (`/stream` or a provider endpoint): undefined when the URL is not a
+ * realtime path, null when its id is not valid percent-encoding (RFC 3986 §2.1) — a bad request, never an
+ * exception.
+ */
+export function pipelineIdOf(url: string): string | null | undefined {
   const m = realtimePath.exec(url);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);
   } catch {
-    return undefined;
+    return null;
   }
 }
 
@@ -86,6 +111,15 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
     };
   }
   const id = pipelineIdOf(url);
+  if (id === null) {
+    // As the main port's router answers a path it cannot decode.
+    return {
+      ok: false,
+      status: 400,
+      code: 'RM_ERR_BAD_REQUEST',
+      message: `malformed URL ${url.slice(0, 200)}`,
+    };
+  }
   const pipeline = id === undefined ? undefined : policy.lookup(id);
   if (pipeline === undefined) {
     return {
@@ -102,6 +136,15 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
       code: 'RM_ERR_DRAINING',
       message: 'server is shutting down',
       retryAfter: 5,
+    };
+  }
+  if (occupancy.sessionsFrom(canonicalIp(request.ip)) >= config.maxSessionsPerIp) {
+    return {
+      ok: false,
+      status: 429,
+      code: 'RM_ERR_TOO_MANY_SESSIONS_PER_IP',
+      message: `this address holds its maximum of ${config.maxSessionsPerIp} sessions`,
+      retryAfter: 1,
     };
   }
   if (occupancy.size >= config.maxSessions) {

@@ -78,54 +78,74 @@ function callAudio(provider: Provider, seconds: number): Buffer[] {
 
 describe.each(['ws', 'uws'] as const)('over %s', (transport) => {
   describe.each(providers)('%s', (provider) => {
-    it('processes every inbound frame once and in order, passes DTMF as digit events, serves listeners', async () => {
-      const sim = await ProviderSim.connect(server.base[transport], plainId, provider);
-      const callId = `call-${provider}-${transport}`;
-      sim.start({ id: callId, params: { lang: 'en' } });
-      const info = await sessionOf(callId);
-      expect(info.telephony).toMatchObject({
-        provider,
-        sink: { state: 'none' },
-        playback: { state: 'idle' },
-      });
-      // GET /v1/sessions/{id}/listen: the processed audio and events of a session without a sink.
-      const listener = await TestClient.connect(`${server.base.ws}/v1/sessions/${info.id}/listen`);
-      await until(() => listener.received.length > 0, 5000, 'listener hello');
-      const messages = callAudio(provider, CALL_SECONDS);
-      for (const m of messages) sim.sendMedia(m);
-      sim.dtmf('5');
-      await until(() => listener.binaries().length >= messages.length, 10_000, 'all answers');
-      await until(() => listener.texts().some((t) => t.type === 'event'), 5000, 'dtmf event');
-      sim.stop();
-      await listener.closed;
-      const f = providerFormat[provider];
-      const planned = planWithEngine(
-        { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] },
-        {
-          inputFormat: { sample_rate: f.sample_rate, channels: 1 },
-        },
-      );
-      if (!planned.ok) throw new Error('plan failed');
-      const batch = await server.app.engine.processBatch(
-        planned.plan,
-        { encoding: f.encoding, sample_rate: f.sample_rate, channels: 1 },
-        Buffer.concat(messages),
-        's16le',
-      );
-      // One answer per inbound frame (Twilio's outbound-track media ignored), in order, equal to batch.
-      const answers = listener.binaries().slice(0, messages.length);
-      expect(Buffer.concat(answers).equals(batch.audio)).toBe(true);
-      const hello = listener.texts()[0];
-      expect(hello).toMatchObject({ type: 'session', session_id: info.id, provider });
-      const digit = listener.texts().find((t) => t.type === 'event');
-      expect(digit).toMatchObject({ node: provider, name: 'digit', data: { digit: '5' } });
-      sim.close();
-      await sim.closed;
-    });
+    it(
+      'processes every inbound frame once and in order, passes DTMF as digit events, serves listeners',
+      async () => {
+        const sim = await ProviderSim.connect(server.base[transport], plainId, provider);
+        const callId = `call-${provider}-${transport}`;
+        sim.start({ id: callId, params: { lang: 'en' } });
+        const info = await sessionOf(callId);
+        expect(info.telephony).toMatchObject({
+          provider,
+          sink: { state: 'none' },
+          playback: { state: 'idle' },
+        });
+        // GET /v1/sessions/{id}/listen: the processed audio and events of a session without a sink.
+        const listener = await TestClient.connect(`${server.base.ws}/v1/sessions/${info.id}/listen`);
+        await until(() => listener.received.length > 0, 5000, 'listener hello');
+        const messages = callAudio(provider, CALL_SECONDS);
+        // In real time, as a provider sends it.
+        let sent = 0;
+        const sender = setInterval(() => {
+          const m = messages[sent++];
+          if (m !== undefined) sim.sendMedia(m);
+        }, 20);
+        try {
+          await until(
+            () => listener.binaries().length >= messages.length,
+            CALL_SECONDS * 1000 + 10_000,
+            'all answers',
+          );
+        } finally {
+          clearInterval(sender);
+        }
+        sim.dtmf('5');
+        await until(() => listener.texts().some((t) => t.type === 'event'), 5000, 'dtmf event');
+        sim.stop();
+        await listener.closed;
+        const f = providerFormat[provider];
+        const planned = planWithEngine(
+          { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] },
+          {
+            inputFormat: { sample_rate: f.sample_rate, channels: 1 },
+          },
+        );
+        if (!planned.ok) throw new Error('plan failed');
+        const batch = await server.app.engine.processBatch(
+          planned.plan,
+          { encoding: f.encoding, sample_rate: f.sample_rate, channels: 1 },
+          Buffer.concat(messages),
+          's16le',
+        );
+        // One answer per inbound frame (Twilio's outbound-track media ignored), in order, equal to batch.
+        const answers = listener.binaries().slice(0, messages.length);
+        expect(Buffer.concat(answers).equals(batch.audio)).toBe(true);
+        const hello = listener.texts()[0];
+        expect(hello).toMatchObject({ type: 'session', session_id: info.id, provider });
+        const digit = listener.texts().find((t) => t.type === 'event');
+        expect(digit).toMatchObject({ node: provider, name: 'digit', data: { digit: '5' } });
+        sim.close();
+        await sim.closed;
+      },
+      CALL_SECONDS * 2000 + 20_000,
+    );
   });
 });
 
-/** A sink that answers the `session` message with `seconds` of a 16 kHz tone and a mark after it. */
+/**
+ * A sink that answers the `session` message with `seconds` of a 16 kHz tone and a mark after it, streamed
+ * as a bot would: one-second messages, two ahead, then one a second.
+ */
 function answeringSink(seconds: number, mark: string) {
   return TestSink.start((c) => {
     c.next('session').then(
@@ -136,9 +156,18 @@ function answeringSink(seconds: number, mark: string) {
             format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
           }),
         );
-        const tone = sine(16000 * seconds, 16000, 1000, 0.3);
-        c.ws.send(Buffer.from(tone.buffer), { binary: true });
-        c.ws.send(JSON.stringify({ type: 'mark', name: mark }));
+        const second = Buffer.from(sine(16000, 16000, 1000, 0.3).buffer);
+        let sent = 0;
+        const send = () => {
+          if (c.ws.readyState !== WebSocket.OPEN) return clearInterval(timer);
+          if (sent < seconds) c.ws.send(second, { binary: true });
+          sent++;
+          if (sent === seconds) c.ws.send(JSON.stringify({ type: 'mark', name: mark }));
+          if (sent >= seconds) clearInterval(timer);
+        };
+        const timer = setInterval(send, 1000);
+        send();
+        if (seconds > 1) send();
       },
       () => {},
     );

@@ -31,6 +31,8 @@ import {
   parseJson,
 } from './wire.js';
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Playback audio queued per call, at most (SPEC §9: bounded memory; a flooding sink is cut off here). */
 export const MAX_PLAYBACK_QUEUE_MS = 60_000;
 /** Listeners per session on `/v1/sessions/{id}/listen`. */
@@ -112,6 +114,8 @@ export class ProviderCall {
         for (const l of this.listeners) l.sendBinary(data);
       },
       close: (code, reason) => this.teardown(code, reason),
+      // Heartbeats (HEARTBEAT_MS) go to the provider's socket; its pongs come back through onPong.
+      ping: () => this.provider.ping(),
       bufferedAmount: () => this.provider.bufferedAmount(),
     };
   }
@@ -133,12 +137,32 @@ export class ProviderCall {
 
   // ─── provider side ────────────────────────────────────────────────────────────────────────────────
 
-  onText(text: string): void {
-    if (!this.closed && this.admit()) this.handle(this.wire.text(text));
+  /** One WebSocket message from the provider, as either transport received it. */
+  onMessage(data: Uint8Array, isBinary: boolean): void {
+    if (this.closed || !this.admit()) return;
+    if (data.byteLength > this.deps.config.maxFrameBytes) {
+      // RFC 6455 §7.4.1: 1009 = message too big (MAX_FRAME_BYTES, as on /stream).
+      this.session.kill(CloseCode.MessageTooBig, 'RM_ERR_MESSAGE_TOO_BIG: message too big');
+      return;
+    }
+    if (isBinary) {
+      this.handle(this.wire.binary(data));
+      return;
+    }
+    let text: string;
+    try {
+      text = utf8.decode(data);
+    } catch {
+      // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection with 1007.
+      this.session.kill(CloseCode.InvalidPayload, 'RM_ERR_BAD_UTF8: text message is not valid UTF-8');
+      return;
+    }
+    this.handle(this.wire.text(text));
   }
 
-  onBinary(data: Uint8Array): void {
-    if (!this.closed && this.admit()) this.handle(this.wire.binary(data));
+  /** The provider answered a heartbeat ping. */
+  onPong(): void {
+    this.session.onPong();
   }
 
   private admit(): boolean {
@@ -165,7 +189,7 @@ export class ProviderCall {
       case 'media':
         this.framesIn++;
         this.samplesIn += Math.floor(ev.audio.byteLength / this.frameBytes);
-        this.session.onBinary(ev.audio);
+        this.session.onMessage(ev.audio, true);
         return;
       case 'dtmf': {
         // Shaped like the `dtmf` node's events (SPEC §2): name "digit", data.digit; the node is the provider.
@@ -193,7 +217,7 @@ export class ProviderCall {
         return;
       case 'stop':
         // SPEC §4.6 semantics: flush, stats (to the sink), then the close.
-        this.session.onText('{"type":"stop"}');
+        this.session.onMessage(Buffer.from('{"type":"stop"}'), false);
         return;
       case 'cleared':
       case 'ignore':
@@ -212,7 +236,7 @@ export class ProviderCall {
     this.call = call;
     this.output = output;
     this.frameBytes = input.channels * bytesPerSample[input.encoding];
-    this.session.onText(JSON.stringify({ type: 'start', input }));
+    this.session.onMessage(Buffer.from(JSON.stringify({ type: 'start', input })), false);
     if (this.session.state !== 'streaming') {
       let code = 'RM_ERR_FORMAT_CONFLICT';
       try {

@@ -7,20 +7,28 @@ import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import { sendProblem } from '../../plugins/problems.js';
 import type { Endpoint } from '../admission.js';
+import { transportMaxPayload } from '../protocol.js';
 import { ProviderCall } from '../providers/call.js';
 import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
+import { guarded } from './guard.js';
 
-export function adapt(ws: WebSocket): Socket {
+function adapt(ws: WebSocket): Socket {
+  const open = () => ws.readyState === ws.OPEN;
   return {
     sendText: (text) => {
-      if (ws.readyState === ws.OPEN) ws.send(text);
+      if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
+      if (open()) ws.send(data, { binary: true });
     },
-    close: (code, reason) => ws.close(code, reason),
+    close: (code, reason) => {
+      if (open()) ws.close(code, reason);
+    },
+    ping: () => {
+      if (open()) ws.ping();
+    },
     bufferedAmount: () => ws.bufferedAmount,
   };
 }
@@ -34,9 +42,10 @@ declare module 'fastify' {
 export const fastifyTransport = fp(
   async (app: FastifyInstance, opts: { registry: SessionRegistry }) => {
     const { registry } = opts;
+    const { deps } = registry;
     await app.register(websocket, {
-      // RFC 6455 §7.4.1: ws closes oversized messages with 1009 (SPEC §4.7).
-      options: { maxPayload: app.config.maxFrameBytes },
+      // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
+      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
       // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
@@ -71,22 +80,25 @@ export const fastifyTransport = fp(
         preValidation: admitOn('stream'),
       },
       (socket, request) => {
-        const pipeline = request.streamPipeline;
-        if (pipeline === undefined) return socket.close(1011, 'no pipeline');
-        const session = new StreamSession(adapt(socket), registry.deps, pipeline, 'ws');
-        registry.add(session);
-        // Attached synchronously: @fastify/websocket drops messages that arrive before a listener.
-        socket.on('message', (data: Buffer, isBinary: boolean) => {
-          if (isBinary) session.onBinary(data);
-          else session.onText(data.toString('utf8'));
-        });
-        socket.on('close', () => session.onClose());
         // Without an 'error' listener, one malformed frame from a client would end the process.
-        socket.on('error', (err) => request.log.debug({ err, session: session.id }, 'websocket error'));
+        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+        guarded(deps, 'open', undefined, () => {
+          const pipeline = request.streamPipeline;
+          if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+          const session = new StreamSession(adapt(socket), deps, pipeline, 'ws');
+          registry.add(session, request.ip);
+          // Attached synchronously: @fastify/websocket drops messages that arrive before a listener.
+          socket.on('message', (data: Buffer, isBinary: boolean) =>
+            guarded(deps, 'message', session, () => session.onMessage(data, isBinary)),
+          );
+          socket.on('pong', () => guarded(deps, 'pong', session, () => session.onPong()));
+          socket.on('close', () => guarded(deps, 'close', undefined, () => session.onClose()));
+        });
       },
     );
     // SPEC §7: one endpoint per telephony provider, each an ordinary session behind the provider's protocol.
-    // jambonz asks for the subprotocol `audio.jambonz.org`: ws answers with the first one offered.
+    // jambonz asks for the subprotocol `audio.jambonz.org` and Asterisk for `media`: ws answers with the
+    // first one offered.
     for (const provider of providerNames) {
       app.get<{ Params: { id: string } }>(
         `/v1/pipelines/:id/${provider}`,
@@ -99,18 +111,19 @@ export const fastifyTransport = fp(
           preValidation: admitOn(provider),
         },
         (socket, request) => {
-          const pipeline = request.streamPipeline;
-          if (pipeline === undefined) return socket.close(1011, 'no pipeline');
-          const call = new ProviderCall(adapt(socket), registry.deps, pipeline, 'ws', provider);
-          registry.addCall(call);
-          socket.on('message', (data: Buffer, isBinary: boolean) => {
-            if (isBinary) call.onBinary(data);
-            else call.onText(data.toString('utf8'));
+          socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+          guarded(deps, 'open', undefined, () => {
+            const pipeline = request.streamPipeline;
+            if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+            const call = new ProviderCall(adapt(socket), deps, pipeline, 'ws', provider);
+            registry.addCall(call, request.ip);
+            const { session } = call;
+            socket.on('message', (data: Buffer, isBinary: boolean) =>
+              guarded(deps, 'message', session, () => call.onMessage(data, isBinary)),
+            );
+            socket.on('pong', () => guarded(deps, 'pong', session, () => call.onPong()));
+            socket.on('close', () => guarded(deps, 'close', undefined, () => call.onClose()));
           });
-          socket.on('close', () => call.onClose());
-          socket.on('error', (err) =>
-            request.log.debug({ err, session: call.session.id }, 'websocket error'),
-          );
         },
       );
     }
@@ -124,26 +137,25 @@ export const fastifyTransport = fp(
           summary: "Listen to a telephony session's processed audio and events (WebSocket, server to client)",
         },
         preValidation: async (request, reply) => {
-          const call = registry.calls.get(request.params.id);
-          if (call === undefined) {
-            return sendProblem(
-              reply,
-              404,
-              'RM_ERR_SESSION_NOT_FOUND',
-              `no telephony session ${request.params.id}`,
-            );
-          }
-          return undefined;
+          if (registry.calls.has(request.params.id)) return undefined;
+          return sendProblem(
+            reply,
+            404,
+            'RM_ERR_SESSION_NOT_FOUND',
+            `no telephony session ${request.params.id}`,
+          );
         },
       },
       (socket, request) => {
-        const call = registry.calls.get(request.params.id);
-        const listener = adapt(socket);
-        if (call === undefined || !call.addListener(listener)) {
-          return socket.close(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
-        }
-        socket.on('close', () => call.removeListener(listener));
         socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+        guarded(deps, 'open', undefined, () => {
+          const call = registry.calls.get(request.params.id);
+          const listener = adapt(socket);
+          if (call === undefined || !call.addListener(listener)) {
+            return socket.close(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
+          }
+          socket.on('close', () => call.removeListener(listener));
+        });
       },
     );
   },

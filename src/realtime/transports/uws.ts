@@ -3,13 +3,17 @@
  * protocol, same sessions as the main port, with less overhead per message.
  */
 
-import type { TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
-import type { Endpoint } from '../admission.js';
+import { problemOf } from '../../plugins/problems.js';
+import type { Admission, Endpoint } from '../admission.js';
+import { transportMaxPayload } from '../protocol.js';
 import { ProviderCall } from '../providers/call.js';
 import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
+import { guarded } from './guard.js';
 
 type Uws = typeof import('uWebSockets.js');
 const require = createRequire(import.meta.url);
@@ -21,16 +25,30 @@ const uws: Uws = require('uWebSockets.js');
  */
 export const uwsIsNative = /\[native code\]/.test(String(uws.App));
 
-/** What a socket's messages drive: a `/stream` session or a telephony call. */
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT, so a port already in use fails the listen. */
+const EXCLUSIVE_PORT = 1;
+
+/** `listen(host, port, options, cb)`: the addon has it; the package's typings list only the other forms. */
+type ListenWithOptions = (
+  host: string,
+  port: number,
+  options: number,
+  cb: (token: us_listen_socket | false) => void,
+) => TemplatedApp;
+
+/** What a socket's messages drive: a `/stream` session, or a telephony call around one. */
 interface Connection {
-  onText(text: string): void;
-  onBinary(data: Uint8Array): void;
+  /** The session that a failing callback closes (transports/guard.ts). */
+  readonly session: StreamSession;
+  onMessage(data: Uint8Array, isBinary: boolean): void;
+  onPong(): void;
   onClose(): void;
 }
 
 interface UserData {
   pipeline: PipelineRef;
-  session?: Connection;
+  ip: string;
+  conn?: Connection;
   closed: boolean;
 }
 
@@ -47,114 +65,146 @@ function adapt(ws: WebSocket<UserData>): Socket {
     close: (code, reason) => {
       if (!data.closed) ws.end(code, reason);
     },
+    ping: () => {
+      if (!data.closed) ws.ping();
+    },
     bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
   };
 }
 
-const statusText: Record<number, string> = {
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  503: 'Service Unavailable',
-};
+/** The same problem+json answer the main port gives for a refused upgrade. */
+function refuse(res: HttpResponse, url: string, refusal: Extract<Admission, { ok: false }>): void {
+  const body = JSON.stringify(problemOf(refusal.status, refusal.code, refusal.message, url));
+  res.cork(() => {
+    res.writeStatus(`${refusal.status} ${STATUS_CODES[refusal.status] ?? 'Error'}`);
+    res.writeHeader('content-type', 'application/problem+json; charset=utf-8');
+    if (refusal.retryAfter !== undefined) res.writeHeader('retry-after', String(refusal.retryAfter));
+    res.end(body);
+  });
+}
+
+/** The client's address as text (uWS gives 4 or 16 raw bytes); admission canonicalizes it. */
+function remoteIp(res: HttpResponse): string {
+  const bytes = new Uint8Array(res.getRemoteAddress());
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i + 1 < bytes.length; i += 2)
+    groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  return groups.join(':');
+}
 
 export interface UwsListener {
   port: number;
   close(): void;
 }
 
-/** Starts the uWebSockets.js listener. Resolves once it listens (port 0 picks a free port). */
+/**
+ * Starts the uWebSockets.js listener. Resolves once it listens (port 0 picks a free port); rejects when
+ * the port is taken — by anyone, this process included: the port is bound exclusively.
+ */
 export function startUwsListener(
   registry: SessionRegistry,
   host: string,
   port: number,
 ): Promise<UwsListener> {
-  const maxFrameBytes = registry.deps.config.maxFrameBytes;
+  const { deps } = registry;
   const app: TemplatedApp = uws.App();
-  const open = (endpoint: Endpoint, socket: Socket, pipeline: PipelineRef): Connection => {
+  const open = (endpoint: Endpoint, socket: Socket, data: UserData): Connection => {
     if (endpoint === 'stream') {
-      const session = new StreamSession(socket, registry.deps, pipeline, 'uws');
-      registry.add(session);
-      return session;
+      const session = new StreamSession(socket, deps, data.pipeline, 'uws');
+      registry.add(session, data.ip);
+      return {
+        session,
+        onMessage: (d, b) => session.onMessage(d, b),
+        onPong: () => session.onPong(),
+        onClose: () => session.onClose(),
+      };
     }
-    const call = new ProviderCall(socket, registry.deps, pipeline, 'uws', endpoint);
-    registry.addCall(call);
+    const call = new ProviderCall(socket, deps, data.pipeline, 'uws', endpoint);
+    registry.addCall(call, data.ip);
     return call;
   };
   // SPEC §7: the telephony endpoints live on both listeners, with the same admission as /stream.
-  for (const endpoint of ['stream', ...providerNames] as const) {
+  for (const endpoint of ['stream', ...providerNames] as const)
     app.ws<UserData>(`/v1/pipelines/:id/${endpoint}`, {
-      // uWS drops a connection over maxPayloadLength without a close frame (1006), so the limit here is a
-      // hard cap well above MAX_FRAME_BYTES; the session closes messages over MAX_FRAME_BYTES with 1009.
-      maxPayloadLength: Math.max(16 * 1024 * 1024, 4 * maxFrameBytes),
-      // Slow readers are detected and closed by the registry (1008), not dropped here.
+      maxPayloadLength: transportMaxPayload(deps.config.maxFrameBytes),
+      // Slow readers are detected and closed by the watchdog (1008), not dropped here.
       maxBackpressure: 64 * 1024 * 1024,
       closeOnBackpressureLimit: 0,
+      // Idle clients and heartbeats are the watchdog's too, the same for both transports.
       idleTimeout: 0,
+      sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
         // The request object is only valid during this callback: read everything now.
         const query = req.getQuery();
         const url = req.getUrl() + (query ? `?${query}` : '');
-        const headers = {
-          authorization: req.getHeader('authorization'),
-          origin: req.getHeader('origin'),
-          host: req.getHeader('host'),
-          'x-forwarded-host': req.getHeader('x-forwarded-host') || undefined,
-          'x-twilio-signature': req.getHeader('x-twilio-signature') || undefined,
-        };
-        const key = req.getHeader('sec-websocket-key');
-        // RFC 6455 §4.2.2: the server answers with one of the subprotocols offered (jambonz: audio.jambonz.org).
-        const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
-        const extensions = req.getHeader('sec-websocket-extensions');
-        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-        const admission = registry.admit({ url, headers, ip, endpoint });
-        if (!admission.ok) {
-          const body = JSON.stringify({
-            type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
-            title: statusText[admission.status] ?? 'Error',
-            status: admission.status,
-            code: admission.code,
-            detail: admission.message,
+        let answered = false;
+        guarded(deps, 'upgrade', undefined, () => {
+          const headers = {
+            authorization: req.getHeader('authorization'),
+            origin: req.getHeader('origin'),
+            host: req.getHeader('host'),
+            'x-forwarded-host': req.getHeader('x-forwarded-host') || undefined,
+            'x-twilio-signature': req.getHeader('x-twilio-signature') || undefined,
+          };
+          const key = req.getHeader('sec-websocket-key');
+          // RFC 6455 §4.2.2: the server answers with one subprotocol of those offered (jambonz:
+          // audio.jambonz.org, Asterisk: media).
+          const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
+          const extensions = req.getHeader('sec-websocket-extensions');
+          const ip = remoteIp(res);
+          const admission = registry.admit({ url, headers, ip, endpoint });
+          answered = true;
+          if (!admission.ok) return refuse(res, url, admission);
+          res.upgrade<UserData>(
+            { pipeline: admission.pipeline, ip, closed: false },
+            key,
+            protocol,
+            extensions,
+            context,
+          );
+        });
+        if (!answered) {
+          refuse(res, url, {
+            ok: false,
+            status: 500,
+            code: 'RM_ERR_INTERNAL',
+            message: 'internal server error',
           });
-          res.cork(() => {
-            res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
-            res.writeHeader('content-type', 'application/problem+json');
-            if (admission.retryAfter !== undefined)
-              res.writeHeader('retry-after', String(admission.retryAfter));
-            res.end(body);
-          });
-          return;
         }
-        res.upgrade<UserData>(
-          { pipeline: admission.pipeline, closed: false },
-          key,
-          protocol,
-          extensions,
-          context,
-        );
       },
       open: (ws) => {
-        const data = ws.getUserData();
-        data.session = open(endpoint, adapt(ws), data.pipeline);
+        guarded(deps, 'open', undefined, () => {
+          const data = ws.getUserData();
+          data.conn = open(endpoint, adapt(ws), data);
+        });
       },
       message: (ws, message, isBinary) => {
-        const session = ws.getUserData().session;
-        if (session === undefined) return;
-        // `message` is valid only during this callback; the engine copies binary frames inside push().
-        if (isBinary) session.onBinary(new Uint8Array(message));
-        else session.onText(Buffer.from(message).toString('utf8'));
+        const conn = ws.getUserData().conn;
+        if (conn === undefined) return;
+        // `message` is valid only during this callback: the session decodes text and the engine copies
+        // binary frames inside it.
+        guarded(deps, 'message', conn.session, () => conn.onMessage(new Uint8Array(message), isBinary));
+      },
+      pong: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (conn !== undefined) guarded(deps, 'pong', conn.session, () => conn.onPong());
       },
       close: (ws) => {
         const data = ws.getUserData();
         data.closed = true;
-        data.session?.onClose();
+        guarded(deps, 'close', undefined, () => data.conn?.onClose());
       },
     });
-  }
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (token: us_listen_socket | false) => {
+    const listen = app.listen as unknown as ListenWithOptions;
+    listen.call(app, host, port, EXCLUSIVE_PORT, (token) => {
       if (!token) {
-        reject(new Error(`uWebSockets.js could not listen on ${host}:${port}`));
+        reject(
+          Object.assign(new Error(`listen EADDRINUSE: address already in use ${host}:${port} (RT_PORT)`), {
+            code: 'EADDRINUSE',
+          }),
+        );
         return;
       }
       resolve({ port: uws.us_socket_local_port(token), close: () => uws.us_listen_socket_close(token) });
