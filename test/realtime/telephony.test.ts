@@ -270,7 +270,16 @@ describe('barge-in', () => {
   it('clears playback when the caller starts speaking and tells the sink how much was heard', async () => {
     const bot = await answeringSink(5, 'long-reply');
     try {
-      const id = sinkPipeline(bot.url, [{ id: 'vad', type: 'vad', params: { aggressiveness: 2 } }], true);
+      // The phone front end of a voice bot: up to 48 kHz, RNNoise-class denoise, then VAD.
+      const id = sinkPipeline(
+        bot.url,
+        [
+          { id: 'up', type: 'resample', params: { sample_rate: 48000, quality: 'high' } },
+          { id: 'clean', type: 'denoise' },
+          { id: 'vad', type: 'vad', params: { aggressiveness: 2 } },
+        ],
+        true,
+      );
       const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
       sim.start({ id: 'barge-in' });
       await until(() => bot.connections.length === 1, 5000, 'sink connection');
