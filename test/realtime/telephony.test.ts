@@ -351,6 +351,12 @@ describe('sink trouble and provider trouble', () => {
       5000,
       'sink reported down',
     );
+    // … and says so to whoever listens, on every failed attempt.
+    await until(
+      () => listener.texts().some((t) => t.code === 'RM_ERR_SINK_UNAVAILABLE'),
+      5000,
+      'RM_ERR_SINK_UNAVAILABLE',
+    );
     sim.close();
     await listener.closed;
   });

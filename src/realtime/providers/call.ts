@@ -271,8 +271,20 @@ export class ProviderCall {
         hello: () => this.hello(),
         text: (t) => this.onSinkText(t),
         binary: (b) => this.onSinkBinary(b),
-        state: (s: SinkState) => {
-          if (s === 'down') this.deps.metrics?.telephony?.(this.providerName, 'sink_down');
+        state: (s: SinkState, detail?: string) => {
+          if (s !== 'down') return;
+          // The call goes on without its sink, and says so: metric, log, listeners, /v1/sessions.
+          this.deps.metrics?.telephony?.(this.providerName, 'sink_down');
+          this.deps.log?.warn(
+            { session: this.session.id, sink: spec.url, detail },
+            'sink is down; the call goes on',
+          );
+          const down = {
+            type: 'error',
+            code: 'RM_ERR_SINK_UNAVAILABLE',
+            message: `sink is down: ${detail ?? ''}`,
+          };
+          for (const l of this.listeners) l.sendText(JSON.stringify(down));
         },
       },
       this.sinkOptions,
