@@ -17,9 +17,10 @@ const openRoutes = new Set(['/', '/ui/*']);
  * Realtime upgrade routes: the realtime admission decides them (it also accepts `?token=`, which is all a
  * telephony provider can send: Twilio, Vonage, jambonz and Asterisk dial a URL without custom headers).
  */
-const upgradeRoutes = new Set(
-  ['stream', 'twilio', 'vonage', 'jambonz', 'asterisk'].map((e) => `/v1/pipelines/:id/${e}`),
-);
+const upgradeRoutes = new Set([
+  ...['stream', 'twilio', 'vonage', 'jambonz', 'asterisk'].map((e) => `/v1/pipelines/:id/${e}`),
+  '/v1/sessions/:id/listen',
+]);
 
 function sameKey(a: string, b: string): boolean {
   const x = Buffer.from(a);

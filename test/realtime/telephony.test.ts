@@ -47,7 +47,11 @@ afterAll(async () => {
 });
 
 /** The live session of a call as `GET /v1/sessions` shows it, found by the id the simulator gave the provider. */
-async function sessionOf(callId: string, on: Running = server): Promise<Record<string, unknown>> {
+async function sessionOf(
+  callId: string,
+  on: Running = server,
+  headers: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
   let found: Record<string, unknown> | undefined;
   await until(
     () => {
@@ -61,7 +65,7 @@ async function sessionOf(callId: string, on: Running = server): Promise<Record<s
     5000,
     `session of ${callId}`,
   );
-  const res = await on.app.inject({ method: 'GET', url: `/v1/sessions/${found?.id}` });
+  const res = await on.app.inject({ method: 'GET', url: `/v1/sessions/${found?.id}`, headers });
   expect(res.statusCode).toBe(200);
   return res.json();
 }
@@ -668,6 +672,43 @@ describe('shutdown', () => {
       for (const c of bot.connections) await c.next('stats');
     } finally {
       await bot.close();
+    }
+  });
+});
+
+describe('API_KEYS', () => {
+  it('admits providers and listeners with ?token= (providers cannot send headers) and refuses them without', async () => {
+    const keyed = await startTestServer({ API_KEYS: 'k1' });
+    try {
+      const id = storePipeline(keyed.app, {
+        name: 'plain',
+        nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
+      });
+      for (const base of [keyed.base.ws, keyed.base.uws]) {
+        await expect(ProviderSim.connect(base, id, 'vonage')).rejects.toMatchObject({ status: 401 });
+      }
+      const ws = await new Promise<WebSocket>((resolve, reject) => {
+        const s = new WebSocket(`${keyed.base.ws}/v1/pipelines/${id}/vonage?token=k1`);
+        s.on('open', () => resolve(s));
+        s.on('unexpected-response', (_q, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      });
+      ws.send(
+        JSON.stringify({
+          event: 'websocket:connected',
+          'content-type': 'audio/l16;rate=16000',
+          uuid: 'keyed',
+        }),
+      );
+      const info = await sessionOf('keyed', keyed, { authorization: 'Bearer k1' });
+      await expect(
+        TestClient.connect(`${keyed.base.ws}/v1/sessions/${info.id}/listen`),
+      ).rejects.toMatchObject({ status: 401 });
+      const listener = await TestClient.connect(`${keyed.base.ws}/v1/sessions/${info.id}/listen?token=k1`);
+      await until(() => listener.texts().some((t) => t.type === 'session'), 5000, 'listener hello');
+      ws.close();
+      await listener.closed;
+    } finally {
+      await keyed.close();
     }
   });
 });

@@ -137,6 +137,10 @@ export const fastifyTransport = fp(
           summary: "Listen to a telephony session's processed audio and events (WebSocket, server to client)",
         },
         preValidation: async (request, reply) => {
+          // The same credentials as every other upgrade: a Bearer header or `?token=`.
+          if (!app.authorize(request.headers, request.url)) {
+            return sendProblem(reply, 401, 'RM_ERR_UNAUTHORIZED', 'missing or invalid API key');
+          }
           if (registry.calls.has(request.params.id)) return undefined;
           return sendProblem(
             reply,
@@ -159,5 +163,5 @@ export const fastifyTransport = fp(
       },
     );
   },
-  { name: 'remotemedia-realtime-fastify', dependencies: ['remotemedia-problems'] },
+  { name: 'remotemedia-realtime-fastify', dependencies: ['remotemedia-problems', 'remotemedia-auth'] },
 );
