@@ -518,6 +518,29 @@ describe('sink trouble and provider trouble', () => {
     }
   });
 
+  it('counts calls, DTMF and bad provider messages per provider in /metrics', async () => {
+    const sim = await ProviderSim.connect(server.base.ws, plainId, 'jambonz');
+    sim.start({ id: 'metered' });
+    await sessionOf('metered');
+    sim.dtmf('1');
+    sim.ws.send('{oops');
+    await until(() => server.app.realtime.calls.size > 0, 1000, 'call');
+    const metrics = async () => (await server.app.inject({ method: 'GET', url: '/metrics' })).body;
+    let body = '';
+    for (let i = 0; i < 100 && !/event="provider_error"/.test(body); i++) {
+      body = await metrics();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(body).toMatch(/remotemedia_telephony_events_total\{provider="jambonz",event="call"\} [1-9]/);
+    expect(body).toMatch(/remotemedia_telephony_events_total\{provider="jambonz",event="dtmf"\} [1-9]/);
+    expect(body).toMatch(
+      /remotemedia_telephony_events_total\{provider="jambonz",event="provider_error"\} [1-9]/,
+    );
+    expect(body).toMatch(/remotemedia_telephony_calls_active\{provider="jambonz"\} [1-9]/);
+    sim.close();
+    await sim.closed;
+  });
+
   it('negotiates the jambonz subprotocol on both listeners', async () => {
     for (const base of [server.base.ws, server.base.uws]) {
       const sim = await ProviderSim.connect(base, plainId, 'jambonz');
