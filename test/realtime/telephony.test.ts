@@ -227,7 +227,7 @@ describe.each(providers)('%s playback through a sink', (provider) => {
         }, 20);
         let played: Record<string, unknown>;
         try {
-          played = await conn.next('played', CALL_SECONDS * 1000 + 10_000);
+          played = await conn.next('played', CALL_SECONDS * 1200 + 10_000);
           await until(() => sent >= messages.length, CALL_SECONDS * 1000 + 5000, 'the caller audio');
         } finally {
           clearInterval(sender);
@@ -527,7 +527,7 @@ describe('sink trouble and provider trouble', () => {
     await until(() => server.app.realtime.calls.size > 0, 1000, 'call');
     const metrics = async () => (await server.app.inject({ method: 'GET', url: '/metrics' })).body;
     let body = '';
-    for (let i = 0; i < 100 && !/event="provider_error"/.test(body); i++) {
+    for (let i = 0; i < 100 && !/provider="jambonz",event="provider_error"/.test(body); i++) {
       body = await metrics();
       await new Promise((r) => setTimeout(r, 20));
     }

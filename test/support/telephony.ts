@@ -58,6 +58,8 @@ export class ProviderSim {
   closeReason = '';
   readonly closed: Promise<number>;
   private readonly queue: Item[] = [];
+  private playStart: number | undefined;
+  private playedSinceStart = 0;
   private readonly timer: NodeJS.Timeout;
   private seq = 1;
   private chunk = 1;
@@ -253,8 +255,12 @@ export class ProviderSim {
     else if (played) this.ws.send(`MEDIA_MARK_PROCESSED ${name}`);
   }
 
-  /** Marks at the head have all their audio played: report them; then play one chunk. */
+  /**
+   * Plays what is due by the wall clock — one chunk per 20 ms since playback started, however late the
+   * timer fires — reporting each mark once everything before it has played.
+   */
   private playout(): void {
+    const now = performance.now();
     const flushMarks = () => {
       while (this.queue[0]?.kind === 'mark') {
         const m = this.queue.shift() as { kind: 'mark'; name: string };
@@ -263,14 +269,25 @@ export class ProviderSim {
       }
     };
     flushMarks();
-    if (this.queue[0]?.kind === 'media') {
+    if (this.queue.length === 0) {
+      this.playStart = undefined;
+      return;
+    }
+    if (this.playStart === undefined) {
+      this.playStart = now;
+      this.playedSinceStart = 0;
+    }
+    const due = Math.floor((now - this.playStart) / 20) + 1;
+    while (this.playedSinceStart < due && this.queue[0]?.kind === 'media') {
       this.queue.shift();
       this.played++;
+      this.playedSinceStart++;
+      flushMarks();
     }
-    flushMarks();
   }
 
   private clear(): void {
+    this.playStart = undefined;
     this.clears.push(this.played);
     this.clearsAtInbound.push(this.inboundSent);
     const pending = this.queue
