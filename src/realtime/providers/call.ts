@@ -37,6 +37,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export const MAX_PLAYBACK_QUEUE_MS = 60_000;
 /** Listeners per session on `/v1/sessions/{id}/listen`. */
 export const MAX_LISTENERS = 8;
+/** Unsent bytes a listener may hold; a listener that does not read misses what comes meanwhile. */
+export const MAX_LISTENER_BUFFER = 1024 * 1024;
 /** Sink marks waiting to be played, per call (SPEC §9: a sink cannot grow them without bound). */
 export const MAX_PENDING_MARKS = 1024;
 
@@ -111,7 +113,7 @@ export class ProviderCall {
       },
       sendBinary: (data) => {
         this.sink?.sendBinary(data);
-        for (const l of this.listeners) l.sendBinary(data);
+        for (const l of this.listeners) if (l.bufferedAmount() <= MAX_LISTENER_BUFFER) l.sendBinary(data);
       },
       close: (code, reason) => this.teardown(code, reason),
       // Heartbeats (HEARTBEAT_MS) go to the provider's socket; its pongs come back through onPong.
@@ -122,7 +124,7 @@ export class ProviderCall {
 
   private fanOut(text: string): void {
     this.sink?.sendText(text);
-    for (const l of this.listeners) l.sendText(text);
+    for (const l of this.listeners) if (l.bufferedAmount() <= MAX_LISTENER_BUFFER) l.sendText(text);
   }
 
   private hello(): string {
