@@ -10,6 +10,7 @@ import {
   canonicalIp,
   type Occupancy,
   type PipelineLookup,
+  type UpgradeHeaders,
   type UpgradeRequest,
 } from './admission.js';
 import { CloseCode } from './protocol.js';
@@ -51,6 +52,10 @@ export class SessionRegistry implements Occupancy {
   /** SPEC §4.1: may this upgrade go ahead? (admission.ts) */
   admit(request: UpgradeRequest): Admission {
     return admit(this.policy, this, request);
+  }
+  /** Whether a request carries valid credentials (listeners, which are not admitted to a pipeline). */
+  authorized(headers: UpgradeHeaders, url: string): boolean {
+    return this.policy.authorize(headers, url);
   }
 
   /** Adds a session that a transport opened for a client at `ip` (after `admit`). */

@@ -95,7 +95,8 @@ describe.each(['ws', 'uws'] as const)('over %s', (transport) => {
           playback: { state: 'idle' },
         });
         // GET /v1/sessions/{id}/listen: the processed audio and events of a session without a sink.
-        const listener = await TestClient.connect(`${server.base.ws}/v1/sessions/${info.id}/listen`);
+        // Both listeners serve it.
+        const listener = await TestClient.connect(`${server.base[transport]}/v1/sessions/${info.id}/listen`);
         await until(() => listener.received.length > 0, 5000, 'listener hello');
         const messages = callAudio(provider, CALL_SECONDS);
         // In real time, as a provider sends it.
@@ -723,10 +724,15 @@ describe('API_KEYS', () => {
         }),
       );
       const info = await sessionOf('keyed', keyed, { authorization: 'Bearer k1' });
-      await expect(
-        TestClient.connect(`${keyed.base.ws}/v1/sessions/${info.id}/listen`),
-      ).rejects.toMatchObject({ status: 401 });
-      const listener = await TestClient.connect(`${keyed.base.ws}/v1/sessions/${info.id}/listen?token=k1`);
+      for (const base of [keyed.base.ws, keyed.base.uws]) {
+        await expect(TestClient.connect(`${base}/v1/sessions/${info.id}/listen`)).rejects.toMatchObject({
+          status: 401,
+        });
+        await expect(TestClient.connect(`${base}/v1/sessions/nope/listen?token=k1`)).rejects.toMatchObject({
+          status: 404,
+        });
+      }
+      const listener = await TestClient.connect(`${keyed.base.uws}/v1/sessions/${info.id}/listen?token=k1`);
       await until(() => listener.texts().some((t) => t.type === 'session'), 5000, 'listener hello');
       ws.close();
       await listener.closed;

@@ -196,6 +196,78 @@ export function startUwsListener(
         guarded(deps, 'close', undefined, () => data.conn?.onClose());
       },
     });
+  // SPEC §7: listeners of telephony sessions, as on the main port.
+  app.ws<{ id: string; listener?: Socket; closed: boolean }>('/v1/sessions/:id/listen', {
+    maxPayloadLength: 1024,
+    maxBackpressure: 4 * 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    upgrade: (res, req, context) => {
+      const query = req.getQuery();
+      const url = req.getUrl() + (query ? `?${query}` : '');
+      let answered = false;
+      guarded(deps, 'upgrade', undefined, () => {
+        const id = decodeURIComponent(req.getParameter(0) ?? '');
+        const headers = { authorization: req.getHeader('authorization') };
+        const key = req.getHeader('sec-websocket-key');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        answered = true;
+        if (!registry.authorized(headers, url)) {
+          return refuse(res, url, {
+            ok: false,
+            status: 401,
+            code: 'RM_ERR_UNAUTHORIZED',
+            message: 'missing or invalid API key',
+          });
+        }
+        if (!registry.calls.has(id)) {
+          return refuse(res, url, {
+            ok: false,
+            status: 404,
+            code: 'RM_ERR_SESSION_NOT_FOUND',
+            message: `no telephony session ${id}`,
+          });
+        }
+        res.upgrade({ id, closed: false }, key, '', extensions, context);
+      });
+      if (!answered) {
+        refuse(res, url, { ok: false, status: 400, code: 'RM_ERR_BAD_REQUEST', message: 'malformed URL' });
+      }
+    },
+    open: (ws) => {
+      guarded(deps, 'open', undefined, () => {
+        const data = ws.getUserData();
+        const listener: Socket = {
+          sendText: (text) => {
+            if (!data.closed) ws.send(text, false);
+          },
+          sendBinary: (bytes) => {
+            if (!data.closed) ws.send(bytes, true);
+          },
+          close: (code, reason) => {
+            if (!data.closed) ws.end(code, reason);
+          },
+          ping: () => {
+            if (!data.closed) ws.ping();
+          },
+          bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
+        };
+        data.listener = listener;
+        const call = registry.calls.get(data.id);
+        if (call === undefined || !call.addListener(listener)) {
+          ws.end(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
+        }
+      });
+    },
+    close: (ws) => {
+      const data = ws.getUserData();
+      data.closed = true;
+      guarded(deps, 'close', undefined, () => {
+        if (data.listener) registry.calls.get(data.id)?.removeListener(data.listener);
+      });
+    },
+  });
   return new Promise((resolve, reject) => {
     const listen = app.listen as unknown as ListenWithOptions;
     listen.call(app, host, port, EXCLUSIVE_PORT, (token) => {
