@@ -4,7 +4,7 @@
  * time, printing the server's RSS as it goes. The server must stay up, every session must end in valid
  * answers or a catalogued close code, and RSS must stay flat.
  *
- *   npm run build:ts && node --import tsx loadtest/soak.ts --duration 3600 [--parallel 8] [--report 60]
+ *   npm run build:ts && npm run soak -- --duration 3600 [--parallel 8] [--report 60]
  *
  * Needs the built server (dist/) and native addon. Exits 1 if the server died or any session ended wrongly.
  */
