@@ -1,4 +1,5 @@
 /** The provider wire adapters of SPEC §7, message by message, as each provider documents its protocol. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AsteriskWire } from '../../src/realtime/providers/asterisk.js';
 import { JambonzWire } from '../../src/realtime/providers/jambonz.js';
@@ -318,5 +319,72 @@ describe.each([
     ];
     for (const input of inputs) expect(() => w.text(input)).not.toThrow();
     for (const n of [0, 1, 3, 65536]) expect(() => w.binary(new Uint8Array(n))).not.toThrow();
+  });
+});
+
+describe('provider parsers under random input (fast-check)', () => {
+  const events = [
+    'connected',
+    'start',
+    'media',
+    'dtmf',
+    'mark',
+    'stop',
+    'websocket:connected',
+    'websocket:dtmf',
+    'websocket:notify',
+    'websocket:cleared',
+  ];
+  const value = fc.letrec((tie) => ({
+    any: fc.oneof(
+      { depthSize: 'small' },
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie('any'), { maxLength: 4 }),
+      fc.dictionary(fc.string({ maxLength: 12 }), tie('any'), { maxKeys: 6 }),
+    ),
+  })).any;
+  const message = fc.record({
+    event: fc.oneof(fc.constantFrom(...events), fc.string()),
+    type: fc.constantFrom('mark', 'killAudio', undefined),
+    start: value,
+    media: value,
+    dtmf: value,
+    mark: value,
+    data: value,
+    payload: value,
+    sampleRate: fc.oneof(fc.constantFrom(8000, 16000, '16000'), value),
+    'content-type': fc.oneof(fc.constant('audio/l16;rate=16000'), fc.string()),
+  });
+
+  it.each([
+    ['twilio', () => new TwilioWire()],
+    ['vonage', () => new VonageWire()],
+    ['jambonz', () => new JambonzWire()],
+    ['asterisk', () => new AsteriskWire()],
+  ] as const)('%s: every message gets a result, none throws', (_name, make) => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            message.map((m) => JSON.stringify(m)),
+            fc.string(),
+            fc.uint8Array({ maxLength: 700 }),
+          ),
+          { maxLength: 20 },
+        ),
+        (inputs) => {
+          const wire = make();
+          for (const input of inputs) {
+            const result = typeof input === 'string' ? wire.text(input) : wire.binary(input);
+            expect(typeof result.kind).toBe('string');
+          }
+        },
+      ),
+      { numRuns: 300, seed: 14 },
+    );
   });
 });
