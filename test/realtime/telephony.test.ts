@@ -542,6 +542,15 @@ describe('sink trouble and provider trouble', () => {
     await sim.closed;
   });
 
+  it('closes a call whose pipeline cannot take the provider format with 1008 RM_ERR_FORMAT_CONFLICT', async () => {
+    // denoise needs 48 kHz; Twilio sends 8 kHz and the pipeline does not resample first.
+    const id = storePipeline(server.app, { name: 'needs-48k', nodes: [{ id: 'clean', type: 'denoise' }] });
+    const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
+    sim.start({ id: 'conflict' });
+    expect(await sim.closed).toBe(1008);
+    expect(sim.closeReason).toMatch(/^RM_ERR_FORMAT_CONFLICT/);
+  });
+
   it('negotiates the jambonz subprotocol on both listeners', async () => {
     for (const base of [server.base.ws, server.base.uws]) {
       const sim = await ProviderSim.connect(base, plainId, 'jambonz');
