@@ -4,7 +4,7 @@
 //
 //   node examples/stream-wav.mjs ws://127.0.0.1:8081/v1/pipelines/<id>/stream in.wav out.wav [--fast] [--frame-ms 20]
 //
-// Set API_KEY to send `Authorization: Bearer …`. Uses the `ws` package (a dev dependency of this repo).
+// Set API_KEY to send `Authorization: Bearer …`. Uses the `ws` package (a dependency of this repo).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';

@@ -98,6 +98,8 @@ export interface Outcome {
   transport: Transport;
   sent: number;
   close: number | undefined;
+  /** The HTTP status of a refused upgrade (e.g. 503 while the server sheds load). */
+  refused: number | undefined;
   /** What is wrong with the answers, if anything. */
   problem: string | undefined;
 }
@@ -114,17 +116,14 @@ function isUtf8(bytes: Uint8Array): boolean {
 /** Close codes a session may end with for random input (RFC 6455 §7.4.1, SPEC §4.7, §4.11). */
 function closeAllowed(code: number, transport: Transport, steps: Step[], maxFrameBytes: number): boolean {
   if ([1000, 1001, 1007, 1008, 1009].includes(code)) return code !== 1007 || transport === 'ws';
-  if (code !== 1006) return false;
-  // Text that is not UTF-8 fails the connection (RFC 6455 §8.1): `ws` sends 1007 and stops reading, and a
-  // client still writing may see the connection reset before it reads that close frame (1006);
-  // uWebSockets.js drops such a connection without a close frame, as it does a message over its cap.
-  const invalidText = steps.some((s) => s.kind === 'raw' && !isUtf8(s.bytes));
-  const overCap = steps.some(
+  // uWebSockets.js drops, without a close frame, text that is not UTF-8 and messages over its cap.
+  if (code !== 1006 || transport !== 'uws') return false;
+  return steps.some(
     (s) =>
+      (s.kind === 'raw' && !isUtf8(s.bytes)) ||
       (s.kind === 'binary' && s.size > 2 * maxFrameBytes) ||
       (s.kind === 'text' && Buffer.byteLength(s.text) > 2 * maxFrameBytes),
   );
-  return invalidText || (transport === 'uws' && overCap);
 }
 
 /**
@@ -141,6 +140,7 @@ export function runCase(
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
     let problem: string | undefined;
+    let refused: number | undefined;
     let sent = 0;
     // Pings are answered in every state; the last pong is the answer to the final ping.
     let pongsDue = steps.filter((s) => s.kind === 'text' && s.text === '{"type":"ping"}').length + 1;
@@ -150,17 +150,17 @@ export function runCase(
       finished = true;
       clearTimeout(timer);
       if (close === undefined) ws.terminate();
-      resolve({ transport, sent, close, problem });
+      resolve({ transport, sent, close, refused, problem });
     };
     const timer = setTimeout(() => {
       problem ??= `no pong and no close within ${timeoutMs} ms`;
       finish(undefined);
     }, timeoutMs);
     ws.on('error', (err) => {
-      problem ??= `socket error: ${err.message}`;
+      if (refused === undefined) problem ??= `socket error: ${err.message}`;
     });
     ws.on('unexpected-response', (_req, res) => {
-      problem ??= `upgrade refused: ${res.statusCode}`;
+      refused = res.statusCode;
       finish(undefined);
     });
     const last: string[] = [];

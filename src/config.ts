@@ -42,6 +42,8 @@ const settings = {
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
+  TWILIO_AUTH_TOKEN: z.string().max(256).default(''),
+  SINK_ALLOWLIST: list.default([]),
   START_TIMEOUT_MS: int(0, 3_600_000).default(5000),
   IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
   MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
@@ -89,6 +91,10 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** SPEC §7: when set, Twilio upgrades must carry a valid X-Twilio-Signature (else 403). */
+  readonly twilioAuthToken: string | undefined;
+  /** SPEC §7: hosts a pipeline's `sink.url` may name (`host`, `host:port` or `*.domain`); empty = no sinks. */
+  readonly sinkAllowlist: readonly string[];
   /** Time an upgraded socket has to send a valid `start` before it is closed 1008; 0 = no limit. */
   readonly startTimeoutMs: number;
   /** Time a session may send nothing before it is closed 1001 "idle"; 0 = no limit. */
@@ -181,6 +187,8 @@ export function loadConfig(
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
+    twilioAuthToken: v.TWILIO_AUTH_TOKEN === '' ? undefined : v.TWILIO_AUTH_TOKEN,
+    sinkAllowlist: Object.freeze(v.SINK_ALLOWLIST),
     startTimeoutMs: v.START_TIMEOUT_MS,
     idleTimeoutMs: v.IDLE_TIMEOUT_MS,
     maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
@@ -217,6 +225,10 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  TWILIO_AUTH_TOKEN:
+    'Twilio auth token; when set, /twilio upgrades need a valid X-Twilio-Signature, else 403 (default empty)',
+  SINK_ALLOWLIST:
+    'comma-separated hosts a pipeline sink may dial (host, host:port or *.domain); empty = no sinks (default empty)',
   START_TIMEOUT_MS:
     'time an upgraded WebSocket has to send a valid start before it is closed 1008; 0 = off (default 5000)',
   IDLE_TIMEOUT_MS: 'time a session may send nothing before it is closed 1001 "idle"; 0 = off (default 30000)',

@@ -10,6 +10,7 @@ import type { PipelineIssue } from './pipeline/issues.js';
 import type { Plan } from './pipeline/plan.js';
 import { DEFAULT_INPUT_FORMAT } from './pipeline/validate.js';
 import { type PlanProblem, planWithEngine } from './planner.js';
+import { sinkHostAllowed } from './realtime/sink.js';
 
 export type DocumentResult =
   | {
@@ -21,17 +22,26 @@ export type DocumentResult =
       source: string;
       plan: Plan;
     }
-  | { ok: false; errors: readonly (PipelineIssue | PlanProblem)[] };
+  | { ok: false; errors: readonly (PipelineIssue | PlanProblem | SinkProblem)[] };
+
+/** A document whose `sink.url` names a host outside SINK_ALLOWLIST (docs/telephony/README.md). */
+export interface SinkProblem {
+  readonly path: '/sink/url';
+  readonly code: 'RM_ERR_SINK_NOT_ALLOWED';
+  readonly message: string;
+}
 
 /**
  * Reads a request body (YAML text, or a value Fastify parsed from JSON), then validates and plans it
- * for `inputFormat` (default: 48 kHz stereo, what stored plans are shown for). Never throws.
+ * for `inputFormat` (default: 48 kHz stereo, what stored plans are shown for). With `sinkAllowlist`, a
+ * `sink.url` whose host it does not allow is a problem too (docs/telephony/README.md). Never throws.
  */
 export function readDocumentBody(
   body: unknown,
   contentType: string | undefined,
   inputFormat: AudioFormat = DEFAULT_INPUT_FORMAT,
   bounds?: PlanBounds,
+  sinkAllowlist?: readonly string[],
 ): DocumentResult {
   let value = body;
   let source: string;
@@ -47,5 +57,22 @@ export function readDocumentBody(
   if (!planned.ok) return planned;
   // A valid document is an object with a string name (docs/pipelines.md); planning has checked it.
   const definition = value as Record<string, unknown>;
+  const sinkUrl = (definition.sink as { url?: unknown } | undefined)?.url;
+  if (
+    sinkAllowlist !== undefined &&
+    typeof sinkUrl === 'string' &&
+    !sinkHostAllowed(sinkAllowlist, sinkUrl)
+  ) {
+    return {
+      ok: false,
+      errors: [
+        {
+          path: '/sink/url',
+          code: 'RM_ERR_SINK_NOT_ALLOWED',
+          message: 'the sink host is not in SINK_ALLOWLIST',
+        },
+      ],
+    };
+  }
   return { ok: true, definition, name: String(definition.name), source, plan: planned.plan };
 }

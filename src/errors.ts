@@ -36,6 +36,15 @@ export const errorCatalog = {
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
   RM_ERR_EMPTY_AUDIO: { status: 400, title: 'The audio upload is empty' },
   // The realtime protocol (docs/protocol.md): sent in `error` messages, with the same titles as REST problems.
+  RM_ERR_PROVIDER_MESSAGE: { status: 400, title: 'Malformed telephony provider message' },
+  RM_ERR_PROVIDER_SEQUENCE: { status: 400, title: 'Telephony provider message out of order' },
+  RM_ERR_PROVIDER_FORMAT: { status: 422, title: 'Unsupported telephony media format' },
+  RM_ERR_TWILIO_SIGNATURE: { status: 403, title: 'Missing or invalid X-Twilio-Signature' },
+  RM_ERR_SINK_NOT_ALLOWED: { status: 422, title: 'Sink host is not in SINK_ALLOWLIST' },
+  RM_ERR_SINK_UNAVAILABLE: { status: 502, title: 'Sink is unreachable' },
+  RM_ERR_SINK_MESSAGE: { status: 400, title: 'Malformed sink message' },
+  RM_ERR_PLAYBACK_FULL: { status: 503, title: 'Playback buffer is full' },
+
   RM_ERR_BAD_JSON: { status: 400, title: 'Message is not valid JSON' },
   RM_ERR_BAD_MESSAGE: { status: 400, title: 'Invalid message' },
   RM_ERR_UNKNOWN_MESSAGE: { status: 400, title: 'Unknown message type' },

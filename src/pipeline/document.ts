@@ -40,6 +40,29 @@ export const nodeSpecSchema = z.strictObject({
   parallel_safe: z.boolean().default(true),
 });
 
+/** Nodes a sink's playback audio runs through (SPEC §7), at most. */
+export const MAX_PLAYBACK_NODES = 32;
+
+/**
+ * SPEC §7: where a provider session's processed audio and events go, and what plays back from it. The
+ * host is checked against SINK_ALLOWLIST when a call starts (the document does not know the server's
+ * settings); the playback nodes are planned for the format the sink declares.
+ */
+export const sinkSchema = z.strictObject({
+  url: z
+    .string()
+    .max(2048)
+    .refine((u) => /^wss?:\/\//i.test(u) && URL.canParse(u), 'must be a ws:// or wss:// URL'),
+  playback: z
+    .strictObject({
+      nodes: z.array(nodeSpecSchema).max(MAX_PLAYBACK_NODES).default([]),
+      barge_in: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
+export type SinkSpec = z.output<typeof sinkSchema>;
+
 const headerShape = {
   name: z.string().min(1).max(200),
   description: z.string().optional(),
@@ -47,6 +70,7 @@ const headerShape = {
   execution: executionSchema.prefault({}),
   optimization: optimizationSchema.prefault({}),
   output: z.string().optional(),
+  sink: sinkSchema.optional(),
 };
 
 /** The whole document, for typing and for the OpenAPI description. */

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
 import type { BucketCounts, SessionBuckets } from '../native.js';
+import { providerNames } from '../realtime/providers/wire.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 
 /** End-to-end frame latency buckets: 0.1 ms to 1 s. */
@@ -210,6 +211,27 @@ export const metricsPlugin = fp(
       },
     });
 
+    // SPEC §7: telephony calls per provider (calls, DTMF, bad provider messages, barge-ins, sink outages).
+    const telephony = new Counter({
+      name: 'remotemedia_telephony_events_total',
+      help: 'Telephony call events by provider: call, dtmf, provider_error, cleared, interrupted, sink_down',
+      labelNames: ['provider', 'event'],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'remotemedia_telephony_calls_active',
+      help: 'Telephony calls open now, by provider',
+      labelNames: ['provider'],
+      registers: [registry],
+      collect() {
+        const counts = new Map<string, number>(providerNames.map((p) => [p, 0]));
+        for (const call of app.realtime.calls.values()) {
+          counts.set(call.providerName, (counts.get(call.providerName) ?? 0) + 1);
+        }
+        for (const [provider, n] of counts) this.set({ provider }, n);
+      },
+    });
+
     // Both native histograms are folded by one pass over the live sessions; the second get() of a scrape
     // finds nothing new, since folding counts only growth.
     const foldLive = () => {
@@ -257,6 +279,7 @@ export const metricsPlugin = fp(
         dropped: (transport, n) => dropped.inc({ transport }, n),
         handlerError: (transport) => handlerErrors.inc({ transport }),
         ended: (session) => folder.end(session.id, session.nativeBuckets(ENGINE_BUCKETS)),
+        telephony: (provider, event) => telephony.inc({ provider, event }),
       },
     });
   },

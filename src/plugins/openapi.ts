@@ -44,6 +44,10 @@ export const openapiPlugin = fp(
           { name: 'pipelines', description: 'Pipeline documents, plans and offline processing' },
           { name: 'nodes', description: 'The node catalog' },
           { name: 'sessions', description: 'Live streaming sessions' },
+          {
+            name: 'telephony',
+            description: 'Telephony provider endpoints and listeners (SPEC §7; docs/telephony/ in the repo)',
+          },
           { name: 'operations', description: 'Health, readiness, metrics' },
         ],
       },

@@ -6,7 +6,12 @@
 import type { Config } from '../config.js';
 import type { ErrorCode } from '../errors.js';
 import { originAllowed } from '../origins.js';
+import { verifyTwilioUpgrade } from './providers/twilio-signature.js';
+import type { ProviderName } from './providers/wire.js';
 import type { PipelineRef } from './session.js';
+
+/** The realtime endpoints of a pipeline: the protocol of SPEC §4, or a telephony provider's (SPEC §7). */
+export type Endpoint = 'stream' | ProviderName;
 
 /**
  * One spelling per address, so that a client is counted once across both transports: IPv4 dotted
@@ -37,6 +42,8 @@ export interface UpgradeRequest {
   headers: UpgradeHeaders;
   /** The peer's IP address (any spelling; see `canonicalIp`). */
   ip: string;
+  /** The route the transport matched (default `stream`). */
+  endpoint?: Endpoint;
 }
 
 /** Looks up the current version of a stored pipeline. */
@@ -63,14 +70,15 @@ export type Admission =
   | { ok: true; pipeline: PipelineRef }
   | { ok: false; status: number; code: ErrorCode; message: string; retryAfter?: number };
 
-const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
+const realtimePath = /^\/v1\/pipelines\/([^/?#]+)\/(stream|twilio|vonage|jambonz|asterisk)(?:[?#]|$)/;
 
 /**
- * The pipeline id of a stream URL: undefined when the URL is not a stream path, null when its id is not
- * valid percent-encoding (RFC 3986 §2.1) — a bad request, never an exception.
+ * The pipeline id of a realtime URL (`/stream` or a provider endpoint): undefined when the URL is not a
+ * realtime path, null when its id is not valid percent-encoding (RFC 3986 §2.1) — a bad request, never an
+ * exception.
  */
 export function pipelineIdOf(url: string): string | null | undefined {
-  const m = streamPath.exec(url);
+  const m = realtimePath.exec(url);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);
@@ -88,6 +96,19 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
   }
   if (!policy.authorize(headers, url)) {
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
+  }
+  // SPEC §7: with TWILIO_AUTH_TOKEN set, a Twilio upgrade must be signed by Twilio.
+  if (
+    request.endpoint === 'twilio' &&
+    config.twilioAuthToken !== undefined &&
+    !verifyTwilioUpgrade(config.twilioAuthToken, headers, url)
+  ) {
+    return {
+      ok: false,
+      status: 403,
+      code: 'RM_ERR_TWILIO_SIGNATURE',
+      message: 'missing or invalid X-Twilio-Signature',
+    };
   }
   const id = pipelineIdOf(url);
   if (id === null) {

@@ -10,14 +10,18 @@ import {
   canonicalIp,
   type Occupancy,
   type PipelineLookup,
+  type UpgradeHeaders,
   type UpgradeRequest,
 } from './admission.js';
 import { CloseCode } from './protocol.js';
+import type { ProviderCall } from './providers/call.js';
 import type { RealtimeDeps, StreamSession } from './session.js';
 import { Watchdog } from './watchdog.js';
 
 export class SessionRegistry implements Occupancy {
   readonly sessions = new Map<string, StreamSession>();
+  /** The telephony calls among the sessions (SPEC §7), by session id, for `/v1/sessions/{id}/listen`. */
+  readonly calls = new Map<string, ProviderCall>();
   /** Live sessions per canonical client IP (MAX_SESSIONS_PER_IP). */
   private readonly perIp = new Map<string, number>();
   private draining = false;
@@ -53,6 +57,10 @@ export class SessionRegistry implements Occupancy {
   admit(request: UpgradeRequest): Admission {
     return admit(this.policy, this, request);
   }
+  /** Whether a request carries valid credentials (listeners, which are not admitted to a pipeline). */
+  authorized(headers: UpgradeHeaders, url: string): boolean {
+    return this.policy.authorize(headers, url);
+  }
 
   /** Adds a session that a transport opened for a client at `ip` (after `admit`). */
   add(session: StreamSession, ip: string): void {
@@ -61,11 +69,18 @@ export class SessionRegistry implements Occupancy {
     this.perIp.set(peer, this.sessionsFrom(peer) + 1);
     session.onClosed = () => {
       this.sessions.delete(session.id);
+      this.calls.delete(session.id);
       const left = this.sessionsFrom(peer) - 1;
       if (left > 0) this.perIp.set(peer, left);
       else this.perIp.delete(peer);
       this.deps.metrics?.ended(session);
     };
+  }
+
+  /** Adds a telephony call: its session like any other, and the call for listeners. */
+  addCall(call: ProviderCall, ip: string): void {
+    this.add(call.session, ip);
+    this.calls.set(call.session.id, call);
   }
 
   get(id: string): StreamSession | undefined {

@@ -27,6 +27,7 @@ import {
   type StartMessage,
   type StreamFormatMessage,
 } from './protocol.js';
+import type { TelephonyInfo } from './providers/call.js';
 import { TokenBucket } from './ratelimit.js';
 import { counters, ReceiveTimes, summary } from './timing.js';
 
@@ -64,6 +65,8 @@ export interface RealtimeMetrics {
   handlerError(transport: string): void;
   /** A session closed: count what it observed since the last scrape. */
   ended(session: StreamSession): void;
+  /** A telephony call event (SPEC §7), counted per provider: see providers/call.ts. */
+  telephony?(provider: string, event: string): void;
 }
 
 /** Where the realtime plane reports what a client cannot be told (a transport callback that failed). */
@@ -116,6 +119,8 @@ export interface SessionInfo {
   engine_latency: LatencySummary;
   queue_wait: LatencySummary;
   nodes: Array<{ id: string; type: string; process: LatencySummary }>;
+  /** Provider sessions only (SPEC §7): provider, call ids, sink and playback state. */
+  telephony?: TelephonyInfo;
 }
 
 export class StreamSession {
@@ -134,6 +139,8 @@ export class StreamSession {
   private finalStats: SessionStats | undefined;
   /** Called once when the session is closed for good. */
   onClosed: (() => void) | undefined;
+  /** Extra fields for `info()`: a telephony call adds its provider, call ids and playback (providers/call.ts). */
+  describe: (() => { telephony: TelephonyInfo }) | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -504,6 +511,7 @@ export class StreamSession {
       ...counters(s),
       queue_wait: summary(s?.queueWait),
       nodes: (s?.nodes ?? []).map((n) => ({ id: n.id, type: n.type, process: summary(n.process) })),
+      ...this.describe?.(),
     };
   }
 }

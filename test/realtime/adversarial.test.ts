@@ -95,6 +95,7 @@ describe('random message sequences on both transports', () => {
             const key = `${o.transport}:${o.close}`;
             closes.set(key, (closes.get(key) ?? 0) + 1);
             if (o.problem !== undefined) throw new Error(`${o.transport}: ${o.problem}`);
+            if (o.refused !== undefined) throw new Error(`${o.transport}: upgrade refused with ${o.refused}`);
           }
           rss.push(process.memoryUsage().rss);
         }),

@@ -2,11 +2,14 @@
  * The realtime protocol on the main port, through `@fastify/websocket` (docs/configuration.md, docs/protocol.md).
  */
 import websocket from '@fastify/websocket';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import { sendProblem } from '../../plugins/problems.js';
+import type { Endpoint } from '../admission.js';
 import { transportMaxPayload } from '../protocol.js';
+import { ProviderCall } from '../providers/call.js';
+import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 import { guarded } from './guard.js';
@@ -43,12 +46,42 @@ export const fastifyTransport = fp(
     await app.register(websocket, {
       // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
       options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
+      // The plugin's default logs every socket error at error level and then destroys the socket. A
+      // protocol error from the client (WS_ERR_*: invalid UTF-8, over maxPayload) is the client's fault
+      // and `ws` has already closed with the right code (1007, 1009): log it at debug, let the close
+      // handshake finish. Anything else failed in our handler: warn, close 1011.
+      errorHandler: (err, socket, request) => {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+          request.log.debug({ err }, 'websocket protocol error from the client');
+          return;
+        }
+        request.log.warn({ err }, 'websocket handler failed');
+        if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error');
+      },
       // docs/protocol.md §6: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
         await registry.drain(app.config.shutdownGraceMs);
       },
     });
+    // SPEC §4.1: every refusal happens before the upgrade.
+    const admitOn =
+      (endpoint: Endpoint) =>
+      async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+        const admission = registry.admit({
+          url: request.url,
+          headers: request.headers,
+          ip: request.ip,
+          endpoint,
+        });
+        if (!admission.ok) {
+          if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
+          return sendProblem(reply, admission.status, admission.code, admission.message);
+        }
+        request.streamPipeline = admission.pipeline;
+        return undefined;
+      };
     app.get<{ Params: { id: string } }>(
       '/v1/pipelines/:id/stream',
       {
@@ -57,19 +90,9 @@ export const fastifyTransport = fp(
           tags: ['sessions'],
           summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in docs/protocol.md)',
         },
-        // docs/protocol.md §1: every refusal happens before the upgrade.
-        preValidation: async (request, reply) => {
-          const admission = registry.admit({ url: request.url, headers: request.headers, ip: request.ip });
-          if (!admission.ok) {
-            if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
-            return sendProblem(reply, admission.status, admission.code, admission.message);
-          }
-          request.streamPipeline = admission.pipeline;
-        },
+        preValidation: admitOn('stream'),
       },
       (socket, request) => {
-        // Without an 'error' listener, one malformed frame from a client would end the process.
-        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
         guarded(deps, 'open', undefined, () => {
           const pipeline = request.streamPipeline;
           if (pipeline === undefined) return socket.close(1011, 'no pipeline');
@@ -84,6 +107,72 @@ export const fastifyTransport = fp(
         });
       },
     );
+    // SPEC §7: one endpoint per telephony provider, each an ordinary session behind the provider's protocol.
+    // jambonz asks for the subprotocol `audio.jambonz.org` and Asterisk for `media`: ws answers with the
+    // first one offered.
+    for (const provider of providerNames) {
+      app.get<{ Params: { id: string } }>(
+        `/v1/pipelines/:id/${provider}`,
+        {
+          websocket: true,
+          schema: {
+            tags: ['telephony'],
+            summary: `Connect a ${provider} call to a pipeline (WebSocket upgrade; protocol in docs/telephony/${provider}.md)`,
+          },
+          preValidation: admitOn(provider),
+        },
+        (socket, request) => {
+          socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+          guarded(deps, 'open', undefined, () => {
+            const pipeline = request.streamPipeline;
+            if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+            const call = new ProviderCall(adapt(socket), deps, pipeline, 'ws', provider);
+            registry.addCall(call, request.ip);
+            const { session } = call;
+            socket.on('message', (data: Buffer, isBinary: boolean) =>
+              guarded(deps, 'message', session, () => call.onMessage(data, isBinary)),
+            );
+            socket.on('pong', () => guarded(deps, 'pong', session, () => call.onPong()));
+            socket.on('close', () => guarded(deps, 'close', undefined, () => call.onClose()));
+          });
+        },
+      );
+    }
+    // SPEC §7: the processed audio and events of a provider session, for sessions without a sink.
+    app.get<{ Params: { id: string } }>(
+      '/v1/sessions/:id/listen',
+      {
+        websocket: true,
+        schema: {
+          tags: ['telephony'],
+          summary: "Listen to a telephony session's processed audio and events (WebSocket, server to client)",
+        },
+        preValidation: async (request, reply) => {
+          // The same credentials as every other upgrade: a Bearer header or `?token=`.
+          if (!app.authorize(request.headers, request.url)) {
+            return sendProblem(reply, 401, 'RM_ERR_UNAUTHORIZED', 'missing or invalid API key');
+          }
+          if (registry.calls.has(request.params.id)) return undefined;
+          return sendProblem(
+            reply,
+            404,
+            'RM_ERR_SESSION_NOT_FOUND',
+            `no telephony session ${request.params.id}`,
+          );
+        },
+      },
+      (socket, request) => {
+        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+        guarded(deps, 'open', undefined, () => {
+          const call = registry.calls.get(request.params.id);
+          const listener = adapt(socket);
+          if (call === undefined || !call.addListener(listener)) {
+            return socket.close(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
+          }
+          socket.on('close', () => call.removeListener(listener));
+        });
+      },
+    );
   },
-  { name: 'remotemedia-realtime-fastify', dependencies: ['remotemedia-problems'] },
+  { name: 'remotemedia-realtime-fastify', dependencies: ['remotemedia-problems', 'remotemedia-auth'] },
 );

@@ -7,8 +7,10 @@ import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uW
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { problemOf } from '../../plugins/problems.js';
-import type { Admission } from '../admission.js';
+import type { Admission, Endpoint } from '../admission.js';
 import { transportMaxPayload } from '../protocol.js';
+import { ProviderCall } from '../providers/call.js';
+import { providerNames } from '../providers/wire.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 import { guarded } from './guard.js';
@@ -34,10 +36,19 @@ type ListenWithOptions = (
   cb: (token: us_listen_socket | false) => void,
 ) => TemplatedApp;
 
+/** What a socket's messages drive: a `/stream` session, or a telephony call around one. */
+interface Connection {
+  /** The session that a failing callback closes (transports/guard.ts). */
+  readonly session: StreamSession;
+  onMessage(data: Uint8Array, isBinary: boolean): void;
+  onPong(): void;
+  onClose(): void;
+}
+
 interface UserData {
   pipeline: PipelineRef;
   ip: string;
-  session?: StreamSession;
+  conn?: Connection;
   closed: boolean;
 }
 
@@ -97,67 +108,164 @@ export function startUwsListener(
   port: number,
 ): Promise<UwsListener> {
   const { deps } = registry;
-  const app: TemplatedApp = uws.App().ws<UserData>('/v1/pipelines/:id/stream', {
-    maxPayloadLength: transportMaxPayload(deps.config.maxFrameBytes),
-    // Slow readers are detected and closed by the watchdog (1008), not dropped here.
-    maxBackpressure: 64 * 1024 * 1024,
+  const app: TemplatedApp = uws.App();
+  const open = (endpoint: Endpoint, socket: Socket, data: UserData): Connection => {
+    if (endpoint === 'stream') {
+      const session = new StreamSession(socket, deps, data.pipeline, 'uws');
+      registry.add(session, data.ip);
+      return {
+        session,
+        onMessage: (d, b) => session.onMessage(d, b),
+        onPong: () => session.onPong(),
+        onClose: () => session.onClose(),
+      };
+    }
+    const call = new ProviderCall(socket, deps, data.pipeline, 'uws', endpoint);
+    registry.addCall(call, data.ip);
+    return call;
+  };
+  // SPEC §7: the telephony endpoints live on both listeners, with the same admission as /stream.
+  for (const endpoint of ['stream', ...providerNames] as const)
+    app.ws<UserData>(`/v1/pipelines/:id/${endpoint}`, {
+      maxPayloadLength: transportMaxPayload(deps.config.maxFrameBytes),
+      // Slow readers are detected and closed by the watchdog (1008), not dropped here.
+      maxBackpressure: 64 * 1024 * 1024,
+      closeOnBackpressureLimit: 0,
+      // Idle clients and heartbeats are the watchdog's too, the same for both transports.
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => {
+        // The request object is only valid during this callback: read everything now.
+        const query = req.getQuery();
+        const url = req.getUrl() + (query ? `?${query}` : '');
+        let answered = false;
+        guarded(deps, 'upgrade', undefined, () => {
+          const headers = {
+            authorization: req.getHeader('authorization'),
+            origin: req.getHeader('origin'),
+            host: req.getHeader('host'),
+            'x-forwarded-host': req.getHeader('x-forwarded-host') || undefined,
+            'x-twilio-signature': req.getHeader('x-twilio-signature') || undefined,
+          };
+          const key = req.getHeader('sec-websocket-key');
+          // RFC 6455 §4.2.2: the server answers with one subprotocol of those offered (jambonz:
+          // audio.jambonz.org, Asterisk: media).
+          const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
+          const extensions = req.getHeader('sec-websocket-extensions');
+          const ip = remoteIp(res);
+          const admission = registry.admit({ url, headers, ip, endpoint });
+          answered = true;
+          if (!admission.ok) return refuse(res, url, admission);
+          res.upgrade<UserData>(
+            { pipeline: admission.pipeline, ip, closed: false },
+            key,
+            protocol,
+            extensions,
+            context,
+          );
+        });
+        if (!answered) {
+          refuse(res, url, {
+            ok: false,
+            status: 500,
+            code: 'RM_ERR_INTERNAL',
+            message: 'internal server error',
+          });
+        }
+      },
+      open: (ws) => {
+        guarded(deps, 'open', undefined, () => {
+          const data = ws.getUserData();
+          data.conn = open(endpoint, adapt(ws), data);
+        });
+      },
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData().conn;
+        if (conn === undefined) return;
+        // `message` is valid only during this callback: the session decodes text and the engine copies
+        // binary frames inside it.
+        guarded(deps, 'message', conn.session, () => conn.onMessage(new Uint8Array(message), isBinary));
+      },
+      pong: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (conn !== undefined) guarded(deps, 'pong', conn.session, () => conn.onPong());
+      },
+      close: (ws) => {
+        const data = ws.getUserData();
+        data.closed = true;
+        guarded(deps, 'close', undefined, () => data.conn?.onClose());
+      },
+    });
+  // SPEC §7: listeners of telephony sessions, as on the main port.
+  app.ws<{ id: string; listener?: Socket; closed: boolean }>('/v1/sessions/:id/listen', {
+    maxPayloadLength: 1024,
+    maxBackpressure: 4 * 1024 * 1024,
     closeOnBackpressureLimit: 0,
-    // Idle clients and heartbeats are the watchdog's too, the same for both transports.
     idleTimeout: 0,
     sendPingsAutomatically: false,
     upgrade: (res, req, context) => {
-      // The request object is only valid during this callback: read everything now.
       const query = req.getQuery();
       const url = req.getUrl() + (query ? `?${query}` : '');
       let answered = false;
       guarded(deps, 'upgrade', undefined, () => {
-        const headers = { authorization: req.getHeader('authorization'), origin: req.getHeader('origin') };
+        const id = decodeURIComponent(req.getParameter(0) ?? '');
+        const headers = { authorization: req.getHeader('authorization') };
         const key = req.getHeader('sec-websocket-key');
-        const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const ip = remoteIp(res);
-        const admission = registry.admit({ url, headers, ip });
         answered = true;
-        if (!admission.ok) return refuse(res, url, admission);
-        res.upgrade<UserData>(
-          { pipeline: admission.pipeline, ip, closed: false },
-          key,
-          protocol,
-          extensions,
-          context,
-        );
+        if (!registry.authorized(headers, url)) {
+          return refuse(res, url, {
+            ok: false,
+            status: 401,
+            code: 'RM_ERR_UNAUTHORIZED',
+            message: 'missing or invalid API key',
+          });
+        }
+        if (!registry.calls.has(id)) {
+          return refuse(res, url, {
+            ok: false,
+            status: 404,
+            code: 'RM_ERR_SESSION_NOT_FOUND',
+            message: `no telephony session ${id}`,
+          });
+        }
+        res.upgrade({ id, closed: false }, key, '', extensions, context);
       });
       if (!answered) {
-        refuse(res, url, {
-          ok: false,
-          status: 500,
-          code: 'RM_ERR_INTERNAL',
-          message: 'internal server error',
-        });
+        refuse(res, url, { ok: false, status: 400, code: 'RM_ERR_BAD_REQUEST', message: 'malformed URL' });
       }
     },
     open: (ws) => {
       guarded(deps, 'open', undefined, () => {
         const data = ws.getUserData();
-        data.session = new StreamSession(adapt(ws), deps, data.pipeline, 'uws');
-        registry.add(data.session, data.ip);
+        const listener: Socket = {
+          sendText: (text) => {
+            if (!data.closed) ws.send(text, false);
+          },
+          sendBinary: (bytes) => {
+            if (!data.closed) ws.send(bytes, true);
+          },
+          close: (code, reason) => {
+            if (!data.closed) ws.end(code, reason);
+          },
+          ping: () => {
+            if (!data.closed) ws.ping();
+          },
+          bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
+        };
+        data.listener = listener;
+        const call = registry.calls.get(data.id);
+        if (call === undefined || !call.addListener(listener)) {
+          ws.end(1008, 'RM_ERR_TOO_MANY_SESSIONS: no more listeners on this session');
+        }
       });
-    },
-    message: (ws, message, isBinary) => {
-      const session = ws.getUserData().session;
-      if (session === undefined) return;
-      // `message` is valid only during this callback: the session decodes text and the engine copies
-      // binary frames inside it.
-      guarded(deps, 'message', session, () => session.onMessage(new Uint8Array(message), isBinary));
-    },
-    pong: (ws) => {
-      const session = ws.getUserData().session;
-      if (session !== undefined) guarded(deps, 'pong', session, () => session.onPong());
     },
     close: (ws) => {
       const data = ws.getUserData();
       data.closed = true;
-      guarded(deps, 'close', undefined, () => data.session?.onClose());
+      guarded(deps, 'close', undefined, () => {
+        if (data.listener) registry.calls.get(data.id)?.removeListener(data.listener);
+      });
     },
   });
   return new Promise((resolve, reject) => {

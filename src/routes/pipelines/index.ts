@@ -98,7 +98,13 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const doc = readDocumentBody(request.body, mediaType(request), DEFAULT_INPUT_FORMAT, bounds);
+      const doc = readDocumentBody(
+        request.body,
+        mediaType(request),
+        DEFAULT_INPUT_FORMAT,
+        bounds,
+        app.config.sinkAllowlist,
+      );
       if (!doc.ok) return invalid(reply, doc.errors);
       const p = app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
       reply.code(201).header('location', `/v1/pipelines/${p.id}`).header('etag', etagOf(p.id, p.version));
@@ -178,7 +184,13 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       if (!app.store.get(id)) throw notFound(id);
-      const doc = readDocumentBody(request.body, mediaType(request), DEFAULT_INPUT_FORMAT, bounds);
+      const doc = readDocumentBody(
+        request.body,
+        mediaType(request),
+        DEFAULT_INPUT_FORMAT,
+        bounds,
+        app.config.sinkAllowlist,
+      );
       if (!doc.ok) return invalid(reply, doc.errors);
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
       const p = app.store.update(

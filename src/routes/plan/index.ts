@@ -30,7 +30,13 @@ export async function planRoutes(fastify: FastifyInstance) {
         sample_rate: request.query.sample_rate ?? DEFAULT_INPUT_FORMAT.sample_rate,
         channels: request.query.channels ?? DEFAULT_INPUT_FORMAT.channels,
       };
-      const doc = readDocumentBody(request.body, mediaType(request), inputFormat, planBounds(app.config));
+      const doc = readDocumentBody(
+        request.body,
+        mediaType(request),
+        inputFormat,
+        planBounds(app.config),
+        app.config.sinkAllowlist,
+      );
       if (!doc.ok) {
         const detail = `the pipeline document has ${doc.errors.length} problem(s)`;
         return sendProblem(reply, 422, 'RM_ERR_INVALID_PIPELINE', detail, { errors: doc.errors });

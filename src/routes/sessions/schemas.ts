@@ -31,6 +31,37 @@ export const sessionSchema = z
     engine_latency: latencySchema.describe('hand-off to the engine to answer ready'),
     queue_wait: latencySchema.describe('hand-off to processing start'),
     nodes: z.array(z.object({ id: z.string(), type: z.string(), process: latencySchema })),
+    telephony: z
+      .object({
+        provider: z.enum(['twilio', 'vonage', 'jambonz', 'asterisk']),
+        call: z.record(z.string(), z.unknown()).nullable().describe('provider ids and custom parameters'),
+        sink: z
+          .object({
+            state: z.string(),
+            url: z.string().nullable(),
+            connects: z.int().optional(),
+            reconnects: z.int().optional(),
+            dropped_messages: z.int().optional(),
+            last_error: z.string().nullable().optional(),
+            barge_in: z.boolean().optional(),
+          })
+          .describe('connecting, open, down, closed; none (no sink) or not_allowed (SINK_ALLOWLIST)'),
+        playback: z
+          .object({
+            state: z.enum(['idle', 'playing', 'paused']),
+            queued_ms: z.number(),
+            played_ms: z.number(),
+            sent_ms: z.number(),
+            marks_pending: z.number(),
+            chunks_sent: z.number(),
+            interruptions: z.number(),
+          })
+          .nullable(),
+        listeners: z.int(),
+        provider_errors: z.int(),
+      })
+      .optional()
+      .describe('telephony sessions only (SPEC §7)'),
   })
   .meta({ id: 'Session' });
 

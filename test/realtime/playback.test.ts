@@ -1,0 +1,94 @@
+/** The playback model of SPEC §7 (src/realtime/playback.ts) over a real provider wire. */
+import { describe, expect, it } from 'vitest';
+import { CHUNK_MS, Playback, type PlaybackReport } from '../../src/realtime/playback.js';
+import { TwilioWire } from '../../src/realtime/providers/twilio.js';
+import type { Outbound } from '../../src/realtime/providers/wire.js';
+import { until } from '../support/telephony.js';
+
+function setup(maxQueueMs = 60_000) {
+  const wire = new TwilioWire();
+  wire.text(
+    JSON.stringify({
+      event: 'start',
+      start: {
+        streamSid: 'MZ1',
+        callSid: 'CA1',
+        accountSid: 'AC1',
+        tracks: ['inbound'],
+        mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+      },
+    }),
+  );
+  const sent: Array<Record<string, unknown>> = [];
+  const reports: PlaybackReport[] = [];
+  const playback = new Playback(
+    wire,
+    { encoding: 'mulaw', sample_rate: 8000, channels: 1 },
+    (m: Outbound) => sent.push(JSON.parse((m as { text: string }).text)),
+    (r) => reports.push(r),
+    maxQueueMs,
+  );
+  const media = () => sent.filter((m) => m.event === 'media');
+  const marks = () => sent.filter((m) => m.event === 'mark').map((m) => (m.mark as { name: string }).name);
+  return { playback, sent, reports, media, marks };
+}
+
+describe('Playback', () => {
+  it('cuts audio into 20 ms chunks, pads the tail at a mark with silence, and marks every chunk', async () => {
+    const { playback, media, marks, reports } = setup();
+    expect(playback.chunkBytes).toBe(160);
+    playback.push(new Uint8Array(400).fill(0x10)); // 2.5 chunks
+    playback.mark('end');
+    await until(() => media().length === 3, 2000, 'three chunks');
+    const third = media()[2]?.media as { payload: string } | undefined;
+    const last = Buffer.from(third?.payload ?? '', 'base64');
+    expect([...last.subarray(0, 80)].every((b) => b === 0x10)).toBe(true);
+    expect([...last.subarray(80)].every((b) => b === 0xff)).toBe(true); // μ-law silence
+    expect(marks()).toEqual(['rm:0:1', 'rm:0:2', 'rm:0:3']);
+    // The sink mark is answered only once the provider confirms the chunks before it.
+    playback.onProviderMark('rm:0:2');
+    expect(reports).toEqual([]);
+    playback.onProviderMark('rm:0:3');
+    expect(reports).toEqual([{ type: 'played', name: 'end', played_ms: 3 * CHUNK_MS }]);
+    playback.close();
+  });
+
+  it('on clear reports what was confirmed, rewinds, and ignores marks echoed for the cleared audio', async () => {
+    const { playback, media, reports, sent } = setup();
+    playback.push(new Uint8Array(160 * 50));
+    playback.mark('never');
+    await until(() => media().length >= 3, 2000, 'three chunks');
+    playback.onProviderMark('rm:0:2');
+    playback.clear('interrupted');
+    expect(sent.at(-1)).toEqual({ event: 'clear', streamSid: 'MZ1' });
+    expect(reports).toEqual([{ type: 'interrupted', played_ms: 40 }]);
+    // Twilio echoes the marks still queued at the clear: not heard, so nothing moves.
+    playback.onProviderMark('rm:0:3');
+    playback.onProviderMark('rm:0:4');
+    expect(playback.info()).toMatchObject({
+      played_ms: 40,
+      sent_ms: 40,
+      queued_ms: 0,
+      marks_pending: 0,
+      interruptions: 1,
+    });
+    expect(playback.active).toBe(false);
+    // The timeline goes on from the confirmed position, under a new epoch.
+    playback.push(new Uint8Array(160));
+    await until(
+      () => sent.some((m) => (m.mark as { name?: string } | undefined)?.name === 'rm:1:3'),
+      2000,
+      'next mark',
+    );
+    playback.close();
+  });
+
+  it('refuses audio beyond its queue limit and keeps what it holds', () => {
+    const { playback } = setup(100);
+    playback.flow(true); // paused: nothing leaves the queue
+    expect(playback.push(new Uint8Array(160 * 5))).toBe(true);
+    expect(playback.push(new Uint8Array(160))).toBe(false);
+    expect(playback.info()).toMatchObject({ state: 'paused', queued_ms: 100 });
+    playback.close();
+  });
+});
