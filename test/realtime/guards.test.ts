@@ -28,39 +28,28 @@ describe('Engine.dispatch', () => {
   afterAll(() => engine.shutdown());
 
   it('survives a handler that throws: that session is closed and counted, the others get their outputs', async () => {
+    const options = { maxMessageBytes: 4096, queueLimitMs: null };
     const good: EngineOutput[] = [];
-    const stopped = new Promise<void>((resolve) => {
-      const s = engine.createSession(
-        plan,
-        format,
-        { encoding: 's16le' },
-        { maxMessageBytes: 4096, queueLimitMs: null },
-        (o) => {
-          good.push(o);
-          if (o.kind === OutputKind.Stopped) resolve();
-        },
-      );
-      const bad = engine.createSession(
-        plan,
-        format,
-        { encoding: 's16le' },
-        { maxMessageBytes: 4096, queueLimitMs: null },
-        () => {
-          throw new Error('a handler bug');
-        },
-      );
-      for (let i = 0; i < 5; i++) {
-        bad.push(frame);
-        s.push(frame);
-      }
-      s.stop();
-      (globalThis as { badSession?: unknown }).badSession = bad;
+    let stopped: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      stopped = resolve;
     });
-    await stopped;
-    const bad = (globalThis as { badSession?: { closed: boolean } }).badSession;
+    const s = engine.createSession(plan, format, { encoding: 's16le' }, options, (o) => {
+      good.push(o);
+      if (o.kind === OutputKind.Stopped) stopped();
+    });
+    const bad = engine.createSession(plan, format, { encoding: 's16le' }, options, () => {
+      throw new Error('a handler bug');
+    });
+    for (let i = 0; i < 5; i++) {
+      bad.push(frame);
+      s.push(frame);
+    }
+    s.stop();
+    await done;
     expect(good.filter((o) => o.kind === OutputKind.Audio)).toHaveLength(5);
     expect(engine.dispatchErrors).toBe(1);
-    expect(bad?.closed).toBe(true);
+    expect(bad.closed).toBe(true);
   });
 });
 
