@@ -4,6 +4,7 @@
  * builds the plan once, checking it independently, and is the source of truth for every node's algorithmic
  * latency (docs/pipelines.md: the plan gives the algorithmic latency in samples and milliseconds).
  */
+import { loadConfig, planBounds } from './config.js';
 import { fromNative } from './errors.js';
 import { inspectPlan } from './native.js';
 import { checkBounds, type PlanBounds } from './pipeline/bounds.js';
@@ -22,13 +23,8 @@ export type PlanProblem = PipelineIssue;
 
 export type EnginePlanResult = { ok: true; plan: Plan } | { ok: false; errors: readonly PlanProblem[] };
 
-/** The bounds of the default configuration (`config.ts`), for callers without one (the CLI). */
-export const DEFAULT_PLAN_BOUNDS: PlanBounds = Object.freeze({
-  maxSessionMemoryBytes: 64 * 1024 * 1024,
-  maxOpsPerSecond: 1_000_000_000,
-  maxEventsPerSecond: 1000,
-  maxFrameBytes: 65536,
-});
+/** The bounds of the default configuration, for callers without one (the CLI, tests). */
+export const DEFAULT_PLAN_BOUNDS: PlanBounds = Object.freeze(planBounds(loadConfig({}, [])));
 
 /**
  * Plans are pure functions of (document, input format, content type, bounds) and building the engine's

@@ -118,7 +118,13 @@ function foldConstants(graph: Graph, applied: string[]): void {
       if (next !== undefined) {
         const db = (node.params.db as number) + (next.params.db as number);
         const folded = [...(node.folded ?? [node.id]), ...(next.folded ?? [next.id])];
-        graph.nodes = graph.nodes.map((n) => (n === node ? { ...node, params: { db }, folded } : n));
+        const folded_db = [
+          ...(node.folded_db ?? [node.params.db as number]),
+          ...(next.folded_db ?? [next.params.db as number]),
+        ];
+        graph.nodes = graph.nodes.map((n) =>
+          n === node ? { ...node, params: { db }, folded, folded_db } : n,
+        );
         bypass(graph, next);
         applied.push(
           `constant_folding: gains "${node.id}" and "${next.id}" folded into "${node.id}" (${db} dB)`,
@@ -240,7 +246,9 @@ function toStage(n: PlanSingleNode): PlanStage {
     input_format: n.input_format,
     output_format: n.output_format,
   };
-  return n.folded ? { ...stage, folded: n.folded } : stage;
+  return n.folded
+    ? { ...stage, folded: n.folded, ...(n.folded_db ? { folded_db: n.folded_db } : {}) }
+    : stage;
 }
 
 /** `base`, or `base_2`, `base_3`… when a document node already has that id. */

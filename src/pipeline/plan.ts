@@ -20,6 +20,12 @@ export interface PlanStage {
   readonly output_format: AudioFormat;
   /** Ids of document nodes constant folding merged into this one (e.g. adjacent gains), itself first. */
   readonly folded?: readonly string[];
+  /**
+   * With `folded` (gains only): each merged gain's own `db`, in the same order. The engine keeps them, so
+   * a live `params` message to any of the merged nodes changes its own share of the sum (SPEC §4.6:
+   * a node named in a document stays addressable after optimization).
+   */
+  readonly folded_db?: readonly number[];
 }
 
 interface PlanNodeEdges {

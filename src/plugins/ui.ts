@@ -1,6 +1,6 @@
 /**
  * The browser client (`public/`): `index.html` at `/`, its modules and styles under `/ui/`.
- * Static files need no API key (see `isPublicPath` in auth.ts); the page asks for one and sends it
+ * Static files need no API key (see `openRoutes` in auth.ts); the page asks for one and sends it
  * to the API itself.
  */
 import { fileURLToPath } from 'node:url';

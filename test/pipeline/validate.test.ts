@@ -282,17 +282,22 @@ describe('validatePipeline', () => {
     });
 
     it('covers every code in the catalog', () => {
+      // The bound codes and RM_PIPE_ENGINE_REJECTED come from the planner (test/routes/bounds.test.ts).
       expect(Object.keys(pipelineIssueCodes).sort()).toEqual([
         'RM_PIPE_BAD_OUTPUT',
         'RM_PIPE_BAD_PARAMS',
         'RM_PIPE_CYCLE',
         'RM_PIPE_DUPLICATE_ID',
+        'RM_PIPE_ENGINE_REJECTED',
+        'RM_PIPE_EVENT_RATE',
         'RM_PIPE_FORMAT_CONFLICT',
+        'RM_PIPE_MEMORY_BOUND',
         'RM_PIPE_PARSE',
         'RM_PIPE_SCHEMA',
         'RM_PIPE_TOO_MANY_INPUTS',
         'RM_PIPE_UNKNOWN_INPUT',
         'RM_PIPE_UNKNOWN_TYPE',
+        'RM_PIPE_WORK_BOUND',
       ]);
     });
   });

@@ -115,18 +115,35 @@ pub fn f32_to_s16(x: f32) -> i16 {
     (x * S16_SCALE).round().clamp(-32768.0, 32767.0) as i16
 }
 
-/// Replaces every non-finite sample (NaN, ±Inf: only `f32le` can carry them) by 0; returns how many.
+/// Largest magnitude an `f32le` input sample keeps (+96 dBFS): louder finite samples are clamped, so
+/// that no input can overflow the f32 state of a node (a gain of +48 dB then a filter, say).
+pub const MAX_F32_INPUT: f32 = 65_536.0;
+
+/// Replaces every non-finite sample (NaN, ±Inf: only `f32le` can carry them) by 0 and clamps the rest
+/// to ±[`MAX_F32_INPUT`]; returns how many were non-finite.
 pub fn zero_non_finite(planes: &mut [&mut [f32]]) -> u64 {
     let mut replaced = 0;
     for plane in planes.iter_mut() {
         for x in plane.iter_mut() {
-            if !x.is_finite() {
+            if x.is_finite() {
+                *x = x.clamp(-MAX_F32_INPUT, MAX_F32_INPUT);
+            } else {
                 *x = 0.0;
                 replaced += 1;
             }
         }
     }
     replaced
+}
+
+/// `x`, with NaN as 0 and ±Inf as the largest finite value of that sign.
+#[inline]
+fn finite(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f32::MIN, f32::MAX)
+    }
 }
 
 /// Decodes interleaved bytes into planar channels. Each `out[c]` must hold at least the frame count.
@@ -182,7 +199,8 @@ pub fn encode(planes: &[&[f32]], frames: usize, encoding: Encoding, out: &mut Ve
             let x = plane[i];
             match encoding {
                 Encoding::S16le => out.extend_from_slice(&f32_to_s16(x).to_le_bytes()),
-                Encoding::F32le => out.extend_from_slice(&x.to_le_bytes()),
+                // Never send NaN or ±Inf (an absurd gain chain can overflow): 0, or the largest finite value.
+                Encoding::F32le => out.extend_from_slice(&finite(x).to_le_bytes()),
                 Encoding::Mulaw => out.push(s16_to_ulaw(f32_to_s16(x))),
                 Encoding::Alaw => out.push(s16_to_alaw(f32_to_s16(x))),
             }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::{Format, MAX_CHANNELS};
-use crate::node::{Ctx, NodeError, Processor, MAX_EVENT_BYTES_PER_BLOCK};
+use crate::node::{param_number, Ctx, NodeError, Processor, MAX_EVENT_BYTES_PER_BLOCK};
 use crate::nodes;
 use crate::plan::Plan;
 
@@ -70,6 +70,9 @@ struct StageRt {
     to_input_frames: f64,
     /// Session input frames before this stage's stream (re)started at the last flush.
     origin: u64,
+    /// The document gains constant folding merged into this stage and each one's own dB: live params
+    /// to any of them change its share of the stage's sum. Empty for an unfolded stage.
+    parts: Vec<(String, f64)>,
     /// Time spent in this stage during the last block, nanoseconds.
     last_ns: u64,
 }
@@ -222,6 +225,7 @@ impl Graph {
                     position: 0,
                     to_input_frames: f64::from(input_format.sample_rate) / f64::from(stage_input.sample_rate),
                     origin: 0,
+                    parts: folded_parts(spec),
                     last_ns: 0,
                 });
             }
@@ -461,20 +465,29 @@ impl Graph {
         (nodes, total_frames, total_ms)
     }
 
-    /// Applies a live parameter change to node (or fused stage) `node_id`.
+    /// Applies a live parameter change to node (or fused stage) `node_id`. A gain that constant folding
+    /// merged into another stays addressable: its own `db` changes, and the stage applies the new sum.
     pub fn set_param(&mut self, node_id: &str, name: &str, value: &Value) -> Result<(), GraphError> {
         let stage = self
             .steps
             .iter_mut()
             .flat_map(|s| s.stages.iter_mut())
             .chain(self.branches.iter_mut().map(|b| &mut b.stage))
-            .find(|st| st.id == node_id)
+            .find(|st| st.parts.iter().any(|(id, _)| id == node_id) || (st.parts.is_empty() && st.id == node_id))
             .ok_or_else(|| GraphError::Plan(format!("no node '{node_id}' in this pipeline")))?;
-        stage
-            .proc
-            .core_mut()
-            .set_param(name, value)
-            .map_err(|error| GraphError::Node { id: node_id.to_string(), error })
+        let node_error = |error| GraphError::Node { id: node_id.to_string(), error };
+        if stage.parts.is_empty() || name != "db" {
+            return stage.proc.core_mut().set_param(name, value).map_err(node_error);
+        }
+        let db = param_number("gain", name, value).map_err(node_error)?;
+        let total: f64 = stage.parts.iter().map(|(id, own)| if id == node_id { db } else { *own }).sum();
+        stage.proc.core_mut().set_param("db", &Value::from(total)).map_err(node_error)?;
+        for (id, own) in &mut stage.parts {
+            if id == node_id {
+                *own = db;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -509,6 +522,14 @@ impl Budget {
             self.asked
         ))
     }
+}
+
+/// The folded gains of a plan stage with their own dB (empty unless constant folding merged gains).
+fn folded_parts(spec: &crate::plan::Stage) -> Vec<(String, f64)> {
+    if spec.folded.len() < 2 || spec.folded.len() != spec.folded_db.len() {
+        return Vec::new();
+    }
+    spec.folded.iter().cloned().zip(spec.folded_db.iter().copied()).collect()
 }
 
 /// Where a stage stands in the stream: (position, to_input_frames, origin) of [`Ctx`].

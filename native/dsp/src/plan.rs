@@ -68,6 +68,12 @@ pub struct PlanNode {
     /// May run concurrently with its siblings (docs/pipelines.md `parallel_safe`, from the seed).
     #[serde(default = "yes")]
     pub parallel_safe: bool,
+    /// Ids of the document gains constant folding merged into this one, itself first.
+    #[serde(default)]
+    pub folded: Vec<String>,
+    /// Each merged gain's own `db`, in the order of `folded`.
+    #[serde(default)]
+    pub folded_db: Vec<f64>,
 }
 
 fn yes() -> bool {
@@ -85,6 +91,12 @@ pub struct Stage {
     /// Its params.
     #[serde(default)]
     pub params: Value,
+    /// See [`PlanNode::folded`].
+    #[serde(default)]
+    pub folded: Vec<String>,
+    /// See [`PlanNode::folded_db`].
+    #[serde(default)]
+    pub folded_db: Vec<f64>,
 }
 
 impl PlanNode {
@@ -93,7 +105,13 @@ impl PlanNode {
         if self.node_type == "fused" {
             self.stages.clone()
         } else {
-            vec![Stage { id: self.id.clone(), node_type: self.node_type.clone(), params: self.params.clone() }]
+            vec![Stage {
+                id: self.id.clone(),
+                node_type: self.node_type.clone(),
+                params: self.params.clone(),
+                folded: self.folded.clone(),
+                folded_db: self.folded_db.clone(),
+            }]
         }
     }
 }

@@ -248,3 +248,32 @@ fn parallel_branches_give_the_same_events_as_sequential_ones() {
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0], results[2]);
 }
+
+#[test]
+fn live_params_address_each_gain_that_constant_folding_merged() {
+    // The optimizer folded a (-3 dB) and b (-6 dB) into one stage of -9 dB.
+    let p = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "a", "type": "gain", "params": { "db": -9 }, "input": null,
+                     "folded": ["a", "b"], "folded_db": [-3, -6] } ],
+        "output": "a"
+    }));
+    let mut s = Session::new(&p, p.input, S16, 65536).unwrap();
+    let input = vec![16000i16; 4000];
+    let level = |s: &mut Session, frame: u64| {
+        s.process(frame, &s16(&input)).unwrap();
+        *from_s16(s.output()).last().unwrap()
+    };
+    let db_of = |x: i16| 20.0 * (f64::from(x) / 16000.0).log10();
+    assert!((db_of(level(&mut s, 0)) + 9.0).abs() < 0.01);
+    // b alone goes to 0 dB: a's -3 dB stays.
+    s.graph_mut().set_param("b", "db", &json!(0)).unwrap();
+    assert!((db_of(level(&mut s, 1)) + 3.0).abs() < 0.01);
+    // Then a to +1 dB: the sum follows each node's own value.
+    s.graph_mut().set_param("a", "db", &json!(1)).unwrap();
+    assert!((db_of(level(&mut s, 2)) - 1.0).abs() < 0.01);
+    // A sum outside gain's bounds is refused and changes nothing.
+    assert!(s.graph_mut().set_param("b", "db", &json!(48)).is_err());
+    assert!((db_of(level(&mut s, 3)) - 1.0).abs() < 0.01);
+    assert!(s.graph_mut().set_param("c", "db", &json!(0)).is_err());
+}

@@ -17,6 +17,11 @@ const stageSchema = z.object({
   input_format: formatSchema,
   output_format: formatSchema,
   folded: z.array(z.string()).readonly().optional().describe('ids constant folding merged into this one'),
+  folded_db: z
+    .array(z.number())
+    .readonly()
+    .optional()
+    .describe('each merged gain’s own db, in the order of `folded`; live params address each one'),
 });
 
 /** An execution plan (docs/pipelines.md): the nodes that will run, each after its input, with every edge's format. */
@@ -35,6 +40,7 @@ export const planSchema = z
           output_format: formatSchema,
           parallel_safe: z.boolean(),
           folded: z.array(z.string()).readonly().optional(),
+          folded_db: z.array(z.number()).readonly().optional(),
           fused: z.array(z.string()).readonly().optional().describe('ids merged into a fused node'),
           stages: z.array(stageSchema).readonly().optional().describe('what a fused node runs'),
           latency_frames: z.number().optional().describe('algorithmic latency, output frames'),
