@@ -155,10 +155,19 @@ function espeak(text) {
   }
 }
 
-/** Speech at `rate`, trimmed to 100 ms of silence each side and levelled to `dbfs` RMS. */
-function speech(text, rate, dbfs) {
-  const { samples, rate: from } = espeak(text);
-  return scaleToRms(trim(resample(samples, from, rate), rate, 100), dbfs);
+/**
+ * Phrases spoken one after another at `rate`: each trimmed of its own silence, `pauseMs` of silence between
+ * two, 100 ms before the first and after the last, levelled together to `dbfs` RMS.
+ */
+function speech(phrases, rate, dbfs, pauseMs = 0) {
+  const parts = [silence(rate, 100)];
+  phrases.forEach((text, i) => {
+    const { samples, rate: from } = espeak(text);
+    if (i > 0) parts.push(silence(rate, pauseMs));
+    parts.push(trim(resample(samples, from, rate), rate, 0));
+  });
+  parts.push(silence(rate, 100));
+  return scaleToRms(concat(parts), dbfs);
 }
 
 /** A biquad low- or high-pass (RBJ cookbook, Butterworth Q) run over `x`. */
@@ -248,8 +257,8 @@ function dtmf159() {
 const SENTENCE = 'The quick brown fox jumps over the lazy dog, and then it runs away into the woods.';
 
 const recordings = {
-  'speech-48k-mono.wav': () => [[speech('Front center, front left.', 48000, -22)], 48000],
-  'speech-16k-mono.wav': () => [[speech(SENTENCE, 16000, -20)], 16000],
+  'speech-48k-mono.wav': () => [[speech(['Front center.', 'Front left.'], 48000, -22, 700)], 48000],
+  'speech-16k-mono.wav': () => [[speech([SENTENCE], 16000, -20)], 16000],
   'noise-48k-mono.wav': () => [[pinkNoise(48000, 1.4, -30, 20261129)], 48000],
   'dtmf-8k-159.wav': () => [[dtmf159()], 8000],
   'tones-48k-stereo.wav': () => [[tone([440], 48000, 1000, -6), tone([1000], 48000, 1000, -6)], 48000],
