@@ -39,14 +39,19 @@ use crate::node::{check_range, parse_params, BlockNode, Ctx, NodeCore, NodeError
 
 const TYPE: &str = "aec";
 
-/// NLMS step (0 < μ < 2 is stable; 0.5 converges fast without much misadjustment).
-const STEP: f32 = 0.5;
+/// NLMS step (0 < μ < 2 is stable). The constrained block gradient carries half the energy of
+/// the unconstrained one, so this is an effective step of about 0.5.
+const STEP: f32 = 0.75;
+/// Adaptation steps per block. Speech sweeps its harmonics through the bins, so a bin learns
+/// only while a harmonic crosses it; a second step on the same block (data reuse) nearly halves
+/// the time to converge, for twice the adaptation cost.
+const PASSES: usize = 2;
 /// Per-sample reference power treated as silence (-80 dBFS), regularising the normalisation.
 const QUIET_POWER: f32 = 1e-8;
 /// Smoothing of the per-block residual energies that steer the foreground/background choice.
 const ENERGY_SMOOTHING: f32 = 0.7;
-/// The background replaces the foreground when its residual is this much smaller (3 dB).
-const COPY_RATIO: f32 = 0.5;
+/// The background replaces the foreground when its residual is this much smaller (0.5 dB).
+const COPY_RATIO: f32 = 0.9;
 /// The background restarts from the foreground when its residual is this much larger (6 dB).
 const RESET_RATIO: f32 = 4.0;
 
@@ -91,8 +96,10 @@ pub struct Aec {
     head: usize,
     background: Filter,
     foreground: Filter,
-    /// Per-bin reference power summed over the partitions in `history`.
+    /// Per-bin reference power over the partitions, weighted by `gains` (the step's normaliser).
     power: Vec<f32>,
+    /// Per-partition step weights of the proportionate update.
+    gains: Vec<f32>,
     /// The previous reference block (the first half of the next FFT frame).
     last_reference: Vec<f32>,
     /// Frames of the current block gathered so far, reference and near.
@@ -146,6 +153,7 @@ impl Aec {
             background: zeros(),
             foreground: zeros(),
             power: vec![0.0; bins],
+            gains: vec![1.0; partitions],
             last_reference: vec![0.0; block],
             held: 0,
             reference: vec![0.0; block],
@@ -203,20 +211,7 @@ impl Aec {
         self.last_reference.copy_from_slice(&self.reference);
         self.forward();
         self.head = (self.head + 1) % self.partitions;
-        let oldest = &mut self.history[self.head];
-        for ((pw, old), new) in self.power.iter_mut().zip(oldest.iter()).zip(&self.spectrum) {
-            *pw += new.norm_sqr() - old.norm_sqr();
-        }
-        oldest.copy_from_slice(&self.spectrum);
-        // Summing differences drifts; recompute the power from scratch once per lap.
-        if self.head == 0 {
-            self.power.iter_mut().for_each(|p| *p = 0.0);
-            for x in &self.history {
-                for (p, x) in self.power.iter_mut().zip(x) {
-                    *p += x.norm_sqr();
-                }
-            }
-        }
+        self.history[self.head].copy_from_slice(&self.spectrum);
 
         // Foreground: the output.
         self.estimate(true);
@@ -225,14 +220,21 @@ impl Aec {
             *o = d - y;
             energy_foreground += *o * *o;
         }
-        // Background: its error drives the adaptation.
-        self.estimate(false);
+        // Background: its error drives the adaptation, [`PASSES`] steps on the same block (the
+        // later ones from the error left after the earlier ones).
         let mut energy_background = 0.0;
-        for ((e, d), y) in self.error.iter_mut().zip(&self.near).zip(&self.time[b..]) {
-            *e = d - y;
-            energy_background += *e * *e;
+        for pass in 0..PASSES {
+            self.estimate(false);
+            let mut energy = 0.0;
+            for ((e, d), y) in self.error.iter_mut().zip(&self.near).zip(&self.time[b..]) {
+                *e = d - y;
+                energy += *e * *e;
+            }
+            if pass == 0 {
+                energy_background = energy;
+            }
+            self.adapt();
         }
-        self.adapt();
 
         let s = ENERGY_SMOOTHING;
         self.residual_foreground = s * self.residual_foreground + (1.0 - s) * energy_foreground;
@@ -246,21 +248,45 @@ impl Aec {
         }
     }
 
-    /// One constrained NLMS step of the background filter from `error`.
+    /// One constrained step of the background filter from `error`.
+    ///
+    /// Proportionate (IPNLMS, per partition): an echo path is sparse — a bulk delay, then a
+    /// decaying tail — so each partition's share of the step is partly uniform, partly in
+    /// proportion to its filter's size, and the per-bin normalisation weighs the reference power the same
+    /// way (`Σ_p P·g_p·|X_p|²`); a quarter of the step is uniform, three quarters proportionate. The partitions that hold the echo converge several times faster
+    /// than with a uniform step; with an empty filter the step is uniform (plain NLMS).
     fn adapt(&mut self) {
-        let b = self.block;
+        let (b, parts) = (self.block, self.partitions);
+        let norms: f32 = {
+            let mut total = 0.0;
+            for (g, w) in self.gains.iter_mut().zip(&self.background) {
+                *g = w.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt();
+                total += *g;
+            }
+            total
+        };
+        for g in &mut self.gains {
+            // P·g_p with g_p = (1 − α)/(2P) + (1 + α)·|w_p|/(2Σ|w|), α = 0.5: mean 1.
+            *g = if norms > 0.0 { 0.05 + 0.95 * parts as f32 * *g / norms } else { 1.0 };
+        }
+        self.power.fill(QUIET_POWER * (2 * b * parts) as f32);
+        for p in 0..parts {
+            let (x, g) = (&self.history[(self.head + parts - p) % parts], self.gains[p]);
+            for (d, x) in self.power.iter_mut().zip(x) {
+                *d += g * x.norm_sqr();
+            }
+        }
         self.time[..b].fill(0.0);
         self.time[b..].copy_from_slice(&self.error);
         self.forward();
-        let quiet = QUIET_POWER * (2 * b * self.partitions) as f32;
-        // E·μ/(Σ|X|² + δ), shared by every partition.
-        for (e, p) in self.echo.iter_mut().zip(self.spectrum.iter().zip(&self.power)) {
-            *e = *p.0 * (STEP / (p.1 + quiet));
+        // E·μ/(Σ_p P·g_p·|X_p|² + δ), shared by every partition.
+        for ((e, x), d) in self.echo.iter_mut().zip(&self.spectrum).zip(&self.power) {
+            *e = *x * (STEP / d);
         }
-        for p in 0..self.partitions {
-            let x = &self.history[(self.head + self.partitions - p) % self.partitions];
-            for ((g, e), x) in self.spectrum.iter_mut().zip(&self.echo).zip(x) {
-                *g = x.conj() * e;
+        for p in 0..parts {
+            let (x, g) = (&self.history[(self.head + parts - p) % parts], self.gains[p]);
+            for ((out, e), x) in self.spectrum.iter_mut().zip(&self.echo).zip(x) {
+                *out = x.conj() * e * g;
             }
             // Gradient constraint: keep the first B taps of the partition's update.
             self.inverse();
