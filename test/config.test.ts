@@ -62,6 +62,26 @@ describe('config', () => {
     expect(Object.isFrozen(c.allowedOrigins)).toBe(true);
   });
 
+  it('reads the SPEC §9 bounds and MAX_CONCURRENT_JOBS', () => {
+    const defaults = loadConfig({ WORKERS: '3' }, []);
+    expect(defaults).toMatchObject({
+      maxSessionMemoryBytes: 64 * 1024 * 1024,
+      maxSessionOpsPerSec: 1_000_000_000,
+      maxEventsPerSec: 1000,
+      maxConcurrentJobs: 6,
+    });
+    const c = loadConfig(
+      { MAX_SESSION_MEMORY_BYTES: '2097152', MAX_SESSION_OPS_PER_SEC: '5000000', MAX_EVENTS_PER_SEC: '10' },
+      ['--max-concurrent-jobs', '2'],
+    );
+    expect(c).toMatchObject({
+      maxSessionMemoryBytes: 2097152,
+      maxSessionOpsPerSec: 5_000_000,
+      maxEventsPerSec: 10,
+      maxConcurrentJobs: 2,
+    });
+  });
+
   it.each([
     [{ MAX_BODY_BYTES: '10' }, 'MAX_BODY_BYTES'],
     [{ REQUEST_TIMEOUT_MS: '-1' }, 'REQUEST_TIMEOUT_MS'],
@@ -78,6 +98,10 @@ describe('config', () => {
     [{ MAX_SESSIONS_PER_IP: '0' }, 'MAX_SESSIONS_PER_IP'],
     [{ HEARTBEAT_MS: '0.5' }, 'HEARTBEAT_MS'],
     [{ WORKER_STALL_MS: '10' }, 'WORKER_STALL_MS'],
+    [{ MAX_SESSION_MEMORY_BYTES: '1000' }, 'MAX_SESSION_MEMORY_BYTES'],
+    [{ MAX_SESSION_OPS_PER_SEC: 'fast' }, 'MAX_SESSION_OPS_PER_SEC'],
+    [{ MAX_EVENTS_PER_SEC: '0' }, 'MAX_EVENTS_PER_SEC'],
+    [{ MAX_CONCURRENT_JOBS: '0' }, 'MAX_CONCURRENT_JOBS'],
   ])('rejects %o naming %s', (env, name) => {
     const attempt = () => loadConfig(env, []);
     expect(attempt).toThrow(ConfigError);
