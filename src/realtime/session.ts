@@ -6,7 +6,6 @@
  *        │                        │  └─engine failure──▶ closed (1011)
  *        └─binary──▶ closed (1008) └─client gone──▶ closed
  */
-import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
 import { RemoteMediaError } from '../errors.js';
 import {
@@ -27,6 +26,8 @@ import {
   type StartMessage,
   type StreamFormatMessage,
 } from './protocol.js';
+import { TokenBucket } from './ratelimit.js';
+import { counters, ReceiveTimes, summary } from './timing.js';
 
 /** What a transport offers a session. */
 export interface Socket {
@@ -56,7 +57,6 @@ export type Planner = (
 export interface RealtimeMetrics {
   frame(transport: string, latencySeconds: number): void;
   dropped(transport: string, frames: number): void;
-  /** A session closed; `stats` are its final native stats (none when it never started). */
   /** A session closed: count what it observed since the last scrape. */
   ended(session: StreamSession): void;
 }
@@ -69,9 +69,6 @@ export interface RealtimeDeps {
 }
 
 export type SessionState = 'awaiting_start' | 'streaming' | 'stopping' | 'closed';
-
-/** Frames whose receive time is remembered for latency: far more than any queue holds. */
-const TIMING_RING = 8192;
 
 let sessionCounter = 0;
 
@@ -96,30 +93,6 @@ export interface SessionInfo {
   nodes: Array<{ id: string; type: string; process: LatencySummary }>;
 }
 
-function summary(p: SessionStats['process'] | undefined): LatencySummary {
-  const ms = (us: number | undefined) => Math.round((us ?? 0) * 1000) / 1e6;
-  return {
-    p50_ms: ms(p?.p50Us),
-    p95_ms: ms(p?.p95Us),
-    p99_ms: ms(p?.p99Us),
-    max_ms: ms(p?.maxUs),
-    count: p?.count ?? 0,
-  };
-}
-
-/** What `stats` (SPEC §4.6) and `/v1/sessions` (SPEC §3) both report. */
-function counters(s: SessionStats | undefined) {
-  return {
-    frames_in: s?.framesIn ?? 0,
-    frames_out: s?.framesOut ?? 0,
-    frames_dropped: s?.framesDropped ?? 0,
-    frame_errors: s?.frameErrors ?? 0,
-    events: s?.events ?? 0,
-    latency: summary(s?.endToEnd),
-    engine_latency: summary(s?.engine),
-  };
-}
-
 export class StreamSession {
   readonly id: string;
   readonly startedAt = new Date();
@@ -128,14 +101,10 @@ export class StreamSession {
   private input: StreamFormatMessage | null = null;
   private output: StreamFormatMessage | null = null;
   private framesReceived = 0;
-  private readonly receivedAt = new Float64Array(TIMING_RING);
+  private readonly receivedAt = new ReceiveTimes();
   private paramsTag = 0;
   private readonly pendingParams = new Map<number, { node: string; params: Record<string, unknown> }>();
-  /** Token bucket for the per-session message rate limit. */
-  private tokens: number;
-  private tokensAt = performance.now();
-  /** When the client's send buffer first went over the stall limit (slow reader detection). */
-  stalledSince: number | undefined;
+  private readonly rate: TokenBucket;
   private finalStats: SessionStats | undefined;
   /** Called once when the session is closed for good. */
   onClosed: (() => void) | undefined;
@@ -148,7 +117,7 @@ export class StreamSession {
   ) {
     sessionCounter += 1;
     this.id = `ss_${Date.now().toString(36)}${sessionCounter.toString(36)}`;
-    this.tokens = deps.config.maxMessagesPerSec;
+    this.rate = new TokenBucket(deps.config.maxMessagesPerSec);
   }
 
   private send(message: ServerMessage): void {
@@ -173,17 +142,10 @@ export class StreamSession {
 
   /** Admits one message against the rate limit; false means the session was closed for it. */
   private admit(): boolean {
-    const limit = this.deps.config.maxMessagesPerSec;
-    const now = performance.now();
-    this.tokens = Math.min(limit, this.tokens + ((now - this.tokensAt) * limit) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 1) {
-      this.error('RM_ERR_RATE_LIMITED', `more than ${limit} messages per second`);
-      this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
-      return false;
-    }
-    this.tokens -= 1;
-    return true;
+    if (this.rate.take()) return true;
+    this.error('RM_ERR_RATE_LIMITED', `more than ${this.rate.ratePerSecond} messages per second`);
+    this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
+    return false;
   }
 
   onText(text: string): void {
@@ -307,7 +269,7 @@ export class StreamSession {
       return;
     }
     const frame = this.framesReceived;
-    this.receivedAt[frame % TIMING_RING] = performance.now();
+    this.receivedAt.mark(frame);
     const native = this.native;
     let dropped: number[] | null = null;
     if (
@@ -329,7 +291,7 @@ export class StreamSession {
     switch (out.kind) {
       case OutputKind.Audio: {
         this.socket.sendBinary(out.audio ?? new Uint8Array(0));
-        const ms = performance.now() - (this.receivedAt[out.frame % TIMING_RING] ?? 0);
+        const ms = this.receivedAt.elapsedMs(out.frame);
         this.native?.recordLatency(ms * 1e6);
         this.deps.metrics?.frame(this.transport, ms / 1000);
         this.sendEvents(out.events);

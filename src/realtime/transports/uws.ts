@@ -76,7 +76,8 @@ export function startUwsListener(
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const admission = registry.admit(url, headers);
+      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const admission = registry.admit({ url, headers, ip });
       if (!admission.ok) {
         const body = JSON.stringify({
           type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
