@@ -27,7 +27,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PipelineStore } from '../src/store/index.js';
+import { SyncSqliteStore } from '../src/store/index.js';
 import { asrFrontEnd } from '../test/support/pipelines.js';
 import { renderChart, type Series } from './chart.js';
 import type { ClientReport } from './stream-client.js';
@@ -168,7 +168,7 @@ const probeArgs = ['--import', here('loadtest/probe.mjs')];
 
 async function startProduct(maxSessions: number, label: string): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rm-loadtest-'));
-  const store = PipelineStore.open(dataDir);
+  const store = SyncSqliteStore.open(dataDir);
   const pipelineId = store.create({
     name: asrFrontEnd.name,
     definition: asrFrontEnd,

@@ -41,6 +41,14 @@ const settings = {
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
+  STORE_URL: z
+    .string()
+    .regex(/^(?:postgres|postgresql):\/\/./, 'must be a postgres:// or postgresql:// URL')
+    .or(z.literal(''))
+    .default(''),
+  STORE_POOL_MAX: int(1, 1000).default(10),
+  STORE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  STORE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -79,6 +87,14 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (SPEC §8); empty = SQLite. */
+  readonly storeUrl: string;
+  /** PostgreSQL connections per instance. */
+  readonly storePoolMax: number;
+  /** Longest a store statement may run (PostgreSQL statement_timeout, SQLite busy timeout). */
+  readonly storeStatementTimeoutMs: number;
+  /** Longest to wait for a PostgreSQL connection. */
+  readonly storeConnectTimeoutMs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -153,6 +169,10 @@ export function loadConfig(
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
+    storeUrl: v.STORE_URL,
+    storePoolMax: v.STORE_POOL_MAX,
+    storeStatementTimeoutMs: v.STORE_STATEMENT_TIMEOUT_MS,
+    storeConnectTimeoutMs: v.STORE_CONNECT_TIMEOUT_MS,
   });
 }
 
@@ -180,4 +200,11 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  STORE_URL:
+    'postgres://user:password@host:5432/db: keep pipelines in PostgreSQL, shared by every instance; empty = SQLite in DATA_DIR (default empty)',
+  STORE_POOL_MAX: 'PostgreSQL connections per instance (default 10)',
+  STORE_STATEMENT_TIMEOUT_MS:
+    'longest one store statement may run or wait for a lock before 503 RM_ERR_STORE_BUSY (default 5000)',
+  STORE_CONNECT_TIMEOUT_MS:
+    'longest to wait for a PostgreSQL connection before 503 RM_ERR_STORE_BUSY (default 5000)',
 };

@@ -12,6 +12,8 @@ import { annotateLatency, type Plan, planPipeline } from './pipeline/plan.js';
 export interface EnginePlanOptions {
   inputFormat?: AudioFormat;
   contentType?: string;
+  /** The stored pipeline the document is a version of: `forgetPlans(id)` drops its plans. */
+  pipelineId?: string;
 }
 
 export interface PlanProblem {
@@ -28,7 +30,26 @@ export type EnginePlanResult = { ok: true; plan: Plan } | { ok: false; errors: r
  * pipeline version is planned once per input format, not on every GET or session start. Bounded LRU.
  */
 const CACHE_LIMIT = 512;
-const cache = new Map<string, EnginePlanResult>();
+const cache = new Map<string, { result: EnginePlanResult; pipelineId: string | undefined }>();
+
+/**
+ * Drops the memoised plans of pipeline `pipelineId` (all plans without an id) when the store reports a
+ * change, here or on another instance (SPEC §8): a deleted or superseded version's plans are not kept.
+ */
+export function forgetPlans(pipelineId?: string): void {
+  if (pipelineId === undefined) {
+    cache.clear();
+    return;
+  }
+  for (const [key, entry] of cache) if (entry.pipelineId === pipelineId) cache.delete(key);
+}
+
+/** How many plans are memoised (for tests). */
+export function cachedPlanCount(pipelineId?: string): number {
+  let n = 0;
+  for (const entry of cache.values()) if (pipelineId === undefined || entry.pipelineId === pipelineId) n++;
+  return n;
+}
 
 function cacheKey(document: unknown, options: EnginePlanOptions): string | undefined {
   let doc: string;
@@ -38,7 +59,7 @@ function cacheKey(document: unknown, options: EnginePlanOptions): string | undef
     return undefined; // cyclic or BigInt values: not cacheable, and the planner reports them
   }
   const f = options.inputFormat;
-  return `${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${doc}`;
+  return `${options.pipelineId ?? ''}|${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${doc}`;
 }
 
 /** Validates, optimizes and latency-annotates a document. Never throws for a bad document. */
@@ -49,11 +70,11 @@ export function planWithEngine(document: unknown, options: EnginePlanOptions = {
     // Refresh its place in the LRU order.
     cache.delete(key);
     cache.set(key, hit);
-    return hit;
+    return hit.result;
   }
   const result = planUncached(document, options);
   if (key !== undefined) {
-    cache.set(key, result);
+    cache.set(key, { result, pipelineId: options.pipelineId });
     if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
   }
   return result;

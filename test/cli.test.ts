@@ -152,7 +152,7 @@ describe('examples/stream-wav.mjs', () => {
     const { startTestServer, storePipeline, asrFrontEnd } = await import('./support/server.js');
     const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
     try {
-      const id = storePipeline(server.app, asrFrontEnd);
+      const id = await storePipeline(server.app, asrFrontEnd);
       const out = join(dir, 'streamed.wav');
       const input = `${sharedAudioDir}speech-48k-mono.wav`;
       const { stdout } = await run(process.execPath, [

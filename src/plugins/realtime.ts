@@ -27,8 +27,8 @@ export const realtimePlugin = fp(
           planWithEngine(definition, { inputFormat: { sample_rate, channels } }),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
       },
-      (id) => {
-        const p = app.store.get(id);
+      async (id) => {
+        const p = await app.store.get(id);
         return p && { id: p.id, version: p.version, definition: p.definition };
       },
       app.authorize,

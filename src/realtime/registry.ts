@@ -38,7 +38,7 @@ export class SessionRegistry {
   }
 
   /** SPEC §4.1: may this upgrade go ahead? (admission.ts) */
-  admit(request: UpgradeRequest): Admission {
+  admit(request: UpgradeRequest): Promise<Admission> {
     return admit(this.policy, this, request);
   }
 

@@ -18,7 +18,7 @@ let echoPort: number;
 
 beforeAll(async () => {
   server = await startTestServer();
-  pipelineId = storePipeline(server.app, asrFrontEnd);
+  pipelineId = await storePipeline(server.app, asrFrontEnd);
   echo = spawn(process.execPath, ['--import', 'tsx', 'loadtest/echo-uws.ts', '--port', '0'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -50,7 +50,11 @@ export const fastifyTransport = fp(
         },
         // SPEC §4.1: every refusal happens before the upgrade.
         preValidation: async (request, reply) => {
-          const admission = registry.admit({ url: request.url, headers: request.headers, ip: request.ip });
+          const admission = await registry.admit({
+            url: request.url,
+            headers: request.headers,
+            ip: request.ip,
+          });
           if (!admission.ok) {
             if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
             return sendProblem(reply, admission.status, admission.code, admission.message);

@@ -3,7 +3,7 @@
  * protocol, same sessions as the main port, with less overhead per message.
  */
 
-import type { TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { createRequire } from 'node:module';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
@@ -43,10 +43,32 @@ function adapt(ws: WebSocket<UserData>): Socket {
 
 const statusText: Record<number, string> = {
   401: 'Unauthorized',
+  500: 'Internal Server Error',
   403: 'Forbidden',
   404: 'Not Found',
   503: 'Service Unavailable',
 };
+
+/** Answers a refused upgrade with problem+json (RFC 9457), as the main port does. */
+function refuse(
+  res: HttpResponse,
+  refusal: { status: number; code: string; message: string; retryAfter?: number },
+): void {
+  const title = statusText[refusal.status] ?? 'Error';
+  const body = JSON.stringify({
+    type: `https://remotemedia.dev/problems/${refusal.code.toLowerCase().replaceAll('_', '-')}`,
+    title,
+    status: refusal.status,
+    code: refusal.code,
+    detail: refusal.message,
+  });
+  res.cork(() => {
+    res.writeStatus(`${refusal.status} ${title}`);
+    res.writeHeader('content-type', 'application/problem+json');
+    if (refusal.retryAfter !== undefined) res.writeHeader('retry-after', String(refusal.retryAfter));
+    res.end(body);
+  });
+}
 
 export interface UwsListener {
   port: number;
@@ -77,30 +99,32 @@ export function startUwsListener(
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
       const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const admission = registry.admit({ url, headers, ip });
-      if (!admission.ok) {
-        const body = JSON.stringify({
-          type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
-          title: statusText[admission.status] ?? 'Error',
-          status: admission.status,
-          code: admission.code,
-          detail: admission.message,
-        });
-        res.cork(() => {
-          res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
-          res.writeHeader('content-type', 'application/problem+json');
-          if (admission.retryAfter !== undefined)
-            res.writeHeader('retry-after', String(admission.retryAfter));
-          res.end(body);
-        });
-        return;
-      }
-      res.upgrade<UserData>(
-        { pipeline: admission.pipeline, closed: false },
-        key,
-        protocol,
-        extensions,
-        context,
+      // The answer comes after the store lookup: uWS needs onAborted for a response finished later,
+      // and a response to an aborted request must not be touched.
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      registry.admit({ url, headers, ip }).then(
+        (admission) => {
+          if (aborted) return;
+          if (!admission.ok) {
+            refuse(res, admission);
+            return;
+          }
+          res.cork(() => {
+            res.upgrade<UserData>(
+              { pipeline: admission.pipeline, closed: false },
+              key,
+              protocol,
+              extensions,
+              context,
+            );
+          });
+        },
+        () => {
+          if (!aborted) refuse(res, { status: 500, code: 'RM_ERR_STORE', message: 'admission failed' });
+        },
       );
     },
     open: (ws) => {

@@ -53,7 +53,7 @@ function view(p: PipelineVersion, plan: Plan | null) {
 
 /** The stored plan: the definition planned for the default input format (48 kHz stereo). */
 function storedPlan(p: PipelineVersion): Plan | null {
-  const planned = planWithEngine(p.definition);
+  const planned = planWithEngine(p.definition, { pipelineId: p.id });
   return planned.ok ? planned.plan : null;
 }
 
@@ -90,7 +90,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const doc = readDocumentBody(request.body, mediaType(request));
       if (!doc.ok) return invalid(reply, doc.errors);
-      const p = app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
+      const p = await app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
       reply.code(201).header('location', `/v1/pipelines/${p.id}`).header('etag', etagOf(p.id, p.version));
       return view(p, doc.plan);
     },
@@ -107,7 +107,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const page = app.store.list({ limit: request.query.limit, cursor: request.query.cursor });
+      const page = await app.store.list({ limit: request.query.limit, cursor: request.query.cursor });
       return { items: page.items.map(summary), next_cursor: page.next_cursor };
     },
   );
@@ -125,7 +125,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const p = app.store.get(id, request.query.version);
+      const p = await app.store.get(id, request.query.version);
       if (!p) throw notFound(id, request.query.version);
       reply.header('etag', etagOf(p.id, p.version));
       return view(p, storedPlan(p));
@@ -149,11 +149,11 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!app.store.get(id)) throw notFound(id);
+      if (!(await app.store.get(id))) throw notFound(id);
       const doc = readDocumentBody(request.body, mediaType(request));
       if (!doc.ok) return invalid(reply, doc.errors);
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
-      const p = app.store.update(
+      const p = await app.store.update(
         id,
         { ...doc, contentType: mediaType(request) ?? 'application/json' },
         ifVersion === undefined ? {} : { ifVersion },
@@ -177,7 +177,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
-      if (!app.store.delete(id, ifVersion === undefined ? {} : { ifVersion })) throw notFound(id);
+      if (!(await app.store.delete(id, ifVersion === undefined ? {} : { ifVersion }))) throw notFound(id);
       return reply.code(204).send(null);
     },
   );
@@ -196,13 +196,13 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       const { version, sample_rate, channels } = request.query;
-      const p = app.store.get(id, version);
+      const p = await app.store.get(id, version);
       if (!p) throw notFound(id, version);
       const inputFormat = {
         sample_rate: sample_rate ?? DEFAULT_INPUT_FORMAT.sample_rate,
         channels: channels ?? DEFAULT_INPUT_FORMAT.channels,
       };
-      const planned = planWithEngine(p.definition, { inputFormat });
+      const planned = planWithEngine(p.definition, { inputFormat, pipelineId: p.id });
       if (!planned.ok) return invalid(reply, planned.errors);
       reply.header('etag', etagOf(p.id, p.version));
       return planned.plan;
@@ -227,7 +227,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const p = app.store.get(id, request.query.version);
+      const p = await app.store.get(id, request.query.version);
       if (!p) throw notFound(id, request.query.version);
       if (!Buffer.isBuffer(request.body)) {
         return sendProblem(
