@@ -49,6 +49,10 @@ const settings = {
   STORE_POOL_MAX: int(1, 1000).default(10),
   STORE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
   STORE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  START_TIMEOUT_MS: int(0, 3_600_000).default(5000),
+  IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
+  MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
+  HEARTBEAT_MS: int(0, 3_600_000).default(15_000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -95,6 +99,14 @@ export interface Config {
   readonly storeStatementTimeoutMs: number;
   /** Longest to wait for a PostgreSQL connection. */
   readonly storeConnectTimeoutMs: number;
+  /** Time an upgraded socket has to send a valid `start` before it is closed 1008; 0 = no limit. */
+  readonly startTimeoutMs: number;
+  /** Time a session may send nothing before it is closed 1001 "idle"; 0 = no limit. */
+  readonly idleTimeoutMs: number;
+  /** Concurrent sessions from one client IP, both transports together. */
+  readonly maxSessionsPerIp: number;
+  /** Interval of WebSocket pings; a peer that has not answered the last one is closed; 0 = off. */
+  readonly heartbeatMs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -173,6 +185,10 @@ export function loadConfig(
     storePoolMax: v.STORE_POOL_MAX,
     storeStatementTimeoutMs: v.STORE_STATEMENT_TIMEOUT_MS,
     storeConnectTimeoutMs: v.STORE_CONNECT_TIMEOUT_MS,
+    startTimeoutMs: v.START_TIMEOUT_MS,
+    idleTimeoutMs: v.IDLE_TIMEOUT_MS,
+    maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
+    heartbeatMs: v.HEARTBEAT_MS,
   });
 }
 
@@ -207,4 +223,10 @@ export const settingHelp: Record<SettingName, string> = {
     'longest one store statement may run or wait for a lock before 503 RM_ERR_STORE_BUSY (default 5000)',
   STORE_CONNECT_TIMEOUT_MS:
     'longest to wait for a PostgreSQL connection before 503 RM_ERR_STORE_BUSY (default 5000)',
+  START_TIMEOUT_MS:
+    'time an upgraded WebSocket has to send a valid start before it is closed 1008; 0 = off (default 5000)',
+  IDLE_TIMEOUT_MS: 'time a session may send nothing before it is closed 1001 "idle"; 0 = off (default 30000)',
+  MAX_SESSIONS_PER_IP: 'concurrent streaming sessions from one client IP, both transports (default 100)',
+  HEARTBEAT_MS:
+    'WebSocket ping interval; a peer that has not answered the previous ping is closed; 0 = off (default 15000)',
 };

@@ -1,7 +1,7 @@
 /**
  * RFC 9457 problem details for every error the server answers with, using the codes of `errors.ts`.
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
@@ -16,6 +16,26 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** The problem+json body for a catalog code; every surface (both transports too) builds it here. */
+export function problemOf(
+  status: number,
+  code: string,
+  detail: string,
+  instance: string,
+  extensions: Record<string, unknown> = {},
+): Problem {
+  const title = (errorCatalog as Record<string, { title: string }>)[code]?.title ?? 'Error';
+  return {
+    type: `https://remotemedia.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`,
+    title,
+    status,
+    code,
+    detail,
+    instance,
+    ...extensions,
+  };
+}
+
 export function sendProblem(
   reply: FastifyReply,
   status: number,
@@ -23,17 +43,19 @@ export function sendProblem(
   detail: string,
   extensions: Record<string, unknown> = {},
 ) {
-  const title = (errorCatalog as Record<string, { title: string }>)[code]?.title ?? 'Error';
-  const body: Problem = {
-    type: `https://remotemedia.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`,
-    title,
-    status,
-    code,
-    detail,
-    instance: reply.request.url,
-    ...extensions,
-  };
+  const body = problemOf(status, code, detail, reply.request.url, extensions);
   return reply.code(status).type('application/problem+json').send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (a URL that cannot be percent-decoded, an
+ * over-long path parameter) get a problem+json answer like every other error. Such a request may be a
+ * WebSocket upgrade, whose socket no one else would close after the answer.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 400;
+  if (request.headers.upgrade !== undefined) reply.raw.once('finish', () => request.raw.socket.destroy());
+  return sendProblem(reply, status, 'RM_ERR_BAD_REQUEST', err.message, { fastify_code: err.code });
 }
 
 /** The catalog code for a client error Fastify or a plugin raised with only a status. */

@@ -8,6 +8,25 @@ import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
 import { originAllowed } from '../origins.js';
 import type { PipelineRef } from './session.js';
 
+/**
+ * One spelling per address, so that a client is counted once across both transports: IPv4 dotted
+ * (also for IPv4-mapped IPv6, RFC 4291 §2.5.5.2), IPv6 in its RFC 5952 form.
+ */
+export function canonicalIp(address: string): string {
+  if (!address.includes(':')) return address;
+  let v6: string;
+  try {
+    v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (mapped === null) return v6;
+  const hi = Number.parseInt(mapped[1] ?? '0', 16);
+  const lo = Number.parseInt(mapped[2] ?? '0', 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
 /** Request headers as both transports can give them. */
 export type UpgradeHeaders = Record<string, string | string[] | undefined>;
 
@@ -16,7 +35,7 @@ export interface UpgradeRequest {
   /** Path and query, as received (still percent-encoded). */
   url: string;
   headers: UpgradeHeaders;
-  /** The peer's IP address. */
+  /** The peer's IP address (any spelling; see `canonicalIp`). */
   ip: string;
 }
 
@@ -36,6 +55,8 @@ export interface AdmissionPolicy {
 export interface Occupancy {
   readonly isDraining: boolean;
   readonly size: number;
+  /** Live sessions from one (canonical) client IP, both transports together. */
+  sessionsFrom(ip: string): number;
 }
 
 export type Admission =
@@ -44,10 +65,18 @@ export type Admission =
 
 const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
 
-/** The pipeline id of a stream URL, or undefined. */
-export function pipelineIdOf(url: string): string | undefined {
+/**
+ * The pipeline id of a stream URL: undefined when the URL is not a stream path, null when its id is not
+ * valid percent-encoding (RFC 3986 §2.1) — a bad request, never an exception.
+ */
+export function pipelineIdOf(url: string): string | null | undefined {
   const m = streamPath.exec(url);
-  return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);
+  if (m?.[1] === undefined) return undefined;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -68,6 +97,15 @@ export async function admit(
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
   }
   const id = pipelineIdOf(url);
+  if (id === null) {
+    // As the main port's router answers a path it cannot decode.
+    return {
+      ok: false,
+      status: 400,
+      code: 'RM_ERR_BAD_REQUEST',
+      message: `malformed URL ${url.slice(0, 200)}`,
+    };
+  }
   let pipeline: PipelineRef | undefined;
   try {
     pipeline = id === undefined ? undefined : await policy.lookup(id);
@@ -92,6 +130,15 @@ export async function admit(
       code: 'RM_ERR_DRAINING',
       message: 'server is shutting down',
       retryAfter: 5,
+    };
+  }
+  if (occupancy.sessionsFrom(canonicalIp(request.ip)) >= config.maxSessionsPerIp) {
+    return {
+      ok: false,
+      status: 429,
+      code: 'RM_ERR_TOO_MANY_SESSIONS_PER_IP',
+      message: `this address holds its maximum of ${config.maxSessionsPerIp} sessions`,
+      retryAfter: 1,
     };
   }
   if (occupancy.size >= config.maxSessions) {

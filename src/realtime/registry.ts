@@ -7,6 +7,8 @@ import {
   type AdmissionPolicy,
   type Authorize,
   admit,
+  canonicalIp,
+  type Occupancy,
   type PipelineLookup,
   type UpgradeRequest,
 } from './admission.js';
@@ -14,11 +16,13 @@ import { CloseCode } from './protocol.js';
 import type { RealtimeDeps, StreamSession } from './session.js';
 import { Watchdog } from './watchdog.js';
 
-export class SessionRegistry {
+export class SessionRegistry implements Occupancy {
   readonly sessions = new Map<string, StreamSession>();
+  /** Live sessions per canonical client IP (MAX_SESSIONS_PER_IP). */
+  private readonly perIp = new Map<string, number>();
   private draining = false;
   private readonly policy: AdmissionPolicy;
-  private readonly watchdog: Watchdog;
+  readonly watchdog: Watchdog;
 
   constructor(
     readonly deps: RealtimeDeps,
@@ -26,7 +30,7 @@ export class SessionRegistry {
     authorize: Authorize,
   ) {
     this.policy = { config: deps.config, lookup, authorize };
-    this.watchdog = new Watchdog(() => this.sessions.values());
+    this.watchdog = new Watchdog(() => this.sessions.values(), deps.config);
   }
 
   get isDraining(): boolean {
@@ -37,15 +41,25 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
+  sessionsFrom(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
   /** SPEC §4.1: may this upgrade go ahead? (admission.ts) */
   admit(request: UpgradeRequest): Promise<Admission> {
     return admit(this.policy, this, request);
   }
 
-  add(session: StreamSession): void {
+  /** Adds a session that a transport opened for a client at `ip` (after `admit`). */
+  add(session: StreamSession, ip: string): void {
+    const peer = canonicalIp(ip);
     this.sessions.set(session.id, session);
+    this.perIp.set(peer, this.sessionsFrom(peer) + 1);
     session.onClosed = () => {
       this.sessions.delete(session.id);
+      const left = this.sessionsFrom(peer) - 1;
+      if (left > 0) this.perIp.set(peer, left);
+      else this.perIp.delete(peer);
       this.deps.metrics?.ended(session);
     };
   }
@@ -54,18 +68,36 @@ export class SessionRegistry {
     return this.sessions.get(id);
   }
 
+  /** Runs `fn` on every live session; one that throws is closed 1011 and the rest still get their turn. */
+  private each(fn: (s: StreamSession) => void): void {
+    for (const s of [...this.sessions.values()]) {
+      try {
+        fn(s);
+      } catch (err) {
+        this.deps.log?.warn({ err, session: s.id }, 'session failed while being ended');
+        try {
+          s.fail('RM_ERR_INTERNAL', 'the session failed while being ended');
+        } catch {
+          // Its socket is beyond use; forget the session so that drain does not wait for it.
+          s.onClose();
+        }
+      }
+    }
+  }
+
   /**
    * SPEC §4.8: refuse new upgrades, flush every session, send its stats and close it with 1001.
    * Resolves when all sessions are closed or `graceMs` has passed (then the rest are closed at once).
+   * Every session is reached whatever another one throws.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    for (const s of this.sessions.values()) s.end(CloseCode.GoingAway, 'server shutting down');
+    this.each((s) => s.end(CloseCode.GoingAway, 'server shutting down'));
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const s of this.sessions.values()) s.kill(CloseCode.GoingAway, 'server shutting down');
+    this.each((s) => s.kill(CloseCode.GoingAway, 'server shutting down'));
     this.watchdog.stop();
   }
 }
