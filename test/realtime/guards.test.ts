@@ -70,7 +70,7 @@ describe.each(transports)('over %s', (transport) => {
 
   async function serve(env: Record<string, string> = {}) {
     server = await startTestServer(env);
-    url = `${server.base[transport]}/v1/pipelines/${storePipeline(server.app, gain)}/stream`;
+    url = `${server.base[transport]}/v1/pipelines/${await storePipeline(server.app, gain)}/stream`;
   }
 
   async function started(): Promise<TestClient> {
