@@ -41,6 +41,7 @@ const settings = {
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
+  DRAIN_DELAY_MS: int(0, 600_000).default(0),
   STORE_URL: z
     .string()
     .regex(/^(?:postgres|postgresql):\/\/./, 'must be a postgres:// or postgresql:// URL')
@@ -91,6 +92,8 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** On SIGTERM, how long /readyz fails while sessions go on, before draining starts. */
+  readonly drainDelayMs: number;
   /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (SPEC §8); empty = SQLite. */
   readonly storeUrl: string;
   /** PostgreSQL connections per instance. */
@@ -181,6 +184,7 @@ export function loadConfig(
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
+    drainDelayMs: v.DRAIN_DELAY_MS,
     storeUrl: v.STORE_URL,
     storePoolMax: v.STORE_POOL_MAX,
     storeStatementTimeoutMs: v.STORE_STATEMENT_TIMEOUT_MS,
@@ -216,6 +220,8 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  DRAIN_DELAY_MS:
+    'on SIGTERM, time /readyz answers 503 and new sessions are refused while running ones go on, before they are drained (default 0)',
   STORE_URL:
     'postgres://user:password@host:5432/db: keep pipelines in PostgreSQL, shared by every instance; empty = SQLite in DATA_DIR (default empty)',
   STORE_POOL_MAX: 'PostgreSQL connections per instance (default 10)',

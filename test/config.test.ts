@@ -88,6 +88,7 @@ describe('config', () => {
       storePoolMax: 10,
       storeStatementTimeoutMs: 5000,
       storeConnectTimeoutMs: 5000,
+      drainDelayMs: 0,
     });
     const c = loadConfig({ STORE_URL: 'postgres://rm:pw@db:5432/rm', STORE_POOL_MAX: '4' }, [
       '--store-statement-timeout-ms',
@@ -106,6 +107,8 @@ describe('config', () => {
       ['STORE_POOL_MAX', '1001'],
       ['STORE_STATEMENT_TIMEOUT_MS', '99'],
       ['STORE_CONNECT_TIMEOUT_MS', '600001'],
+      ['DRAIN_DELAY_MS', '600001'],
+      ['DRAIN_DELAY_MS', '-1'],
     ] as const) {
       expect(() => loadConfig({ [name]: value }, []), `${name}=${value}`).toThrow(new RegExp(name));
     }

@@ -85,6 +85,11 @@ export class SessionRegistry implements Occupancy {
     }
   }
 
+  /** Refuses new upgrades (503 RM_ERR_DRAINING) and fails /readyz; running sessions go on. */
+  stopAdmitting(): void {
+    this.draining = true;
+  }
+
   /**
    * SPEC §4.8: refuse new upgrades, flush every session, send its stats and close it with 1001.
    * Resolves when all sessions are closed or `graceMs` has passed (then the rest are closed at once).
