@@ -80,12 +80,12 @@ export function closeOnSignals(server: RunningServer, config: Config): void {
     leaveBalancer(server, config.drainDelayMs)
       .then(() => server.close())
       .then(
-      () => process.exit(0),
-      (err: unknown) => {
-        server.app.log.error({ err }, 'close failed');
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (err: unknown) => {
+          server.app.log.error({ err }, 'close failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
