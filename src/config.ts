@@ -42,6 +42,8 @@ const settings = {
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
   DRAIN_DELAY_MS: int(0, 600_000).default(0),
+  RESUME_GRACE_MS: int(0, 3_600_000).default(30_000),
+  RESUME_BUFFER_BYTES: int(1024, 256 * MiB).default(MiB),
   STORE_URL: z
     .string()
     .regex(/^(?:postgres|postgresql):\/\/./, 'must be a postgres:// or postgresql:// URL')
@@ -92,6 +94,10 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** How long a session whose socket dropped is kept for a resume (SPEC §4.9); 0 = no resume. */
+  readonly resumeGraceMs: number;
+  /** Output a session keeps for replay after a resume (per session). */
+  readonly resumeBufferBytes: number;
   /** On SIGTERM, how long /readyz fails while sessions go on, before draining starts. */
   readonly drainDelayMs: number;
   /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (SPEC §8); empty = SQLite. */
@@ -185,6 +191,8 @@ export function loadConfig(
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
     drainDelayMs: v.DRAIN_DELAY_MS,
+    resumeGraceMs: v.RESUME_GRACE_MS,
+    resumeBufferBytes: v.RESUME_BUFFER_BYTES,
     storeUrl: v.STORE_URL,
     storePoolMax: v.STORE_POOL_MAX,
     storeStatementTimeoutMs: v.STORE_STATEMENT_TIMEOUT_MS,
@@ -220,6 +228,10 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  RESUME_GRACE_MS:
+    'how long a session whose socket dropped (no stop) is kept, with its DSP state and unsent answers, for a resume; 0 = off (default 30000)',
+  RESUME_BUFFER_BYTES:
+    'output each session keeps to replay after a resume; older answers cannot be replayed (default 1 MiB)',
   DRAIN_DELAY_MS:
     'on SIGTERM, time /readyz answers 503 and new sessions are refused while running ones go on, before they are drained (default 0)',
   STORE_URL:

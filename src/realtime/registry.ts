@@ -24,11 +24,11 @@ export class SessionRegistry implements Occupancy {
   private readonly policy: AdmissionPolicy;
   readonly watchdog: Watchdog;
 
-  constructor(
-    readonly deps: RealtimeDeps,
-    lookup: PipelineLookup,
-    authorize: Authorize,
-  ) {
+  /** What sessions need; `findSession` lets a socket resume a parked session (SPEC §4.9). */
+  readonly deps: RealtimeDeps;
+
+  constructor(deps: RealtimeDeps, lookup: PipelineLookup, authorize: Authorize) {
+    this.deps = { ...deps, findSession: (id) => this.sessions.get(id) };
     this.policy = { config: deps.config, lookup, authorize };
     this.watchdog = new Watchdog(() => this.sessions.values(), deps.config);
   }
@@ -55,13 +55,18 @@ export class SessionRegistry implements Occupancy {
     const peer = canonicalIp(ip);
     this.sessions.set(session.id, session);
     this.perIp.set(peer, this.sessionsFrom(peer) + 1);
-    session.onClosed = () => {
+    const release = () => {
       this.sessions.delete(session.id);
       const left = this.sessionsFrom(peer) - 1;
       if (left > 0) this.perIp.set(peer, left);
       else this.perIp.delete(peer);
+    };
+    session.onClosed = () => {
+      release();
       this.deps.metrics?.ended(session);
     };
+    // The socket resumed another session, which it carries from now on: no session of its own ended.
+    session.onDelegated = release;
   }
 
   get(id: string): StreamSession | undefined {
