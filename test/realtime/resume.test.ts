@@ -94,7 +94,12 @@ describe.each(transports)('resume over %s', (transport) => {
             last_answer: received.length - 1,
           }),
         );
-        const resumed = await waitFor(c.rec, 'resumed');
+        const resumed = await waitFor(c.rec, 'resumed').catch((err: Error) => {
+          const held = server?.app.realtime.get(ready.session_id as string);
+          throw new Error(
+            `${err.message}; close ${JSON.stringify(c.rec.close)}; session ${held?.state} parked=${held?.parked}`,
+          );
+        });
         next = resumed.next_frame as number;
         expect(next).toBeLessThanOrEqual(cut);
         expect(next).toBeGreaterThanOrEqual(received.length);
@@ -144,13 +149,10 @@ describe.each(transports)('resume over %s', (transport) => {
       }),
     );
     expect(await waitFor(owner.rec, 'resumed')).toEqual({ type: 'resumed', next_frame: 1 });
-    await owner.closed
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .finally(() => undefined);
     owner.ws.close();
+    expect((await owner.closed).close.code).toBe(1005);
+    // The client closed without stop: the session is parked again, resumable once more.
+    expect(server?.app.realtime.get(ready.session_id as string)?.parked).toBe(true);
   });
 
   it('forgets a dropped session after RESUME_GRACE_MS: RM_ERR_SESSION_GONE', async () => {
