@@ -43,7 +43,7 @@ const settings = {
   ALLOWED_ORIGINS: list.default([]),
   DRAIN_DELAY_MS: int(0, 600_000).default(0),
   RESUME_GRACE_MS: int(0, 3_600_000).default(30_000),
-  RESUME_BUFFER_BYTES: int(1024, 256 * MiB).default(MiB),
+  RESUME_BUFFER_BYTES: int(1024, 256 * MiB).default(256 * 1024),
   STORE_URL: z
     .string()
     .regex(/^(?:postgres|postgresql):\/\/./, 'must be a postgres:// or postgresql:// URL')
@@ -231,7 +231,7 @@ export const settingHelp: Record<SettingName, string> = {
   RESUME_GRACE_MS:
     'how long a session whose socket dropped (no stop) is kept, with its DSP state and unsent answers, for a resume; 0 = off (default 30000)',
   RESUME_BUFFER_BYTES:
-    'output each session keeps to replay after a resume; older answers cannot be replayed (default 1 MiB)',
+    'output each session keeps to replay after a resume; older answers cannot be replayed (default 262144)',
   DRAIN_DELAY_MS:
     'on SIGTERM, time /readyz answers 503 and new sessions are refused while running ones go on, before they are drained (default 0)',
   STORE_URL:

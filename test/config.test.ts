@@ -89,6 +89,8 @@ describe('config', () => {
       storeStatementTimeoutMs: 5000,
       storeConnectTimeoutMs: 5000,
       drainDelayMs: 0,
+      resumeGraceMs: 30_000,
+      resumeBufferBytes: 256 * 1024,
     });
     const c = loadConfig({ STORE_URL: 'postgres://rm:pw@db:5432/rm', STORE_POOL_MAX: '4' }, [
       '--store-statement-timeout-ms',
@@ -109,6 +111,8 @@ describe('config', () => {
       ['STORE_CONNECT_TIMEOUT_MS', '600001'],
       ['DRAIN_DELAY_MS', '600001'],
       ['DRAIN_DELAY_MS', '-1'],
+      ['RESUME_GRACE_MS', '3600001'],
+      ['RESUME_BUFFER_BYTES', '1023'],
     ] as const) {
       expect(() => loadConfig({ [name]: value }, []), `${name}=${value}`).toThrow(new RegExp(name));
     }

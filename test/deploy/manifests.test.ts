@@ -125,8 +125,9 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const cost = perSessionCost();
     const { requests, limits } = container.resources;
     expect(millicores(requests.cpu)).toBeGreaterThanOrEqual(config.maxSessions * cost.cpuMillicores);
+    const perSessionMiB = cost.memoryMiB + config.resumeBufferBytes / 2 ** 20; // + the replay log (SPEC §4.9)
     expect(mebibytes(requests.memory)).toBeGreaterThanOrEqual(
-      cost.baseMiB + config.maxSessions * cost.memoryMiB,
+      cost.baseMiB + config.maxSessions * perSessionMiB,
     );
     expect(mebibytes(limits.memory)).toBeGreaterThanOrEqual(mebibytes(requests.memory));
     expect(config.workers * 1000).toBe(millicores(limits.cpu));

@@ -97,7 +97,7 @@ describe.each(transports)('resume over %s', (transport) => {
         const resumed = await waitFor(c.rec, 'resumed').catch((err: Error) => {
           const held = server?.app.realtime.get(ready.session_id as string);
           throw new Error(
-            `${err.message}; close ${JSON.stringify(c.rec.close)}; session ${held?.state} parked=${held?.parked}`,
+            `${transport}: ${err.message}; close ${JSON.stringify(c.rec.close)}; session ${held?.state} parked=${held?.parked}`,
           );
         });
         next = resumed.next_frame as number;
