@@ -426,10 +426,12 @@ export class StreamSession {
   private adopt(socket: Socket, lastAnswer: number): boolean {
     const replay = this.replay?.after(lastAnswer);
     if (replay === undefined) return false;
+    // A socket that has not noticed yet that its peer is gone is replaced, and closed once this callback
+    // (the new socket's) has returned: uWebSockets.js corks the socket whose callback runs, and a close
+    // written to another socket meanwhile can end up on the wrong connection.
     const old = this.socket;
-    this.socket = undefined;
-    // A socket that has not noticed its peer is gone yet is replaced.
-    old?.close(CloseCode.GoingAway, 'resumed on another connection');
+    if (old !== undefined)
+      setImmediate(() => old.close(CloseCode.GoingAway, 'resumed on another connection'));
     clearTimeout(this.parkTimer);
     this.parkTimer = undefined;
     this.socket = socket;
