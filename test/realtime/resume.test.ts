@@ -53,6 +53,35 @@ async function open(url: string): Promise<Connection> {
   return { ws, rec, closed };
 }
 
+/**
+ * Resumes `ready`'s session on a new socket, as a client would: a reconnect that itself dies before
+ * `resumed` (the network is still bad) is retried, up to three times, and said so.
+ */
+async function resumeOn(
+  url: string,
+  ready: Record<string, unknown>,
+  lastAnswer: number,
+): Promise<{ connection: Connection; nextFrame: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const connection = await open(url);
+    connection.ws.send(
+      JSON.stringify({
+        type: 'resume',
+        session_id: ready.session_id,
+        resume_token: ready.resume_token,
+        last_answer: lastAnswer,
+      }),
+    );
+    const outcome = await Promise.race([
+      waitFor(connection.rec, 'resumed'),
+      connection.closed.then((rec) => rec.close),
+    ]);
+    if ('type' in outcome) return { connection, nextFrame: outcome.next_frame as number };
+    console.warn(`resume attempt ${attempt} on ${url}: the new socket closed first (${JSON.stringify(outcome)})`);
+    if (attempt === 3) throw new Error(`no resume in ${attempt} attempts: ${JSON.stringify(outcome)}`);
+  }
+}
+
 describe.each(transports)('resume over %s', (transport) => {
   async function serve(env: Record<string, string> = {}) {
     // Frames go out faster than real time: a long queue bound keeps them all (no drops to compare).
@@ -85,22 +114,9 @@ describe.each(transports)('resume over %s', (transport) => {
         await c.closed;
         received.push(...c.rec.binary);
 
-        c = await open(url);
-        c.ws.send(
-          JSON.stringify({
-            type: 'resume',
-            session_id: ready.session_id,
-            resume_token: ready.resume_token,
-            last_answer: received.length - 1,
-          }),
-        );
-        const resumed = await waitFor(c.rec, 'resumed').catch((err: Error) => {
-          const held = server?.app.realtime.get(ready.session_id as string);
-          throw new Error(
-            `${transport}: ${err.message}; close ${JSON.stringify(c.rec.close)}; session ${held?.state} parked=${held?.parked}`,
-          );
-        });
-        next = resumed.next_frame as number;
+        const resumed = await resumeOn(url, ready, received.length - 1);
+        c = resumed.connection;
+        next = resumed.nextFrame;
         expect(next).toBeLessThanOrEqual(cut);
         expect(next).toBeGreaterThanOrEqual(received.length);
       }
