@@ -30,7 +30,11 @@ export class SessionRegistry implements Occupancy {
   constructor(deps: RealtimeDeps, lookup: PipelineLookup, authorize: Authorize) {
     this.deps = { ...deps, findSession: (id) => this.sessions.get(id) };
     this.policy = { config: deps.config, lookup, authorize };
-    this.watchdog = new Watchdog(() => this.sessions.values(), deps.config);
+    this.watchdog = new Watchdog(
+      () => this.sessions.values(),
+      deps.config,
+      () => deps.engine.health(deps.config.workerStallMs).stalled,
+    );
   }
 
   get isDraining(): boolean {

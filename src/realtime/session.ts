@@ -612,6 +612,11 @@ export class StreamSession {
     return { session_id: this.id, ...counters(this.nativeStats()) };
   }
 
+  /** The native worker the session lives on (undefined before start). */
+  get worker(): number | undefined {
+    return this.native?.worker;
+  }
+
   /** Bytes the transport holds for this client, unsent. */
   bufferedAmount(): number {
     return this.socket?.bufferedAmount() ?? 0;

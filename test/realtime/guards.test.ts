@@ -2,9 +2,12 @@
  * Nothing a client does, and no exception while serving one session, ends the process or disturbs
  * another session (SPEC §9): every transport callback and every output handler is guarded.
  */
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { Engine, type EngineOutput, OutputKind } from '../../src/native.js';
 import type { StreamSession } from '../../src/realtime/session.js';
+import { testConfig } from '../support/app.js';
 import { type Running, startTestServer, storePipeline } from '../support/server.js';
 import { TestClient } from '../support/ws-client.js';
 
@@ -132,5 +135,29 @@ describe.each(transports)('over %s', (transport) => {
       expect(c.texts().at(-1)).toMatchObject({ type: 'stats' });
     }
     server = undefined as unknown as Running;
+  });
+});
+
+describe('logging', () => {
+  it('a client sending malformed frames cannot fill the log with error-level stack traces', async () => {
+    const lines: Array<{ level: number }> = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const app = await buildApp(testConfig(), { logger: { level: 'debug', stream } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const id = await storePipeline(app, gain);
+    for (let i = 0; i < 5; i++) {
+      const c = await TestClient.connect(`ws://127.0.0.1:${port}/v1/pipelines/${id}/stream`);
+      c.sendRaw(Buffer.from([0x7b, 0xff, 0x7d]), false);
+      expect(await c.closed).toBe(1007);
+    }
+    await app.close();
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 });

@@ -112,6 +112,22 @@ describe('MAX_SESSIONS_PER_IP', () => {
   });
 });
 
+describe('MAX_SESSIONS_PER_IP under a burst', () => {
+  it('admits no more than the limit when 40 upgrades race on both transports', async () => {
+    const { url } = await serve({ MAX_SESSIONS_PER_IP: '5' });
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => TestClient.connect(url(transports[i % 2] ?? 'ws'))),
+    );
+    const admitted = attempts.filter((a) => a.status === 'fulfilled');
+    expect(admitted).toHaveLength(5);
+    expect(server?.app.realtime.size).toBe(5);
+    for (const a of attempts) {
+      if (a.status === 'rejected') expect(a.reason).toMatchObject({ status: 429 });
+      else a.value.close();
+    }
+  });
+});
+
 describe('HEARTBEAT_MS', () => {
   it.each(transports)('closes a peer that does not answer pings; one that does stays (%s)', async (t) => {
     const { url } = await serve({ HEARTBEAT_MS: '100' });

@@ -77,7 +77,9 @@ async function resumeOn(
       connection.closed.then((rec) => rec.close),
     ]);
     if ('type' in outcome) return { connection, nextFrame: outcome.next_frame as number };
-    console.warn(`resume attempt ${attempt} on ${url}: the new socket closed first (${JSON.stringify(outcome)})`);
+    console.warn(
+      `resume attempt ${attempt} on ${url}: the new socket closed first (${JSON.stringify(outcome)})`,
+    );
     if (attempt === 3) throw new Error(`no resume in ${attempt} attempts: ${JSON.stringify(outcome)}`);
   }
 }

@@ -14,10 +14,10 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -26,6 +26,28 @@ use crate::stats::{NodeStats, SessionStats};
 
 /// Most outputs a worker collects before delivering them, even when more work is waiting.
 const MAX_BATCH: usize = 64;
+
+/// How often an idle worker beats; a busy one beats between items. A worker whose last beat is
+/// much older than this is stuck in one item (or gone).
+const BEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A worker's heartbeat: the time of its last beat, in milliseconds since the pool started.
+#[derive(Clone)]
+struct Heartbeat {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Heartbeat {
+    fn beat(&self) {
+        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last beat.
+    fn since_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+}
 
 /// What a worker hands back to the host.
 #[derive(Debug)]
@@ -167,6 +189,8 @@ pub struct WorkerInfo {
     pub pinned: bool,
     /// Sessions living on it.
     pub sessions: usize,
+    /// Milliseconds since its loop last beat (see `BEAT_INTERVAL`): large means stuck or dead.
+    pub since_beat_ms: u64,
 }
 
 struct WorkerHandle {
@@ -175,6 +199,7 @@ struct WorkerHandle {
     core: Option<usize>,
     pinned: Arc<std::sync::atomic::AtomicBool>,
     sessions: Arc<AtomicUsize>,
+    heart: Heartbeat,
 }
 
 /// The pool of worker threads.
@@ -188,13 +213,16 @@ impl Pool {
     /// A failure to pin is reported in [`Pool::workers`], not fatal.
     pub fn new(workers: usize, pin_cores: bool, sink: Arc<dyn Sink>) -> Pool {
         let cores = if pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let epoch = Instant::now();
         let handles = (0..workers.max(1))
             .map(|k| {
                 let (tx, rx) = channel();
                 let core = cores.get(k % cores.len().max(1)).copied();
                 let pinned = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let sessions = Arc::new(AtomicUsize::new(0));
+                let heart = Heartbeat { epoch, last_ms: Arc::new(AtomicU64::new(0)) };
                 let (own_tx, sink, pinned_flag, sessions_count) = (tx.clone(), sink.clone(), pinned.clone(), sessions.clone());
+                let worker_heart = heart.clone();
                 let (ready_tx, ready_rx) = channel();
                 let join = std::thread::Builder::new()
                     .name(format!("rm-worker-{k}"))
@@ -205,11 +233,11 @@ impl Pool {
                         // nnnoiseless caches FFT plans per thread; build them now, not on a live frame.
                         crate::nodes::denoise::prepare_thread();
                         let _ = ready_tx.send(());
-                        worker_loop(rx, own_tx, sink, sessions_count);
+                        worker_loop(rx, own_tx, sink, sessions_count, worker_heart);
                     })
                     .expect("spawn worker thread");
                 let _ = ready_rx.recv();
-                WorkerHandle { tx, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions }
+                WorkerHandle { tx, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions, heart }
             })
             .collect();
         Pool { workers: handles, next_id: AtomicU64::new(1) }
@@ -225,6 +253,7 @@ impl Pool {
                 core: w.core,
                 pinned: w.pinned.load(Ordering::Relaxed),
                 sessions: w.sessions.load(Ordering::Relaxed),
+                since_beat_ms: w.heart.since_ms(),
             })
             .collect()
     }
@@ -232,8 +261,10 @@ impl Pool {
     /// Places a built session on the least-loaded worker. `queue_limit_samples` bounds its queue
     /// (`u64::MAX` for batch jobs, which must lose nothing).
     pub fn add_session(&self, session: Session, queue_limit_samples: u64, frame_bytes: usize) -> Arc<Slot> {
+        // Least loaded, preferring workers that beat lately over one stuck in an item.
+        let stuck = |k: usize| self.workers[k].heart.since_ms() > 10 * BEAT_INTERVAL.as_millis() as u64;
         let worker = (0..self.workers.len())
-            .min_by_key(|&k| self.workers[k].sessions.load(Ordering::Relaxed))
+            .min_by_key(|&k| (stuck(k), self.workers[k].sessions.load(Ordering::Relaxed)))
             .unwrap_or(0);
         self.workers[worker].sessions.fetch_add(1, Ordering::Relaxed);
         let nodes = session
@@ -375,10 +406,11 @@ impl Drop for Pool {
     }
 }
 
-fn worker_loop(rx: Receiver<Msg>, own_tx: Sender<Msg>, sink: Arc<dyn Sink>, sessions: Arc<AtomicUsize>) {
+fn worker_loop(rx: Receiver<Msg>, own_tx: Sender<Msg>, sink: Arc<dyn Sink>, sessions: Arc<AtomicUsize>, heart: Heartbeat) {
     let mut outbox: Vec<Output> = Vec::with_capacity(MAX_BATCH);
-    let mut next = rx.recv();
+    let mut next = recv_beating(&rx, &heart);
     loop {
+        heart.beat();
         match next {
             Ok(Msg::Run(slot)) => run_one(&slot, &own_tx, &mut outbox, &sessions),
             Ok(Msg::Shutdown) | Err(_) => {
@@ -399,10 +431,22 @@ fn worker_loop(rx: Receiver<Msg>, own_tx: Sender<Msg>, sink: Arc<dyn Sink>, sess
                 if !outbox.is_empty() {
                     sink.deliver(std::mem::replace(&mut outbox, Vec::with_capacity(MAX_BATCH)));
                 }
-                rx.recv()
+                recv_beating(&rx, &heart)
             }
-            Err(TryRecvError::Disconnected) => Err(std::sync::mpsc::RecvError),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
         };
+    }
+}
+
+/// Waits for the next message, beating every `BEAT_INTERVAL` while idle.
+fn recv_beating(rx: &Receiver<Msg>, heart: &Heartbeat) -> Result<Msg, RecvError> {
+    loop {
+        heart.beat();
+        match rx.recv_timeout(BEAT_INTERVAL) {
+            Ok(msg) => return Ok(msg),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Err(RecvError),
+        }
     }
 }
 
