@@ -146,15 +146,16 @@ export function startUwsListener(
               refuse(res, url, admission);
             } else {
               const { key, protocol, extensions, ip } = upgrade;
-              res.cork(() => {
-                res.upgrade<UserData>(
-                  { pipeline: admission.pipeline, ip, closed: false },
-                  key,
-                  protocol,
-                  extensions,
-                  context,
-                );
-              });
+              // Not corked: uWebSockets.js 20.30 can close a socket upgraded asynchronously inside cork()
+              // (uNetworking/uWebSockets#1928, fixed upstream by #1929); its maintainers' advice until
+              // then is to upgrade uncorked.
+              res.upgrade<UserData>(
+                { pipeline: admission.pipeline, ip, closed: false },
+                key,
+                protocol,
+                extensions,
+                context,
+              );
             }
             answered = true;
           });
