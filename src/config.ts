@@ -44,6 +44,17 @@ const settings = {
   ALLOWED_ORIGINS: list.default([]),
   TWILIO_AUTH_TOKEN: z.string().max(256).default(''),
   SINK_ALLOWLIST: list.default([]),
+  DRAIN_DELAY_MS: int(0, 600_000).default(0),
+  RESUME_GRACE_MS: int(0, 3_600_000).default(30_000),
+  RESUME_BUFFER_BYTES: int(1024, 256 * MiB).default(256 * 1024),
+  STORE_URL: z
+    .string()
+    .regex(/^(?:postgres|postgresql):\/\/./, 'must be a postgres:// or postgresql:// URL')
+    .or(z.literal(''))
+    .default(''),
+  STORE_POOL_MAX: int(1, 1000).default(10),
+  STORE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  STORE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5000),
   START_TIMEOUT_MS: int(0, 3_600_000).default(5000),
   IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
   MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
@@ -95,6 +106,20 @@ export interface Config {
   readonly twilioAuthToken: string | undefined;
   /** SPEC §7: hosts a pipeline's `sink.url` may name (`host`, `host:port` or `*.domain`); empty = no sinks. */
   readonly sinkAllowlist: readonly string[];
+  /** How long a session whose socket dropped is kept for a resume (SPEC §4.9); 0 = no resume. */
+  readonly resumeGraceMs: number;
+  /** Output a session keeps for replay after a resume (per session). */
+  readonly resumeBufferBytes: number;
+  /** On SIGTERM, how long /readyz fails while sessions go on, before draining starts. */
+  readonly drainDelayMs: number;
+  /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (SPEC §8); empty = SQLite. */
+  readonly storeUrl: string;
+  /** PostgreSQL connections per instance. */
+  readonly storePoolMax: number;
+  /** Longest a store statement may run (PostgreSQL statement_timeout, SQLite busy timeout). */
+  readonly storeStatementTimeoutMs: number;
+  /** Longest to wait for a PostgreSQL connection. */
+  readonly storeConnectTimeoutMs: number;
   /** Time an upgraded socket has to send a valid `start` before it is closed 1008; 0 = no limit. */
   readonly startTimeoutMs: number;
   /** Time a session may send nothing before it is closed 1001 "idle"; 0 = no limit. */
@@ -189,6 +214,13 @@ export function loadConfig(
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
     twilioAuthToken: v.TWILIO_AUTH_TOKEN === '' ? undefined : v.TWILIO_AUTH_TOKEN,
     sinkAllowlist: Object.freeze(v.SINK_ALLOWLIST),
+    drainDelayMs: v.DRAIN_DELAY_MS,
+    resumeGraceMs: v.RESUME_GRACE_MS,
+    resumeBufferBytes: v.RESUME_BUFFER_BYTES,
+    storeUrl: v.STORE_URL,
+    storePoolMax: v.STORE_POOL_MAX,
+    storeStatementTimeoutMs: v.STORE_STATEMENT_TIMEOUT_MS,
+    storeConnectTimeoutMs: v.STORE_CONNECT_TIMEOUT_MS,
     startTimeoutMs: v.START_TIMEOUT_MS,
     idleTimeoutMs: v.IDLE_TIMEOUT_MS,
     maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
@@ -229,6 +261,19 @@ export const settingHelp: Record<SettingName, string> = {
     'Twilio auth token; when set, /twilio upgrades need a valid X-Twilio-Signature, else 403 (default empty)',
   SINK_ALLOWLIST:
     'comma-separated hosts a pipeline sink may dial (host, host:port or *.domain); empty = no sinks (default empty)',
+  RESUME_GRACE_MS:
+    'how long a session whose socket dropped (no stop) is kept, with its DSP state and unsent answers, for a resume; 0 = off (default 30000)',
+  RESUME_BUFFER_BYTES:
+    'output each session keeps to replay after a resume; older answers cannot be replayed (default 262144)',
+  DRAIN_DELAY_MS:
+    'on SIGTERM, time /readyz answers 503 and new sessions are refused while running ones go on, before they are drained (default 0)',
+  STORE_URL:
+    'postgres://user:password@host:5432/db: keep pipelines in PostgreSQL, shared by every instance; empty = SQLite in DATA_DIR (default empty)',
+  STORE_POOL_MAX: 'PostgreSQL connections per instance (default 10)',
+  STORE_STATEMENT_TIMEOUT_MS:
+    'longest one store statement may run or wait for a lock before 503 RM_ERR_STORE_BUSY (default 5000)',
+  STORE_CONNECT_TIMEOUT_MS:
+    'longest to wait for a PostgreSQL connection before 503 RM_ERR_STORE_BUSY (default 5000)',
   START_TIMEOUT_MS:
     'time an upgraded WebSocket has to send a valid start before it is closed 1008; 0 = off (default 5000)',
   IDLE_TIMEOUT_MS: 'time a session may send nothing before it is closed 1001 "idle"; 0 = off (default 30000)',

@@ -55,6 +55,8 @@ export const errorCatalog = {
   RM_ERR_FORMAT_CONFLICT: { status: 422, title: 'Pipeline cannot take this input format' },
   RM_ERR_START_TIMEOUT: { status: 408, title: 'No start message in time' },
   RM_ERR_TOO_MANY_SESSIONS_PER_IP: { status: 429, title: 'Too many sessions from this address' },
+  RM_ERR_SESSION_GONE: { status: 410, title: 'Session is gone and cannot be resumed' },
+  RM_ERR_BAD_RESUME_TOKEN: { status: 403, title: 'Resume token does not match the session' },
   RM_ERR_WORKER_STALLED: { status: 503, title: 'Native worker stopped responding' },
   RM_ERR_TOO_MANY_JOBS: { status: 503, title: 'Too many offline jobs' },
   RM_ERR_OUTPUT_TOO_LARGE: { status: 413, title: 'The result would be too large' },

@@ -15,8 +15,10 @@ import { annotateLatency, type Plan, planPipeline } from './pipeline/plan.js';
 export interface EnginePlanOptions {
   inputFormat?: AudioFormat;
   contentType?: string;
-  /** SPEC §9 bounds (from the configuration); default: those of the default configuration. */
+  /** Resource bounds (docs/limits.md, from the configuration); default: those of the default configuration. */
   bounds?: PlanBounds;
+  /** The stored pipeline the document is a version of: `forgetPlans(id)` drops its plans. */
+  pipelineId?: string;
 }
 
 export type PlanProblem = PipelineIssue;
@@ -37,6 +39,7 @@ export const PLAN_CACHE_BYTES = 32 * 1024 * 1024;
 interface CacheEntry {
   result: EnginePlanResult;
   bytes: number;
+  pipelineId: string | undefined;
 }
 
 const cache = new Map<string, CacheEntry>();
@@ -45,6 +48,25 @@ let cachedBytes = 0;
 /** Bytes the plan cache holds now (keys and results, as UTF-16 string lengths × 2). */
 export function planCacheBytes(): number {
   return cachedBytes;
+}
+
+/**
+ * Drops the memoised plans of pipeline `pipelineId` (all plans without an id) when the store reports a
+ * change, here or on another instance (README.md, "Several instances"): a deleted or superseded version's plans are not kept.
+ */
+export function forgetPlans(pipelineId?: string): void {
+  for (const [key, entry] of cache) {
+    if (pipelineId !== undefined && entry.pipelineId !== pipelineId) continue;
+    cache.delete(key);
+    cachedBytes -= entry.bytes;
+  }
+}
+
+/** How many plans are memoised (for tests). */
+export function cachedPlanCount(pipelineId?: string): number {
+  let n = 0;
+  for (const entry of cache.values()) if (pipelineId === undefined || entry.pipelineId === pipelineId) n++;
+  return n;
 }
 
 function cacheKey(document: unknown, options: EnginePlanOptions): string | undefined {
@@ -57,14 +79,14 @@ function cacheKey(document: unknown, options: EnginePlanOptions): string | undef
   const f = options.inputFormat;
   const b = options.bounds ?? DEFAULT_PLAN_BOUNDS;
   const bounds = `${b.maxSessionMemoryBytes},${b.maxOpsPerSecond},${b.maxEventsPerSecond},${b.maxFrameBytes}`;
-  return `${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${bounds}|${doc}`;
+  return `${options.pipelineId ?? ''}|${options.contentType ?? ''}|${f ? `${f.sample_rate}x${f.channels}` : ''}|${bounds}|${doc}`;
 }
 
-function remember(key: string, result: EnginePlanResult): void {
+function remember(key: string, result: EnginePlanResult, pipelineId: string | undefined): void {
   // JavaScript strings are UTF-16: two bytes per code unit is what they hold in the heap at most.
   const bytes = 2 * (key.length + JSON.stringify(result).length);
   if (bytes > PLAN_CACHE_BYTES / 8) return; // one huge document must not evict everything else
-  cache.set(key, { result, bytes });
+  cache.set(key, { result, bytes, pipelineId });
   cachedBytes += bytes;
   for (const [oldest, entry] of cache) {
     if (cachedBytes <= PLAN_CACHE_BYTES) break;
@@ -84,12 +106,12 @@ export function planWithEngine(document: unknown, options: EnginePlanOptions = {
     return hit.result;
   }
   const result = planUncached(document, options);
-  if (key !== undefined) remember(key, result);
+  if (key !== undefined) remember(key, result, options.pipelineId);
   return result;
 }
 
 function planUncached(document: unknown, options: EnginePlanOptions): EnginePlanResult {
-  const { bounds = DEFAULT_PLAN_BOUNDS, ...planOptions } = options;
+  const { bounds = DEFAULT_PLAN_BOUNDS, pipelineId: _pipelineId, ...planOptions } = options;
   const planned = planPipeline(document, planOptions);
   if (!planned.ok) return planned;
   // SPEC §9: refuse what one session could not afford before the engine allocates anything for it.

@@ -49,6 +49,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
 }
 
+/**
+ * The first step of a graceful shutdown: /readyz answers 503 and new upgrades are refused, while running
+ * sessions go on and HTTP is served, for `delayMs` (DRAIN_DELAY_MS) — time for a load balancer's health
+ * check to take this instance out before its listeners close and its sessions are drained.
+ */
+async function leaveBalancer(server: RunningServer, delayMs: number): Promise<void> {
+  server.app.realtime.stopAdmitting();
+  if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+}
+
 /** Installs the signal handlers: graceful close on the first signal, forced exit on the second. */
 export function closeOnSignals(server: RunningServer, config: Config): void {
   let closing = false;
@@ -58,19 +68,24 @@ export function closeOnSignals(server: RunningServer, config: Config): void {
       process.exit(1);
     }
     closing = true;
-    server.app.log.info({ signal, grace_ms: config.shutdownGraceMs }, 'shutting down');
+    server.app.log.info(
+      { signal, drain_delay_ms: config.drainDelayMs, grace_ms: config.shutdownGraceMs },
+      'shutting down',
+    );
     const force = setTimeout(() => {
       server.app.log.error('grace period over: exiting now');
       process.exit(1);
-    }, config.shutdownGraceMs);
+    }, config.drainDelayMs + config.shutdownGraceMs);
     force.unref();
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        server.app.log.error({ err }, 'close failed');
-        process.exit(1);
-      },
-    );
+    leaveBalancer(server, config.drainDelayMs)
+      .then(() => server.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          server.app.log.error({ err }, 'close failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -206,7 +206,7 @@ describe('examples/stream-wav.mjs', () => {
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/HTTP 404 .*RM_ERR_PIPELINE_NOT_FOUND/);
       // denoise needs 48 kHz: the server answers `start` with an error and the example must not wait forever.
-      const id = storePipeline(server.app, { name: 'dn', nodes: [{ id: 'd', type: 'denoise' }] });
+      const id = await storePipeline(server.app, { name: 'dn', nodes: [{ id: 'd', type: 'denoise' }] });
       for (const base of [server.base.ws, server.base.uws]) {
         const refused = await streamWav(`${base}/v1/pipelines/${id}/stream`, input, out);
         expect(refused.code).toBe(1);
@@ -221,7 +221,7 @@ describe('examples/stream-wav.mjs', () => {
     const { startTestServer, storePipeline, asrFrontEnd } = await import('./support/server.js');
     const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
     try {
-      const id = storePipeline(server.app, asrFrontEnd);
+      const id = await storePipeline(server.app, asrFrontEnd);
       const out = join(dir, 'streamed.wav');
       const input = `${fixtureAudioDir}speech-48k-mono.wav`;
       const { stdout } = await run(process.execPath, [

@@ -108,6 +108,42 @@ describe('config', () => {
     expect(attempt).toThrow(new RegExp(`\\b${name}=`));
   });
 
+  it('reads the store settings (SPEC §8) and refuses a STORE_URL that is not PostgreSQL', () => {
+    expect(loadConfig({}, [])).toMatchObject({
+      storeUrl: '',
+      storePoolMax: 10,
+      storeStatementTimeoutMs: 5000,
+      storeConnectTimeoutMs: 5000,
+      drainDelayMs: 0,
+      resumeGraceMs: 30_000,
+      resumeBufferBytes: 256 * 1024,
+    });
+    const c = loadConfig({ STORE_URL: 'postgres://rm:pw@db:5432/rm', STORE_POOL_MAX: '4' }, [
+      '--store-statement-timeout-ms',
+      '250',
+    ]);
+    expect(c).toMatchObject({
+      storeUrl: 'postgres://rm:pw@db:5432/rm',
+      storePoolMax: 4,
+      storeStatementTimeoutMs: 250,
+    });
+    expect(loadConfig({ STORE_URL: 'postgresql://db/rm' }, []).storeUrl).toBe('postgresql://db/rm');
+    for (const [name, value] of [
+      ['STORE_URL', 'mysql://db/rm'],
+      ['STORE_URL', '/var/lib/db'],
+      ['STORE_POOL_MAX', '0'],
+      ['STORE_POOL_MAX', '1001'],
+      ['STORE_STATEMENT_TIMEOUT_MS', '99'],
+      ['STORE_CONNECT_TIMEOUT_MS', '600001'],
+      ['DRAIN_DELAY_MS', '600001'],
+      ['DRAIN_DELAY_MS', '-1'],
+      ['RESUME_GRACE_MS', '3600001'],
+      ['RESUME_BUFFER_BYTES', '1023'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }, []), `${name}=${value}`).toThrow(new RegExp(name));
+    }
+  });
+
   it('rejects unknown flags and flags without a value', () => {
     expect(() => loadConfig({}, ['--prot', '1'])).toThrow(/unknown option --prot/);
     expect(() => loadConfig({}, ['--port'])).toThrow(/--port \(PORT\) needs a value/);

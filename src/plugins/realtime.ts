@@ -30,8 +30,8 @@ export const realtimePlugin = fp(
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log: app.log,
       },
-      (id) => {
-        const p = app.store.get(id);
+      async (id) => {
+        const p = await app.store.get(id);
         return p && { id: p.id, version: p.version, definition: p.definition };
       },
       app.authorize,

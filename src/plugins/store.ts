@@ -1,10 +1,12 @@
 /**
- * The embedded SQLite store under DATA_DIR (docs/configuration.md), closed with the app.
+ * The pipeline store (docs/configuration.md, README "Several instances"): SQLite under DATA_DIR, or
+ * PostgreSQL with STORE_URL; closed with the app. Every change the store hears of (from this instance or,
+ * on PostgreSQL, any other) drops that pipeline's memoised plans.
  */
-import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { PipelineStore } from '../store/index.js';
+import { forgetPlans } from '../planner.js';
+import { openStore, type PipelineStore } from '../store/index.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,10 +16,17 @@ declare module 'fastify' {
 
 export const storePlugin = fp(
   async (app: FastifyInstance) => {
-    mkdirSync(app.config.dataDir, { recursive: true });
-    const store = PipelineStore.open(app.config.dataDir);
+    const store = await openStore(app.config);
+    app.log.info({ store: store.kind }, 'pipeline store open');
+    const unsubscribe = store.subscribe((change) => {
+      if (change.kind === 'resync') forgetPlans();
+      else forgetPlans(change.id);
+    });
     app.decorate('store', store);
-    app.addHook('onClose', async () => store.close());
+    app.addHook('onClose', async () => {
+      unsubscribe();
+      await store.close();
+    });
   },
   { name: 'remotemedia-store' },
 );

@@ -4,7 +4,7 @@
  * WebSocket: it gets a problem+json answer with a code from the catalog.
  */
 import type { Config } from '../config.js';
-import type { ErrorCode } from '../errors.js';
+import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
 import { originAllowed } from '../origins.js';
 import { verifyTwilioUpgrade } from './providers/twilio-signature.js';
 import type { ProviderName } from './providers/wire.js';
@@ -46,8 +46,8 @@ export interface UpgradeRequest {
   endpoint?: Endpoint;
 }
 
-/** Looks up the current version of a stored pipeline. */
-export type PipelineLookup = (id: string) => PipelineRef | undefined;
+/** Looks up the current version of a stored pipeline (in the store: asynchronous, off the audio path). */
+export type PipelineLookup = (id: string) => Promise<PipelineRef | undefined>;
 
 /** Decides whether a request may use the route it targets (see plugins/auth.ts). */
 export type Authorize = (headers: UpgradeHeaders, url: string) => boolean;
@@ -87,8 +87,15 @@ export function pipelineIdOf(url: string): string | null | undefined {
   }
 }
 
-/** docs/protocol.md §1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade. */
-export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: UpgradeRequest): Admission {
+/**
+ * docs/protocol.md §1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade.
+ * Draining and capacity are checked after the store answered, so they hold when the answer goes out.
+ */
+export async function admit(
+  policy: AdmissionPolicy,
+  occupancy: Occupancy,
+  request: UpgradeRequest,
+): Promise<Admission> {
   const { config } = policy;
   const { url, headers } = request;
   if (!originAllowed(config.allowedOrigins, headers)) {
@@ -120,7 +127,15 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
       message: `malformed URL ${url.slice(0, 200)}`,
     };
   }
-  const pipeline = id === undefined ? undefined : policy.lookup(id);
+  let pipeline: PipelineRef | undefined;
+  try {
+    pipeline = id === undefined ? undefined : await policy.lookup(id);
+  } catch (err) {
+    // The store is busy or down (RM_ERR_STORE_BUSY, 503): refuse this upgrade, keep every session.
+    const code: ErrorCode = err instanceof RemoteMediaError ? err.code : 'RM_ERR_STORE';
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, status: errorCatalog[code].status, code, message, retryAfter: 1 };
+  }
   if (pipeline === undefined) {
     return {
       ok: false,

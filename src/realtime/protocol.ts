@@ -47,16 +47,27 @@ const paramsMessage = z.strictObject({
 
 const simple = (type: 'flush' | 'stop' | 'ping') => z.strictObject({ type: z.literal(type) });
 
+/** SPEC §4.9: picks a session whose socket dropped up on this socket. */
+const resumeMessage = z.strictObject({
+  type: z.literal('resume'),
+  session_id: z.string().min(1).max(64),
+  resume_token: z.string().min(1).max(128),
+  /** Index of the last binary answer the client received; -1 for none. */
+  last_answer: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+});
+
 const clientMessage = z.discriminatedUnion('type', [
   startMessage,
   paramsMessage,
   simple('flush'),
   simple('stop'),
   simple('ping'),
+  resumeMessage,
 ]);
 
 export type ClientMessage = z.infer<typeof clientMessage>;
 export type StartMessage = z.infer<typeof startMessage>;
+export type ResumeMessage = z.infer<typeof resumeMessage>;
 
 /**
  * Largest message a transport buffers before handing it over: twice MAX_FRAME_BYTES. The session closes
@@ -99,7 +110,7 @@ export function parseClientMessage(text: string): ParseResult {
       message: 'message must be an object with a string "type"',
     };
   }
-  if (!['start', 'params', 'flush', 'stop', 'ping'].includes(type)) {
+  if (!['start', 'params', 'flush', 'stop', 'ping', 'resume'].includes(type)) {
     return {
       ok: false,
       code: 'RM_ERR_UNKNOWN_MESSAGE',
@@ -142,7 +153,10 @@ export type ServerMessage =
       input: StreamFormatMessage;
       output: StreamFormatMessage;
       latency_ms: number;
+      /** SPEC §4.9: present when RESUME_GRACE_MS is not 0. */
+      resume_token?: string;
     }
+  | { type: 'resumed'; next_frame: number }
   | { type: 'error'; code: string; message: string; frame?: number }
   | { type: 'dropped'; frames: number[] }
   | { type: 'params_applied'; node: string; params: Record<string, unknown> }

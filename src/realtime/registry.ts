@@ -28,11 +28,11 @@ export class SessionRegistry implements Occupancy {
   private readonly policy: AdmissionPolicy;
   readonly watchdog: Watchdog;
 
-  constructor(
-    readonly deps: RealtimeDeps,
-    lookup: PipelineLookup,
-    authorize: Authorize,
-  ) {
+  /** What sessions need; `findSession` lets a socket resume a parked session (SPEC §4.9). */
+  readonly deps: RealtimeDeps;
+
+  constructor(deps: RealtimeDeps, lookup: PipelineLookup, authorize: Authorize) {
+    this.deps = { ...deps, findSession: (id) => this.sessions.get(id) };
     this.policy = { config: deps.config, lookup, authorize };
     this.watchdog = new Watchdog(
       () => this.sessions.values(),
@@ -54,7 +54,7 @@ export class SessionRegistry implements Occupancy {
   }
 
   /** docs/protocol.md §1: may this upgrade go ahead? (admission.ts) */
-  admit(request: UpgradeRequest): Admission {
+  admit(request: UpgradeRequest): Promise<Admission> {
     return admit(this.policy, this, request);
   }
   /** Whether a request carries valid credentials (listeners, which are not admitted to a pipeline). */
@@ -67,14 +67,19 @@ export class SessionRegistry implements Occupancy {
     const peer = canonicalIp(ip);
     this.sessions.set(session.id, session);
     this.perIp.set(peer, this.sessionsFrom(peer) + 1);
-    session.onClosed = () => {
+    const release = () => {
       this.sessions.delete(session.id);
       this.calls.delete(session.id);
       const left = this.sessionsFrom(peer) - 1;
       if (left > 0) this.perIp.set(peer, left);
       else this.perIp.delete(peer);
+    };
+    session.onClosed = () => {
+      release();
       this.deps.metrics?.ended(session);
     };
+    // The socket resumed another session, which it carries from now on: no session of its own ended.
+    session.onDelegated = release;
   }
 
   /** Adds a telephony call: its session like any other, and the call for listeners. */
@@ -102,6 +107,11 @@ export class SessionRegistry implements Occupancy {
         }
       }
     }
+  }
+
+  /** Refuses new upgrades (503 RM_ERR_DRAINING) and fails /readyz; running sessions go on. */
+  stopAdmitting(): void {
+    this.draining = true;
   }
 
   /**

@@ -4,7 +4,10 @@
  *
  *   awaiting_start ──start──▶ streaming ──stop──▶ stopping ──Stopped──▶ closed
  *        │                        │  └─engine failure──▶ closed (1011)
- *        └─binary──▶ closed (1008) └─client gone──▶ closed
+ *        └─binary──▶ closed (1008) └─client gone──▶ parked ──resume──▶ streaming (SPEC §4.9)
+ *                                                     └─RESUME_GRACE_MS──▶ closed
+ * A parked session is still `streaming` without a socket: the engine finishes the frames in flight and
+ * their answers wait in the replay log (resume.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
@@ -23,12 +26,14 @@ import {
   encode,
   type LatencySummary,
   parseClientMessage,
+  type ResumeMessage,
   type ServerMessage,
   type StartMessage,
   type StreamFormatMessage,
 } from './protocol.js';
 import type { TelephonyInfo } from './providers/call.js';
 import { TokenBucket } from './ratelimit.js';
+import { newResumeToken, ReplayLog, tokenMatches } from './resume.js';
 import { counters, ReceiveTimes, summary } from './timing.js';
 
 /** What a transport offers a session. No method throws: a closed socket ignores every call. */
@@ -80,6 +85,8 @@ export interface RealtimeDeps {
   plan: Planner;
   metrics?: RealtimeMetrics;
   log?: RealtimeLog;
+  /** A live session by id, for resume (the registry). */
+  findSession?: (id: string) => StreamSession | undefined;
 }
 
 export type SessionState = 'awaiting_start' | 'streaming' | 'stopping' | 'closed';
@@ -141,9 +148,20 @@ export class StreamSession {
   onClosed: (() => void) | undefined;
   /** Extra fields for `info()`: a telephony call adds its provider, call ids and playback (providers/call.ts). */
   describe: (() => { telephony: TelephonyInfo }) | undefined;
+  /** Called once when this socket's session turned out to be another's resume (see `resume`). */
+  onDelegated: (() => void) | undefined;
+  /** The socket the session talks through; undefined while parked (docs/protocol.md, resume). */
+  private socket: Socket | undefined;
+  /** Secret the client must present to resume this session. */
+  readonly resumeToken = newResumeToken();
+  /** What was sent, for replay after a resume; only with RESUME_GRACE_MS > 0, from `ready` on. */
+  private replay: ReplayLog | undefined;
+  private parkTimer: NodeJS.Timeout | undefined;
+  /** The resumed session this socket now carries: every message and the close go to it. */
+  private delegate: StreamSession | undefined;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly ownSocket: Socket,
     private readonly deps: RealtimeDeps,
     readonly pipeline: PipelineRef,
     readonly transport: string,
@@ -153,6 +171,12 @@ export class StreamSession {
     this.rate = new TokenBucket(deps.config.maxMessagesPerSec);
     const now = performance.now();
     this.activity = { openedAt: now, lastMessageAt: now, pingedAt: undefined, pongedAt: now };
+    this.socket = ownSocket;
+  }
+
+  /** True while the session has no socket and waits for a resume. */
+  get parked(): boolean {
+    return this.socket === undefined && this.state !== 'closed';
   }
 
   /**
@@ -160,6 +184,10 @@ export class StreamSession {
    * are here so that both transports answer the same input the same way (docs/errors.md).
    */
   onMessage(data: Uint8Array, isBinary: boolean): void {
+    if (this.delegate) {
+      this.delegate.onMessage(data, isBinary);
+      return;
+    }
     if (this.state === 'closed') return;
     this.activity.lastMessageAt = performance.now();
     if (data.byteLength > this.deps.config.maxFrameBytes) {
@@ -186,18 +214,34 @@ export class StreamSession {
 
   /** The client answered a ping. */
   onPong(): void {
+    if (this.delegate) {
+      this.delegate.onPong();
+      return;
+    }
     this.activity.pongedAt = performance.now();
   }
 
   /** Sends a heartbeat ping. */
   ping(): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.socket === undefined) return;
     this.activity.pingedAt = performance.now();
     this.socket.ping();
   }
 
   private send(message: ServerMessage): void {
-    if (this.state !== 'closed') this.socket.sendText(encode(message));
+    if (this.state !== 'closed') this.sendText(encode(message));
+  }
+
+  /** Every text message to the client goes through here: logged for replay, sent when connected. */
+  private sendText(text: string): void {
+    this.replay?.append(text, false);
+    this.socket?.sendText(text);
+  }
+
+  /** Every binary answer goes through here (see sendText). */
+  private sendBinary(data: Uint8Array): void {
+    this.replay?.append(data, true);
+    this.socket?.sendBinary(data);
   }
 
   private error(code: ErrorCode, message: string, frame?: number): void {
@@ -214,6 +258,7 @@ export class StreamSession {
   private release(): boolean {
     if (this.state === 'closed') return false;
     this.state = 'closed';
+    clearTimeout(this.parkTimer);
     try {
       this.finalStats = this.native?.stats();
       this.native?.close();
@@ -223,9 +268,9 @@ export class StreamSession {
     return true;
   }
 
-  /** Releases the session, then closes the socket with `code`. Idempotent. */
+  /** Releases the session, then closes the socket (if it has one: a parked session has none). Idempotent. */
   private closeWith(code: number, reason: string): void {
-    if (this.release()) this.socket.close(code, reason);
+    if (this.release()) this.socket?.close(code, reason);
   }
 
   /** Admits one message against the rate limit; false means the session was closed for it. */
@@ -250,6 +295,9 @@ export class StreamSession {
         return;
       case 'start':
         this.start(m);
+        return;
+      case 'resume':
+        this.resume(m);
         return;
       default:
         if (this.state !== 'streaming' || this.native === undefined) {
@@ -336,7 +384,87 @@ export class StreamSession {
       input: m.input,
       output: this.output,
       latency_ms: Math.round(this.native.info.latencyMs * 1000) / 1000,
+      ...(this.deps.config.resumeGraceMs > 0 ? { resume_token: this.resumeToken } : {}),
     });
+    if (this.deps.config.resumeGraceMs > 0) this.replay = new ReplayLog(this.deps.config.resumeBufferBytes);
+  }
+
+  /**
+   * SPEC §4.9: this socket picks up session `m.session_id`, parked (or whose old socket has not noticed
+   * yet that it is dead). The client gets `resumed` with the next frame index, then every message sent
+   * after its last answer; from then on this socket carries that session.
+   */
+  private resume(m: ResumeMessage): void {
+    if (this.state !== 'awaiting_start') {
+      this.error('RM_ERR_ALREADY_STARTED', 'the session has already started');
+      return;
+    }
+    const target = this.deps.findSession?.(m.session_id);
+    if (
+      target === undefined ||
+      target === this ||
+      target.pipeline.id !== this.pipeline.id ||
+      !target.resumable
+    ) {
+      this.refuse(
+        'RM_ERR_SESSION_GONE',
+        `session ${m.session_id.slice(0, 64)} cannot be resumed`,
+        CloseCode.PolicyViolation,
+        'session gone',
+      );
+      return;
+    }
+    if (!tokenMatches(target.resumeToken, m.resume_token)) {
+      this.refuse(
+        'RM_ERR_BAD_RESUME_TOKEN',
+        'resume_token does not match',
+        CloseCode.PolicyViolation,
+        'bad resume token',
+      );
+      return;
+    }
+    if (!target.adopt(this.ownSocket, m.last_answer)) {
+      this.refuse(
+        'RM_ERR_SESSION_GONE',
+        `answers after ${m.last_answer} can no longer be replayed`,
+        CloseCode.PolicyViolation,
+        'session gone',
+      );
+      return;
+    }
+    this.delegate = target;
+    this.state = 'closed';
+    this.onDelegated?.();
+  }
+
+  /** True when a resume may pick this session up. */
+  private get resumable(): boolean {
+    return this.replay !== undefined && (this.state === 'streaming' || this.state === 'stopping');
+  }
+
+  /** Takes `socket` over from a resuming client; false when answer `lastAnswer` + 1 onwards is not held. */
+  private adopt(socket: Socket, lastAnswer: number): boolean {
+    const replay = this.replay?.after(lastAnswer);
+    if (replay === undefined) return false;
+    // A socket that has not noticed yet that its peer is gone is replaced, and closed once this callback
+    // (the new socket's) has returned: uWebSockets.js corks the socket whose callback runs, and a close
+    // written to another socket meanwhile can end up on the wrong connection.
+    const old = this.socket;
+    if (old !== undefined)
+      setImmediate(() => old.close(CloseCode.GoingAway, 'resumed on another connection'));
+    clearTimeout(this.parkTimer);
+    this.parkTimer = undefined;
+    this.socket = socket;
+    const now = performance.now();
+    this.activity.lastMessageAt = now;
+    this.activity.pingedAt = undefined;
+    this.activity.pongedAt = now;
+    socket.sendText(encode({ type: 'resumed', next_frame: this.framesReceived }));
+    for (const m of replay) {
+      if (typeof m.data === 'string') socket.sendText(m.data);
+      else socket.sendBinary(m.data);
+    }
+    return true;
   }
 
   /** A binary message: one frame of audio (docs/protocol.md §3). The bytes are copied by the engine at once. */
@@ -384,7 +512,7 @@ export class StreamSession {
     if (this.state === 'closed') return;
     switch (out.kind) {
       case OutputKind.Audio: {
-        this.socket.sendBinary(out.audio ?? new Uint8Array(0));
+        this.sendBinary(out.audio ?? new Uint8Array(0));
         const ms = this.receivedAt.elapsedMs(out.frame);
         this.native?.recordLatency(ms * 1e6);
         this.deps.metrics?.frame(this.transport, ms / 1000);
@@ -399,7 +527,7 @@ export class StreamSession {
         );
         return;
       case OutputKind.Flushed:
-        this.socket.sendBinary(out.audio ?? new Uint8Array(0));
+        this.sendBinary(out.audio ?? new Uint8Array(0));
         this.sendEvents(out.events);
         this.send({ type: 'flushed' });
         return;
@@ -431,13 +559,33 @@ export class StreamSession {
     while (at < events.length) {
       const nl = events.indexOf('\n', at);
       const end = nl === -1 ? events.length : nl;
-      if (end > at) this.socket.sendText(events.slice(at, end));
+      if (end > at) this.sendText(events.slice(at, end));
       at = end + 1;
     }
   }
 
-  /** The client went away: drop everything. */
+  /** This socket closed (the client went away, or the network did). */
   onClose(): void {
+    (this.delegate ?? this).socketClosed(this.ownSocket);
+  }
+
+  /**
+   * `socket` closed. A streaming session with resume on is parked for RESUME_GRACE_MS (SPEC §4.9); any
+   * other is dropped. A socket the session has already replaced is no news.
+   */
+  private socketClosed(socket: Socket): void {
+    if (this.state === 'closed' || socket !== this.socket) return;
+    this.socket = undefined;
+    if (this.state === 'streaming' && this.replay !== undefined) {
+      this.parkTimer = setTimeout(() => this.expire(), this.deps.config.resumeGraceMs);
+      this.parkTimer.unref();
+      return;
+    }
+    this.expire();
+  }
+
+  /** Drops everything: the client is gone for good. */
+  private expire(): void {
     this.release();
   }
 
@@ -486,7 +634,7 @@ export class StreamSession {
 
   /** Bytes the transport holds for this client, unsent. */
   bufferedAmount(): number {
-    return this.socket.bufferedAmount();
+    return this.socket?.bufferedAmount() ?? 0;
   }
 
   /** Bytes per second of output audio, for the slow-reader limit. */

@@ -62,7 +62,8 @@ export class Watchdog {
   private check(s: StreamSession, now: number): void {
     const { startTimeoutMs, idleTimeoutMs, heartbeatMs } = this.limits;
     const a = s.activity;
-    if (s.state === 'closed') return;
+    // A parked session (SPEC §4.9) has no client to time: RESUME_GRACE_MS bounds it.
+    if (s.state === 'closed' || s.parked) return;
     if (startTimeoutMs > 0 && s.state === 'awaiting_start' && now - a.openedAt >= startTimeoutMs) {
       s.refuse(
         'RM_ERR_START_TIMEOUT',

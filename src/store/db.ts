@@ -5,29 +5,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type ErrorCode, RemoteMediaError } from '../errors.js';
+import { StoreError } from './errors.js';
+
+export { StoreError } from './errors.js';
 
 export type Db = Database.Database;
 
 /** The file inside `DATA_DIR`. */
 export const DB_FILENAME = 'remotemedia.db';
-
-type StoreErrorCode = Extract<
-  ErrorCode,
-  | 'RM_ERR_PIPELINE_NOT_FOUND'
-  | 'RM_ERR_PRECONDITION_FAILED'
-  | 'RM_ERR_BAD_CURSOR'
-  | 'RM_ERR_STORE_BUSY'
-  | 'RM_ERR_STORE'
->;
-
-/** Every error the store throws; `code` says which (tests and routes look at `code` only). */
-export class StoreError extends RemoteMediaError {
-  constructor(code: StoreErrorCode, message: string, options?: ErrorOptions) {
-    super(code, message, options);
-    this.name = 'StoreError';
-  }
-}
 
 /** Lifts SQLite failures into the catalog; a StoreError passes through unchanged. */
 export function toStoreError(err: unknown): StoreError {

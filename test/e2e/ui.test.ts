@@ -49,7 +49,7 @@ describe.skipIf(!hasChromium)('browser client in headless Chromium', () => {
   beforeAll(async () => {
     server = await startTestServer({ API_KEYS: KEY });
     base = server.base.ws.replace('ws://', 'http://');
-    pipelineId = storePipeline(server.app, {
+    pipelineId = await storePipeline(server.app, {
       name: 'browser-demo',
       nodes: [
         { id: 'mono', type: 'downmix' },

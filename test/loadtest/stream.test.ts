@@ -70,7 +70,7 @@ it('paces sessions through a pipeline it creates over REST, and the server count
 });
 
 it('keeps k frames in flight per session on the main port (closed loop)', async () => {
-  const id = storePipeline(server.app, {
+  const id = await storePipeline(server.app, {
     name: 'gain',
     nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
   });

@@ -29,8 +29,11 @@ beforeAll(async () => {
     MAX_EVENT_LOOP_DELAY_MS: '0',
     // The bystander must not lose frames because this machine is busy; drops are not what is tested.
     SESSION_QUEUE_MS: '5000',
+    // Every dropped socket here is meant to end its session at once, so that leaks show (sessions and
+    // RSS); resume keeps such sessions for RESUME_GRACE_MS and has its own tests (resume.test.ts).
+    RESUME_GRACE_MS: '0',
   });
-  id = storePipeline(server.app, {
+  id = await storePipeline(server.app, {
     name: 'adversarial',
     nodes: [
       { id: 'g', type: 'gain', params: { db: -6 } },

@@ -10,7 +10,7 @@ let server: Running;
 let id: string;
 beforeAll(async () => {
   server = await startTestServer();
-  id = storePipeline(server.app, {
+  id = await storePipeline(server.app, {
     name: 'two gains',
     nodes: [
       { id: 'a', type: 'gain', params: { db: -3 } },

@@ -62,7 +62,7 @@ describe.each(transports)('over %s', (transport) => {
 
   async function serve(env: Record<string, string> = {}) {
     server = await startTestServer(env);
-    url = `${server.base[transport]}/v1/pipelines/${storePipeline(server.app, gain)}/stream`;
+    url = `${server.base[transport]}/v1/pipelines/${await storePipeline(server.app, gain)}/stream`;
   }
 
   async function started(): Promise<TestClient> {
@@ -140,7 +140,7 @@ describe('logging', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    const id = storePipeline(app, gain);
+    const id = await storePipeline(app, gain);
     for (let i = 0; i < 5; i++) {
       const c = await TestClient.connect(`ws://127.0.0.1:${port}/v1/pipelines/${id}/stream`);
       c.sendRaw(Buffer.from([0x7b, 0xff, 0x7d]), false);

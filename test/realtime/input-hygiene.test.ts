@@ -11,11 +11,11 @@ let lowpassId: string;
 let levelId: string;
 beforeAll(async () => {
   server = await startTestServer();
-  lowpassId = storePipeline(server.app, {
+  lowpassId = await storePipeline(server.app, {
     name: 'lp',
     nodes: [{ id: 'lp', type: 'biquad', params: { kind: 'lowpass', frequency: 1000 } }],
   });
-  levelId = storePipeline(server.app, {
+  levelId = await storePipeline(server.app, {
     name: 'lv',
     nodes: [{ id: 'lv', type: 'level', params: { interval_ms: 100 } }],
   });

@@ -18,7 +18,7 @@ afterEach(async () => {
 
 async function serve(env: Record<string, string>) {
   server = await startTestServer(env);
-  const id = storePipeline(server.app, gain);
+  const id = await storePipeline(server.app, gain);
   const url = (t: (typeof transports)[number]) => `${server?.base[t]}/v1/pipelines/${id}/stream`;
   return { server, url };
 }

@@ -76,7 +76,7 @@ beforeAll(async () => {
     API_KEYS: API_KEY,
     ALLOWED_ORIGINS: 'https://app.example',
   });
-  id = storePipeline(server.app, gain);
+  id = await storePipeline(server.app, gain);
 });
 afterAll(() => server.close());
 

@@ -40,8 +40,8 @@ describe.each(['ws', 'uws'] as const)('bad input over %s', (transport) => {
 
   beforeAll(async () => {
     server = await startTestServer({ MAX_FRAME_BYTES: '8192' });
-    asrId = storePipeline(server.app, asrFrontEnd);
-    faultyId = storePipeline(server.app, { name: 'faulty', nodes: [{ id: 'g', type: 'gain' }] });
+    asrId = await storePipeline(server.app, asrFrontEnd);
+    faultyId = await storePipeline(server.app, { name: 'faulty', nodes: [{ id: 'g', type: 'gain' }] });
     // The fault-injection node is unknown to the document schema by design, so this one pipeline's
     // plan is written by hand; everything else (transport, session, engine) is the real path.
     enableFaultNodes();
@@ -143,7 +143,7 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
   it('checks API keys (header or ?token=) and MAX_SESSIONS before the upgrade', async () => {
     const server = await startTestServer({ API_KEYS: 'k1,k2', MAX_SESSIONS: '1' });
     try {
-      const id = storePipeline(server.app, asrFrontEnd);
+      const id = await storePipeline(server.app, asrFrontEnd);
       const url = `${server.base[transport]}/v1/pipelines/${id}/stream`;
       await expect(TestClient.connect(url)).rejects.toMatchObject({ status: 401 });
       await expect(TestClient.connect(url, { authorization: 'Bearer nope' })).rejects.toMatchObject({
@@ -164,7 +164,7 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
   it('closes a session that exceeds the message rate limit with 1008', async () => {
     const server = await startTestServer({ MAX_MESSAGES_PER_SEC: '50' });
     try {
-      const id = storePipeline(server.app, asrFrontEnd);
+      const id = await storePipeline(server.app, asrFrontEnd);
       const c = await TestClient.connect(`${server.base[transport]}/v1/pipelines/${id}/stream`);
       for (let i = 0; i < 200; i++) c.send({ type: 'ping' });
       expect(await c.closed).toBe(1008);
@@ -176,7 +176,7 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
 
   it('drains on shutdown: flush, stats, close 1001, and no new upgrades', async () => {
     const server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
-    const id = storePipeline(server.app, asrFrontEnd);
+    const id = await storePipeline(server.app, asrFrontEnd);
     const url = `${server.base[transport]}/v1/pipelines/${id}/stream`;
     const c = await TestClient.connect(url);
     c.send(startMono);
@@ -187,7 +187,7 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
     // Draining: readiness fails and new upgrades are refused while sessions flush.
     while (!server.app.realtime.isDraining) await new Promise((r) => setTimeout(r, 1));
     expect(
-      server.app.realtime.admit({ url: `/v1/pipelines/${id}/stream`, headers: {}, ip: '127.0.0.1' }),
+      await server.app.realtime.admit({ url: `/v1/pipelines/${id}/stream`, headers: {}, ip: '127.0.0.1' }),
     ).toMatchObject({
       ok: false,
       status: 503,
@@ -209,7 +209,7 @@ describe.each(['ws', 'uws'] as const)('slow readers over %s', (transport) => {
       MAX_MESSAGES_PER_SEC: '1000000',
     });
     try {
-      const id = storePipeline(server.app, {
+      const id = await storePipeline(server.app, {
         name: 'wide',
         nodes: [{ id: 'up', type: 'upmix', params: { channels: 8 } }],
       });

@@ -12,8 +12,8 @@ let gainId: string;
 beforeAll(async () => {
   // Tests send whole files at once, far faster than real time: queue all of it (drops are tested apart).
   server = await startTestServer({ SESSION_QUEUE_MS: '60000' });
-  asrId = storePipeline(server.app, asrFrontEnd);
-  gainId = storePipeline(server.app, {
+  asrId = await storePipeline(server.app, asrFrontEnd);
+  gainId = await storePipeline(server.app, {
     name: 'gain',
     nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
   });

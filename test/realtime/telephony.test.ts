@@ -36,7 +36,7 @@ beforeAll(async () => {
     );
   });
   server = await startTestServer({ SESSION_QUEUE_MS: '60000', SINK_ALLOWLIST: '127.0.0.1' });
-  plainId = storePipeline(server.app, {
+  plainId = await storePipeline(server.app, {
     name: 'plain',
     nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
   });
@@ -179,7 +179,7 @@ function answeringSink(seconds: number, mark: string) {
   });
 }
 
-function sinkPipeline(url: string, nodes: object[], bargeIn = false): string {
+function sinkPipeline(url: string, nodes: object[], bargeIn = false): Promise<string> {
   return storePipeline(server.app, {
     name: 'with-sink',
     nodes,
@@ -204,7 +204,7 @@ describe.each(providers)('%s playback through a sink', (provider) => {
     async () => {
       const bot = await answeringSink(CALL_SECONDS, 'reply-1');
       try {
-        const id = sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+        const id = await sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
         const sim = await ProviderSim.connect(server.base.ws, id, provider);
         const callId = `sink-${provider}`;
         sim.start({ id: callId, params: { lang: 'en' } });
@@ -276,7 +276,7 @@ describe('barge-in', () => {
     const bot = await answeringSink(5, 'long-reply');
     try {
       // The phone front end of a voice bot: up to 48 kHz, RNNoise-class denoise, then VAD.
-      const id = sinkPipeline(
+      const id = await sinkPipeline(
         bot.url,
         [
           { id: 'up', type: 'resample', params: { sample_rate: 48000, quality: 'high' } },
@@ -338,7 +338,7 @@ describe('sink trouble and provider trouble', () => {
     const closed = await TestSink.start();
     const url = closed.url;
     await closed.close();
-    const id = sinkPipeline(url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+    const id = await sinkPipeline(url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
     const sim = await ProviderSim.connect(server.base.uws, id, 'vonage');
     sim.start({ id: 'sink-down' });
     const info = await sessionOf('sink-down');
@@ -384,7 +384,7 @@ describe('sink trouble and provider trouble', () => {
       );
     });
     try {
-      const id = sinkPipeline(flood.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
+      const id = await sinkPipeline(flood.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
       const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
       sim.start({ id: 'flood' });
       await until(() => flood.connections.length === 1, 5000, 'sink connection');
@@ -408,7 +408,7 @@ describe('sink trouble and provider trouble', () => {
   it('answers a sink clear with cleared and played_ms, and cleans up when the provider hangs up mid-playback', async () => {
     const bot = await answeringSink(5, 'never');
     try {
-      const id = sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+      const id = await sinkPipeline(bot.url, [{ id: 'g', type: 'gain', params: { db: -6 } }]);
       const sim = await ProviderSim.connect(server.base.ws, id, 'asterisk');
       sim.start({ id: 'hangup' });
       await until(() => bot.connections.length === 1, 5000, 'sink connection');
@@ -506,7 +506,7 @@ describe('sink trouble and provider trouble', () => {
       );
     });
     try {
-      const id = sinkPipeline(marks.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
+      const id = await sinkPipeline(marks.url, [{ id: 'g', type: 'gain', params: { db: 0 } }]);
       const sim = await ProviderSim.connect(server.base.ws, id, 'vonage');
       sim.start({ id: 'marks' });
       await until(() => marks.connections.length === 1, 5000, 'sink connection');
@@ -544,7 +544,7 @@ describe('sink trouble and provider trouble', () => {
 
   it('closes a call whose pipeline cannot take the provider format with 1008 RM_ERR_FORMAT_CONFLICT', async () => {
     // denoise needs 48 kHz; Twilio sends 8 kHz and the pipeline does not resample first.
-    const id = storePipeline(server.app, { name: 'needs-48k', nodes: [{ id: 'clean', type: 'denoise' }] });
+    const id = await storePipeline(server.app, { name: 'needs-48k', nodes: [{ id: 'clean', type: 'denoise' }] });
     const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
     sim.start({ id: 'conflict' });
     expect(await sim.closed).toBe(1008);
@@ -588,7 +588,7 @@ describe('sink trouble and provider trouble', () => {
   });
 
   it('does not dial a sink whose host is not in SINK_ALLOWLIST', async () => {
-    const id = sinkPipeline('ws://sink.invalid:9/bot', [{ id: 'g', type: 'gain', params: { db: -6 } }]);
+    const id = await sinkPipeline('ws://sink.invalid:9/bot', [{ id: 'g', type: 'gain', params: { db: -6 } }]);
     const sim = await ProviderSim.connect(server.base.ws, id, 'jambonz');
     sim.start({ id: 'not-allowed' });
     const info = await sessionOf('not-allowed');
@@ -604,7 +604,7 @@ describe('X-Twilio-Signature', () => {
   const token = 'test-auth-token';
   beforeAll(async () => {
     signed = await startTestServer({ TWILIO_AUTH_TOKEN: token });
-    id = storePipeline(signed.app, { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] });
+    id = await storePipeline(signed.app, { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] });
   });
   afterAll(() => signed.close());
 
@@ -647,7 +647,7 @@ describe('examples/sink-bot.mjs', () => {
     try {
       await until(() => /listening on (ws:\S+)/.test(out), 10_000, 'sink-bot to listen');
       const url = /listening on (ws:\S+)/.exec(out)?.[1] ?? '';
-      const id = sinkPipeline(url, [
+      const id = await sinkPipeline(url, [
         { id: 'vad', type: 'vad', params: { aggressiveness: 2, hangover_ms: 200 } },
       ]);
       const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
@@ -686,7 +686,7 @@ describe('shutdown', () => {
     const bot = await TestSink.start();
     const own = await startTestServer({ SINK_ALLOWLIST: '127.0.0.1' });
     try {
-      const id = storePipeline(own.app, {
+      const id = await storePipeline(own.app, {
         name: 'drained',
         nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
         sink: { url: bot.url },
@@ -713,7 +713,7 @@ describe('API_KEYS', () => {
   it('admits providers and listeners with ?token= (providers cannot send headers) and refuses them without', async () => {
     const keyed = await startTestServer({ API_KEYS: 'k1' });
     try {
-      const id = storePipeline(keyed.app, {
+      const id = await storePipeline(keyed.app, {
         name: 'plain',
         nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
       });

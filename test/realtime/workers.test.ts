@@ -14,7 +14,7 @@ let stallId: string;
 
 beforeAll(async () => {
   server = await startTestServer({ WORKER_STALL_MS: '300' });
-  stallId = storePipeline(server.app, { name: 'stall', nodes: [{ id: 'g', type: 'gain' }] });
+  stallId = await storePipeline(server.app, { name: 'stall', nodes: [{ id: 'g', type: 'gain' }] });
   // The fault node is unknown to the document schema by design, so this pipeline's plan is written by
   // hand; the transport, session, engine and worker are the real ones.
   enableFaultNodes();

@@ -62,7 +62,7 @@ describe('POST /v1/pipelines', () => {
         params: { sample_rate: 16000, quality: 'high' },
       });
       expect(body.plan.output_format).toEqual({ sample_rate: 16000, channels: 1 });
-      expect(app.store.get(body.id)?.source).toBe(asrYaml);
+      expect((await app.store.get(body.id))?.source).toBe(asrYaml);
     },
   );
 
@@ -408,7 +408,7 @@ describe('plans', () => {
   });
 
   it('POST /v1/plan validates and plans without storing (JSON and YAML), 422 when invalid', async () => {
-    const before = app.store.list({ limit: 100 }).items.length;
+    const before = (await app.store.list({ limit: 100 })).items.length;
     const json = await app.inject({ method: 'POST', url: '/v1/plan', payload: gainDoc });
     expect(json.statusCode).toBe(200);
     expect(json.json().nodes[0]).toMatchObject({ id: 'g', type: 'gain' });
@@ -427,7 +427,7 @@ describe('plans', () => {
     });
     expect(bad.statusCode).toBe(422);
     expect(bad.json().errors[0]).toMatchObject({ path: '/nodes/0/type', code: 'RM_PIPE_UNKNOWN_TYPE' });
-    expect(app.store.list({ limit: 100 }).items.length).toBe(before);
+    expect((await app.store.list({ limit: 100 })).items.length).toBe(before);
   });
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DB_FILENAME, migrations, openDatabase, schemaVersion } from '../../src/store/db.js';
-import { PipelineStore } from '../../src/store/pipelines.js';
+import { SyncSqliteStore as PipelineStore } from '../../src/store/sqlite.js';
 import { codeOf } from './code-of.js';
 import { documentFor } from './fixtures/documents.js';
 

@@ -1,51 +1,53 @@
 /**
- * Optimistic concurrency under real contention (docs/rest.md: PUT with a stale If-Match is 412): of N updates
- * that all name the same version, exactly one is stored.
+ * Optimistic concurrency under real contention (docs/rest.md: PUT with a stale If-Match is 412; README "Several instances": it
+ * holds across instances): of N updates that all name the same version, exactly one is stored. Runs
+ * against every store, within one process and across processes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { migrations, StoreError, schemaVersion } from '../../src/store/db.js';
-import { PipelineStore } from '../../src/store/pipelines.js';
+import { migrations, openDatabase, schemaVersion } from '../../src/store/db.js';
+import { StoreError } from '../../src/store/errors.js';
+import { PostgresStore, postgresMigrations } from '../../src/store/postgres.js';
+import { backends, type Place } from './backends.js';
 import { exited, spawnFixture, waitForLine } from './fixtures/child.js';
 import { documentFor } from './fixtures/documents.js';
 
 const N = 8;
 
-let dataDir: string;
-beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'rm-store-race-'));
-});
-afterEach(() => {
-  rmSync(dataDir, { recursive: true, force: true });
-});
+describe.each(backends)('ETag races ($name)', (backend) => {
+  let place: Place;
+  beforeEach(async () => {
+    place = await backend.place();
+  });
+  afterEach(async () => {
+    await place.remove();
+  });
 
-describe('ETag races', () => {
-  it(`${N} connections in one process: one update wins, ${N - 1} get RM_ERR_PRECONDITION_FAILED`, () => {
-    const stores = Array.from({ length: N }, () => PipelineStore.open(dataDir));
-    const { id } = stores[0]?.create(documentFor(1)) ?? { id: '' };
-    const outcomes = stores.map((store, i) => {
-      try {
-        return `v${store.update(id, documentFor(10 + i), { ifVersion: 1 }).version}`;
-      } catch (err) {
-        expect(err).toBeInstanceOf(StoreError);
-        return (err as StoreError).code;
-      }
-    });
+  it(`${N} connections in one process: one update wins, ${N - 1} get RM_ERR_PRECONDITION_FAILED`, async () => {
+    const stores = await Promise.all(Array.from({ length: N }, () => place.open()));
+    const { id } = await (stores[0] ?? (await place.open())).create(documentFor(1));
+    const outcomes = await Promise.all(
+      stores.map(async (store, i) => {
+        try {
+          return `v${(await store.update(id, documentFor(10 + i), { ifVersion: 1 })).version}`;
+        } catch (err) {
+          expect(err).toBeInstanceOf(StoreError);
+          return (err as StoreError).code;
+        }
+      }),
+    );
     expect(outcomes.filter((o) => o === 'v2')).toHaveLength(1);
     expect(outcomes.filter((o) => o === 'RM_ERR_PRECONDITION_FAILED')).toHaveLength(N - 1);
-    for (const store of stores) expect(store.get(id)?.version).toBe(2);
-    for (const store of stores) store.close();
+    for (const store of stores) expect((await store.get(id))?.version).toBe(2);
+    await Promise.all(stores.map((store) => store.close()));
   });
 
   it(`${N} processes released at once: exactly one update wins, the store ends at version 2`, async () => {
-    const seed = PipelineStore.open(dataDir);
-    const { id } = seed.create(documentFor(1));
-    seed.close();
+    const seed = await place.open();
+    const { id } = await seed.create(documentFor(1));
+    await seed.close();
 
     const children = Array.from({ length: N }, (_, i) =>
-      spawnFixture('updater.ts', [dataDir, id, '1', String(10 + i)]),
+      spawnFixture('updater.ts', [place.location, id, '1', String(10 + i)]),
     );
     try {
       await Promise.all(children.map((child) => waitForLine(child, (line) => line === 'ready')));
@@ -60,33 +62,39 @@ describe('ETag races', () => {
       expect(outcomes.filter((o) => !o.ok)).toEqual(
         Array.from({ length: N - 1 }, () => ({ ok: false, code: 'RM_ERR_PRECONDITION_FAILED' })),
       );
-      const after = PipelineStore.open(dataDir);
-      expect(after.get(id)?.version).toBe(2);
-      expect(after.get(id, 3)).toBeUndefined();
-      after.close();
+      const after = await place.open();
+      expect((await after.get(id))?.version).toBe(2);
+      expect(await after.get(id, 3)).toBeUndefined();
+      await after.close();
     } finally {
       for (const child of children) child.kill('SIGKILL');
       await Promise.all(children.map(exited));
     }
   });
 
-  it(`${N} processes opening a fresh DATA_DIR at once: each migration step runs once, every create lands`, async () => {
-    const children = Array.from({ length: N }, (_, i) => spawnFixture('opener.ts', [dataDir, String(i)]));
+  it(`${N} processes opening a fresh store at once: each migration step runs once, every create lands`, async () => {
+    const children = Array.from({ length: N }, (_, i) =>
+      spawnFixture('opener.ts', [place.location, String(i)]),
+    );
     try {
       await Promise.all(children.map((child) => waitForLine(child, (line) => line === 'ready')));
       const results = children.map((child) => waitForLine(child, (line) => line.startsWith('{')));
       for (const child of children) child.stdin?.write('go\n');
       const ids = (await Promise.all(results)).map((line) => (JSON.parse(line) as { id: string }).id);
 
-      const after = PipelineStore.open(dataDir);
-      expect(schemaVersion(after.db)).toBe(migrations.length);
-      expect(
-        after
-          .list({ limit: 100 })
-          .items.map((p) => p.id)
-          .sort(),
-      ).toEqual([...ids].sort());
-      after.close();
+      if (backend.name === 'sqlite') {
+        const db = openDatabase(place.location);
+        expect(schemaVersion(db)).toBe(migrations.length);
+        db.close();
+      } else {
+        const pg = await PostgresStore.open(place.location);
+        expect(await pg.schemaVersion()).toBe(postgresMigrations.length);
+        await pg.close();
+      }
+      const after = await place.open();
+      const listed = (await after.list({ limit: 100 })).items.map((p) => p.id);
+      expect(listed.sort()).toEqual([...ids].sort());
+      await after.close();
     } finally {
       for (const child of children) child.kill('SIGKILL');
       await Promise.all(children.map(exited));

@@ -31,11 +31,15 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
 export { asrFrontEnd } from './pipelines.js';
 
 /** Stores a pipeline document and returns its id. */
-export function storePipeline(app: FastifyInstance, definition: Record<string, unknown>): string {
-  return app.store.create({
+export async function storePipeline(
+  app: FastifyInstance,
+  definition: Record<string, unknown>,
+): Promise<string> {
+  const created = await app.store.create({
     name: String(definition.name),
     definition,
     source: JSON.stringify(definition),
     contentType: 'application/json',
-  }).id;
+  });
+  return created.id;
 }

@@ -65,11 +65,11 @@ export const fastifyTransport = fp(
         await registry.drain(app.config.shutdownGraceMs);
       },
     });
-    // SPEC §4.1: every refusal happens before the upgrade.
+    // docs/protocol.md §1: every refusal happens before the upgrade.
     const admitOn =
       (endpoint: Endpoint) =>
       async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
-        const admission = registry.admit({
+        const admission = await registry.admit({
           url: request.url,
           headers: request.headers,
           ip: request.ip,

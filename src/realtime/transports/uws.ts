@@ -124,7 +124,7 @@ export function startUwsListener(
     registry.addCall(call, data.ip);
     return call;
   };
-  // SPEC §7: the telephony endpoints live on both listeners, with the same admission as /stream.
+  // docs/telephony/README.md: the telephony endpoints live on both listeners, with the same admission as /stream.
   for (const endpoint of ['stream', ...providerNames] as const)
     app.ws<UserData>(`/v1/pipelines/:id/${endpoint}`, {
       maxPayloadLength: transportMaxPayload(deps.config.maxFrameBytes),
@@ -138,7 +138,20 @@ export function startUwsListener(
         // The request object is only valid during this callback: read everything now.
         const query = req.getQuery();
         const url = req.getUrl() + (query ? `?${query}` : '');
-        let answered = false;
+        const internal = {
+          ok: false,
+          status: 500,
+          code: 'RM_ERR_INTERNAL',
+          message: 'internal server error',
+        } as const;
+        // The answer comes after the store lookup: uWS needs onAborted for a response finished later,
+        // and a response to an aborted request must not be touched.
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        let admitting: Promise<Admission> | undefined;
+        let upgrade = { key: '', protocol: '', extensions: '', ip: '' };
         guarded(deps, 'upgrade', undefined, () => {
           const headers = {
             authorization: req.getHeader('authorization'),
@@ -147,31 +160,48 @@ export function startUwsListener(
             'x-forwarded-host': req.getHeader('x-forwarded-host') || undefined,
             'x-twilio-signature': req.getHeader('x-twilio-signature') || undefined,
           };
-          const key = req.getHeader('sec-websocket-key');
-          // RFC 6455 §4.2.2: the server answers with one subprotocol of those offered (jambonz:
-          // audio.jambonz.org, Asterisk: media).
-          const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '';
-          const extensions = req.getHeader('sec-websocket-extensions');
-          const ip = remoteIp(res);
-          const admission = registry.admit({ url, headers, ip, endpoint });
-          answered = true;
-          if (!admission.ok) return refuse(res, url, admission);
-          res.upgrade<UserData>(
-            { pipeline: admission.pipeline, ip, closed: false },
-            key,
-            protocol,
-            extensions,
-            context,
-          );
+          upgrade = {
+            key: req.getHeader('sec-websocket-key'),
+            // RFC 6455 §4.2.2: the server answers with one subprotocol of those offered (jambonz:
+            // audio.jambonz.org, Asterisk: media).
+            protocol: req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? '',
+            extensions: req.getHeader('sec-websocket-extensions'),
+            ip: remoteIp(res),
+          };
+          admitting = registry.admit({ url, headers, ip: upgrade.ip, endpoint });
         });
-        if (!answered) {
-          refuse(res, url, {
-            ok: false,
-            status: 500,
-            code: 'RM_ERR_INTERNAL',
-            message: 'internal server error',
-          });
+        if (admitting === undefined) {
+          refuse(res, url, internal);
+          return;
         }
+        admitting.then(
+          (admission) => {
+            if (aborted) return;
+            let answered = false;
+            guarded(deps, 'upgrade', undefined, () => {
+              if (!admission.ok) {
+                refuse(res, url, admission);
+              } else {
+                const { key, protocol, extensions, ip } = upgrade;
+                // Not corked: uWebSockets.js 20.30 can close a socket upgraded asynchronously inside
+                // cork() (uNetworking/uWebSockets#1928, fixed upstream by #1929); its maintainers' advice
+                // until then is to upgrade uncorked.
+                res.upgrade<UserData>(
+                  { pipeline: admission.pipeline, ip, closed: false },
+                  key,
+                  protocol,
+                  extensions,
+                  context,
+                );
+              }
+              answered = true;
+            });
+            if (!answered) refuse(res, url, internal);
+          },
+          () => {
+            if (!aborted) refuse(res, url, internal);
+          },
+        );
       },
       open: (ws) => {
         guarded(deps, 'open', undefined, () => {
@@ -196,7 +226,7 @@ export function startUwsListener(
         guarded(deps, 'close', undefined, () => data.conn?.onClose());
       },
     });
-  // SPEC §7: listeners of telephony sessions, as on the main port.
+  // docs/telephony/README.md: listeners of telephony sessions, as on the main port.
   app.ws<{ id: string; listener?: Socket; closed: boolean }>('/v1/sessions/:id/listen', {
     maxPayloadLength: 1024,
     maxBackpressure: 4 * 1024 * 1024,

@@ -59,7 +59,7 @@ function view(p: PipelineVersion, plan: Plan | null) {
 
 /** The stored plan: the definition planned for the default input format (48 kHz stereo). */
 function storedPlan(p: PipelineVersion, bounds: PlanBounds): Plan | null {
-  const planned = planWithEngine(p.definition, { bounds });
+  const planned = planWithEngine(p.definition, { bounds, pipelineId: p.id });
   return planned.ok ? planned.plan : null;
 }
 
@@ -106,7 +106,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
         app.config.sinkAllowlist,
       );
       if (!doc.ok) return invalid(reply, doc.errors);
-      const p = app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
+      const p = await app.store.create({ ...doc, contentType: mediaType(request) ?? 'application/json' });
       reply.code(201).header('location', `/v1/pipelines/${p.id}`).header('etag', etagOf(p.id, p.version));
       return view(p, doc.plan);
     },
@@ -123,7 +123,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const page = app.store.list({ limit: request.query.limit, cursor: request.query.cursor });
+      const page = await app.store.list({ limit: request.query.limit, cursor: request.query.cursor });
       return { items: page.items.map(summary), next_cursor: page.next_cursor };
     },
   );
@@ -144,7 +144,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       const { id } = request.params;
       const { version } = request.query;
       // Which version answers (a cheap read); the document is read only to build a body not cached yet.
-      const current = app.store.versionOf(id, version);
+      const current = await app.store.versionOf(id, version);
       if (current === undefined) throw notFound(id, version);
       const etag = etagOf(id, current);
       reply.header('etag', etag);
@@ -155,7 +155,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       }
       let body = bodies.get(id, current);
       if (body === undefined) {
-        const p = app.store.get(id, current);
+        const p = await app.store.get(id, current);
         if (!p) throw notFound(id, version);
         // The response schema's own check, once per version; a string is then sent as it is.
         body = JSON.stringify(pipelineSchema.parse(view(p, storedPlan(p, bounds))));
@@ -183,7 +183,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!app.store.get(id)) throw notFound(id);
+      if (!(await app.store.get(id))) throw notFound(id);
       const doc = readDocumentBody(
         request.body,
         mediaType(request),
@@ -193,7 +193,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
       );
       if (!doc.ok) return invalid(reply, doc.errors);
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
-      const p = app.store.update(
+      const p = await app.store.update(
         id,
         { ...doc, contentType: mediaType(request) ?? 'application/json' },
         ifVersion === undefined ? {} : { ifVersion },
@@ -217,7 +217,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       const ifVersion = ifMatchVersions(request.headers['if-match'], id);
-      if (!app.store.delete(id, ifVersion === undefined ? {} : { ifVersion })) throw notFound(id);
+      if (!(await app.store.delete(id, ifVersion === undefined ? {} : { ifVersion }))) throw notFound(id);
       bodies.forget(id);
       return reply.code(204).send(null);
     },
@@ -237,13 +237,13 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     async (request, reply) => {
       const { id } = request.params;
       const { version, sample_rate, channels } = request.query;
-      const p = app.store.get(id, version);
+      const p = await app.store.get(id, version);
       if (!p) throw notFound(id, version);
       const inputFormat = {
         sample_rate: sample_rate ?? DEFAULT_INPUT_FORMAT.sample_rate,
         channels: channels ?? DEFAULT_INPUT_FORMAT.channels,
       };
-      const planned = planWithEngine(p.definition, { inputFormat, bounds });
+      const planned = planWithEngine(p.definition, { inputFormat, bounds, pipelineId: p.id });
       if (!planned.ok) return invalid(reply, planned.errors);
       reply.header('etag', etagOf(p.id, p.version));
       return planned.plan;
@@ -292,7 +292,7 @@ export async function pipelineRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const p = app.store.get(id, request.query.version);
+      const p = await app.store.get(id, request.query.version);
       if (!p) throw notFound(id, request.query.version);
       if (!Buffer.isBuffer(request.body)) {
         return sendProblem(

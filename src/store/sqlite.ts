@@ -1,110 +1,26 @@
 /**
- * Stored pipelines (docs/rest.md): every version kept and immutable, optimistic concurrency on update,
- * soft delete, keyset pagination. Synchronous, like better-sqlite3: each call is one transaction.
+ * The SQLite pipeline store, synchronous like better-sqlite3: each call is one transaction. It runs on
+ * the store's own worker thread (sqlite-thread.ts), never on the thread that carries audio; tests of
+ * SQLite-only behaviour (pragmas, the file, SIGKILL of a writer) use it directly.
  */
-import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { type Db, type OpenOptions, openDatabase, StoreError, toStoreError } from './db.js';
-
-/** One version of a pipeline, as the REST layer answers it. */
-export interface PipelineVersion<D = unknown> {
-  id: string;
-  /** `name` of this version's document. */
-  name: string;
-  version: number;
-  /** The pipeline document, parsed (JSON). */
-  definition: D;
-  /** The document exactly as sent, so YAML comes back as YAML. */
-  source: string;
-  content_type: string;
-  /** When the pipeline was created (ISO 8601 UTC). */
-  created_at: string;
-  /** When this version was written (ISO 8601 UTC). */
-  updated_at: string;
-}
-
-export interface PipelineInput<D = unknown> {
-  name: string;
-  definition: D;
-  source: string;
-  contentType: string;
-}
-
-export interface Precondition {
-  /**
-   * The current version must be this one (or one of these: an `If-Match` list). Absent: no check.
-   * See `ifMatchVersions` in etag.ts.
-   */
-  ifVersion?: number | readonly number[];
-}
-
-export interface ListOptions {
-  /** 1..100, default 20. */
-  limit?: number;
-  /** `next_cursor` of the previous page. */
-  cursor?: string | null;
-}
-
-export interface Page<D = unknown> {
-  items: PipelineVersion<D>[];
-  /** Pass back as `cursor` for the next page; null on the last page. */
-  next_cursor: string | null;
-}
-
-export const DEFAULT_PAGE_LIMIT = 20;
-export const MAX_PAGE_LIMIT = 100;
-
-/** `pl_` + 16 characters of RFC 4648 base32 (lowercase): 80 random bits, URL-safe. */
-export const PIPELINE_ID_PATTERN = /^pl_[a-z2-7]{16}$/;
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-export function newPipelineId(): string {
-  const bytes = randomBytes(10);
-  let bits = 0;
-  let acc = 0;
-  let out = 'pl_';
-  for (const byte of bytes) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += BASE32[(acc >>> bits) & 31];
-    }
-  }
-  return out;
-}
-
-export function isPipelineId(id: string): boolean {
-  return PIPELINE_ID_PATTERN.test(id);
-}
-
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/** The opaque cursor: base64url of the JSON `[created_at, id]` of the last item of a page. */
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [string, string] {
-  let key: unknown;
-  try {
-    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    key = undefined;
-  }
-  if (
-    Array.isArray(key) &&
-    key.length === 2 &&
-    typeof key[0] === 'string' &&
-    ISO_UTC.test(key[0]) &&
-    typeof key[1] === 'string' &&
-    isPipelineId(key[1])
-  ) {
-    return [key[0], key[1]];
-  }
-  throw new StoreError('RM_ERR_BAD_CURSOR', 'cursor is not one this server issued');
-}
+import {
+  acceptedVersions,
+  decodeCursor,
+  type GetOptions,
+  type ListOptions,
+  newPipelineId,
+  notFound,
+  type Page,
+  type PipelineInput,
+  type PipelineVersion,
+  type Precondition,
+  pageLimit,
+  preconditionFailed,
+  toJson,
+  toPage,
+} from './model.js';
 
 interface VersionRow {
   id: string;
@@ -161,7 +77,7 @@ const SELECT_VERSION = `
          p.created_at, v.created_at AS updated_at, p.deleted_at
   FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id`;
 
-export class PipelineStore<D = unknown> {
+export class SyncSqliteStore<D = unknown> {
   readonly db: Db;
   private readonly stmt: {
     head: Statement<[{ id: string }], HeadRow>;
@@ -175,7 +91,7 @@ export class PipelineStore<D = unknown> {
     softDelete: Statement<[{ id: string; now: string }]>;
   };
 
-  /** Over an open database (see `openDatabase`); `PipelineStore.open(dataDir)` does both. */
+  /** Over an open database (see `openDatabase`); `SyncSqliteStore.open(dataDir)` does both. */
   constructor(db: Db) {
     this.db = db;
     const current = `${SELECT_VERSION} AND v.version = p.current_version WHERE p.deleted_at IS NULL`;
@@ -212,8 +128,8 @@ export class PipelineStore<D = unknown> {
     };
   }
 
-  static open<D = unknown>(dataDir: string, options?: OpenOptions): PipelineStore<D> {
-    return new PipelineStore<D>(openDatabase(dataDir, options));
+  static open<D = unknown>(dataDir: string, options?: OpenOptions): SyncSqliteStore<D> {
+    return new SyncSqliteStore<D>(openDatabase(dataDir, options));
   }
 
   close(): void {
@@ -221,9 +137,8 @@ export class PipelineStore<D = unknown> {
   }
 
   /** Stores version 1 of a new pipeline under a fresh id. */
-  create(input: PipelineInput<D>): PipelineVersion<D> {
+  create(input: PipelineInput<D>, now = new Date().toISOString()): PipelineVersion<D> {
     const id = newPipelineId();
-    const now = new Date().toISOString();
     const definition = toJson(input.definition);
     return this.write(() => {
       this.stmt.insertPipeline.run({ id, name: input.name, now });
@@ -236,11 +151,7 @@ export class PipelineStore<D = unknown> {
    * The current version, or version `version`; undefined when there is none or the pipeline is deleted.
    * `includeDeleted` reads a deleted pipeline's versions (sessions keep theirs, docs/rest.md).
    */
-  get(
-    id: string,
-    version?: number,
-    options: { includeDeleted?: boolean } = {},
-  ): PipelineVersion<D> | undefined {
+  get(id: string, version?: number, options: GetOptions = {}): PipelineVersion<D> | undefined {
     if (version !== undefined && !Number.isSafeInteger(version)) return undefined;
     const row = this.read(() => this.stmt.version.get({ id, version: version ?? null }));
     if (!row || (row.deleted_at !== null && !options.includeDeleted)) return undefined;
@@ -262,8 +173,12 @@ export class PipelineStore<D = unknown> {
    * before the current version is read, so of concurrent updates with the same `ifVersion` (from any
    * connection or process on the file) exactly one wins and the others get RM_ERR_PRECONDITION_FAILED.
    */
-  update(id: string, input: PipelineInput<D>, precondition: Precondition = {}): PipelineVersion<D> {
-    const now = new Date().toISOString();
+  update(
+    id: string,
+    input: PipelineInput<D>,
+    precondition: Precondition = {},
+    now = new Date().toISOString(),
+  ): PipelineVersion<D> {
     const definition = toJson(input.definition);
     return this.write(() => {
       const head = this.liveHead(id);
@@ -279,8 +194,7 @@ export class PipelineStore<D = unknown> {
    * Soft-deletes a pipeline: it is no longer listed or gettable, its versions stay. False when there is
    * no such live pipeline; RM_ERR_PRECONDITION_FAILED when `ifVersion` does not match.
    */
-  delete(id: string, precondition: Precondition = {}): boolean {
-    const now = new Date().toISOString();
+  delete(id: string, precondition: Precondition = {}, now = new Date().toISOString()): boolean {
     return this.write(() => {
       const head = this.stmt.head.get({ id });
       if (!head || head.deleted_at !== null) return false;
@@ -292,11 +206,7 @@ export class PipelineStore<D = unknown> {
 
   /** Live pipelines at their current version, oldest first, by (created_at, id). */
   list(options: ListOptions = {}): Page<D> {
-    const limit = options.limit ?? DEFAULT_PAGE_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-      // The REST layer validates `limit`; reaching here is a caller bug, not a client error.
-      throw new RangeError(`limit must be an integer in 1..${MAX_PAGE_LIMIT}, got ${limit}`);
-    }
+    const limit = pageLimit(options);
     const after = options.cursor ? decodeCursor(options.cursor) : undefined;
     // One row past the page tells whether another page exists.
     const rows = this.read(() =>
@@ -304,19 +214,15 @@ export class PipelineStore<D = unknown> {
         ? this.stmt.nextPage.all({ created_at: after[0], id: after[1], limit: limit + 1 })
         : this.stmt.firstPage.all({ limit: limit + 1 }),
     );
-    const items = rows.slice(0, limit).map((row) => fromRow<D>(row));
-    const last = items.at(-1);
-    return {
-      items,
-      next_cursor: rows.length > limit && last ? encodeCursor(last.created_at, last.id) : null,
-    };
+    return toPage(
+      rows.map((row) => fromRow<D>(row)),
+      limit,
+    );
   }
 
   private liveHead(id: string): HeadRow {
     const head = this.stmt.head.get({ id });
-    if (!head || head.deleted_at !== null) {
-      throw new StoreError('RM_ERR_PIPELINE_NOT_FOUND', `no pipeline ${id}`);
-    }
+    if (!head || head.deleted_at !== null) throw notFound(id);
     return head;
   }
 
@@ -345,21 +251,9 @@ export class PipelineStore<D = unknown> {
   }
 }
 
-function checkPrecondition(id: string, current: number, { ifVersion }: Precondition): void {
-  if (ifVersion === undefined) return;
-  const accepted = typeof ifVersion === 'number' ? [ifVersion] : ifVersion;
-  if (!accepted.includes(current)) {
-    throw new StoreError(
-      'RM_ERR_PRECONDITION_FAILED',
-      `pipeline ${id} is at version ${current}, not ${accepted.join(' or ') || 'a version named by If-Match'}`,
-    );
-  }
-}
-
-function toJson(definition: unknown): string {
-  const json = JSON.stringify(definition);
-  if (json === undefined) throw new TypeError('a pipeline definition must be JSON-serializable');
-  return json;
+function checkPrecondition(id: string, current: number, precondition: Precondition): void {
+  const accepted = acceptedVersions(precondition);
+  if (accepted !== undefined && !accepted.includes(current)) throw preconditionFailed(id, current, accepted);
 }
 
 function fromRow<D>(row: VersionRow): PipelineVersion<D> {
