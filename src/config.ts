@@ -41,6 +41,10 @@ const settings = {
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(6000),
   MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
   ALLOWED_ORIGINS: list.default([]),
+  START_TIMEOUT_MS: int(0, 3_600_000).default(5000),
+  IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
+  MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
+  HEARTBEAT_MS: int(0, 3_600_000).default(15_000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -79,6 +83,14 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
+  /** Time an upgraded socket has to send a valid `start` before it is closed 1008; 0 = no limit. */
+  readonly startTimeoutMs: number;
+  /** Time a session may send nothing before it is closed 1001 "idle"; 0 = no limit. */
+  readonly idleTimeoutMs: number;
+  /** Concurrent sessions from one client IP, both transports together. */
+  readonly maxSessionsPerIp: number;
+  /** Interval of WebSocket pings; a peer that has not answered the last one is closed; 0 = off. */
+  readonly heartbeatMs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -153,6 +165,10 @@ export function loadConfig(
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     maxEventLoopDelayMs: v.MAX_EVENT_LOOP_DELAY_MS,
     allowedOrigins: Object.freeze(v.ALLOWED_ORIGINS),
+    startTimeoutMs: v.START_TIMEOUT_MS,
+    idleTimeoutMs: v.IDLE_TIMEOUT_MS,
+    maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
+    heartbeatMs: v.HEARTBEAT_MS,
   });
 }
 
@@ -180,4 +196,10 @@ export const settingHelp: Record<SettingName, string> = {
     'event-loop delay above which requests get 503 + Retry-After; 0 = off (default 1000)',
   ALLOWED_ORIGINS:
     'comma-separated Origins allowed for HTTP and WebSocket requests; empty = no check (default empty)',
+  START_TIMEOUT_MS:
+    'time an upgraded WebSocket has to send a valid start before it is closed 1008; 0 = off (default 5000)',
+  IDLE_TIMEOUT_MS: 'time a session may send nothing before it is closed 1001 "idle"; 0 = off (default 30000)',
+  MAX_SESSIONS_PER_IP: 'concurrent streaming sessions from one client IP, both transports (default 100)',
+  HEARTBEAT_MS:
+    'WebSocket ping interval; a peer that has not answered the previous ping is closed; 0 = off (default 15000)',
 };

@@ -34,6 +34,18 @@ export const errorCatalog = {
   RM_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RM_ERR_OVERLOADED: { status: 503, title: 'Server is overloaded' },
   RM_ERR_SESSION_NOT_FOUND: { status: 404, title: 'Session not found' },
+  // The realtime protocol (SPEC §4): sent in `error` messages, with the same titles as REST problems.
+  RM_ERR_BAD_JSON: { status: 400, title: 'Message is not valid JSON' },
+  RM_ERR_BAD_MESSAGE: { status: 400, title: 'Invalid message' },
+  RM_ERR_UNKNOWN_MESSAGE: { status: 400, title: 'Unknown message type' },
+  RM_ERR_BAD_UTF8: { status: 400, title: 'Text message is not valid UTF-8' },
+  RM_ERR_MESSAGE_TOO_BIG: { status: 413, title: 'Message too big' },
+  RM_ERR_NOT_STARTED: { status: 409, title: 'Session has not started' },
+  RM_ERR_ALREADY_STARTED: { status: 409, title: 'Session has already started' },
+  RM_ERR_FORMAT_CONFLICT: { status: 422, title: 'Pipeline cannot take this input format' },
+  RM_ERR_START_TIMEOUT: { status: 408, title: 'No start message in time' },
+  RM_ERR_TOO_MANY_SESSIONS_PER_IP: { status: 429, title: 'Too many sessions from this address' },
+  RM_ERR_WORKER_STALLED: { status: 503, title: 'Native worker stopped responding' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;
@@ -49,6 +61,11 @@ export class RemoteMediaError extends Error {
     this.code = code;
     this.status = errorCatalog[code].status;
   }
+}
+
+/** `code` when it is in the catalog (the engine reports codes as strings), else `fallback`. */
+export function catalogCode(code: string | undefined, fallback: ErrorCode): ErrorCode {
+  return code !== undefined && code in errorCatalog ? (code as ErrorCode) : fallback;
 }
 
 /** Errors thrown by the native addon carry `RM_ERR_*` codes in `code`; lift them into the catalog. */

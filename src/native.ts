@@ -175,6 +175,8 @@ export interface EngineOptions {
 export class Engine {
   private readonly native: InstanceType<Binding['Engine']>;
   private readonly handlers = new Map<number, OutputHandler>();
+  /** Open sessions by id, so that one whose handler throws can be closed. */
+  private readonly open = new Map<number, EngineSession>();
 
   constructor(options: EngineOptions) {
     this.native = call(
@@ -185,19 +187,33 @@ export class Engine {
     );
   }
 
+  /** Exceptions caught from output handlers (each closed its session); see `dispatch`. */
+  dispatchErrors = 0;
+
+  /**
+   * Hands a batch of outputs to their sessions' handlers. The addon treats an exception thrown back
+   * into it as fatal, so each handler is guarded: one that throws loses its session (closed here,
+   * counted in `dispatchErrors`) and every other output of the batch is still delivered.
+   */
   private dispatch(outputs: EngineOutput[]): void {
     for (const out of outputs) {
       const handler = this.handlers.get(out.session);
       if (handler === undefined) continue; // session closed meanwhile
-      if (out.kind === OutputKind.Stopped || out.kind === OutputKind.Failed)
-        this.handlers.delete(out.session);
-      handler(out);
+      const session = this.open.get(out.session);
+      if (out.kind === OutputKind.Stopped || out.kind === OutputKind.Failed) this.forget(out.session);
+      try {
+        handler(out);
+      } catch {
+        this.dispatchErrors += 1;
+        session?.close();
+      }
     }
   }
 
   /** @internal */
   forget(id: number): void {
     this.handlers.delete(id);
+    this.open.delete(id);
   }
 
   workers(): WorkerInfo[] {
@@ -223,6 +239,7 @@ export class Engine {
     );
     const session = new EngineSession(native, this);
     this.handlers.set(session.id, handler);
+    this.open.set(session.id, session);
     return session;
   }
 
@@ -295,6 +312,7 @@ export class Engine {
   shutdown(): void {
     this.native.shutdown();
     this.handlers.clear();
+    this.open.clear();
   }
 }
 

@@ -28,7 +28,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
   if (config.rtPort !== 0) {
     if (!uwsIsNative)
       app.log.warn('uWebSockets.js has no native binary for this Node.js; using its JS fallback');
-    rt = await startUwsListener(app.realtime, config.host, config.rtPort);
+    try {
+      rt = await startUwsListener(app.realtime, config.host, config.rtPort);
+    } catch (err) {
+      // Like a taken PORT: boot fails, and the HTTP listener must not keep the process alive.
+      await app.close();
+      throw err;
+    }
     app.log.info({ port: rt.port, native: uwsIsNative }, 'uWebSockets.js realtime listener started');
   }
   return {

@@ -18,6 +18,10 @@ describe('config', () => {
       rateLimitPerMin: 6000,
       maxEventLoopDelayMs: 1000,
       allowedOrigins: [],
+      startTimeoutMs: 5000,
+      idleTimeoutMs: 30_000,
+      maxSessionsPerIp: 100,
+      heartbeatMs: 15_000,
     });
     expect(c.workers).toBeGreaterThanOrEqual(1);
     expect(c.dataDir.endsWith('/data')).toBe(true);
@@ -68,6 +72,10 @@ describe('config', () => {
     [{ PIN_CORES: 'maybe' }, 'PIN_CORES'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ MAX_FRAME_BYTES: '-1' }, 'MAX_FRAME_BYTES'],
+    [{ START_TIMEOUT_MS: '-5' }, 'START_TIMEOUT_MS'],
+    [{ IDLE_TIMEOUT_MS: 'never' }, 'IDLE_TIMEOUT_MS'],
+    [{ MAX_SESSIONS_PER_IP: '0' }, 'MAX_SESSIONS_PER_IP'],
+    [{ HEARTBEAT_MS: '0.5' }, 'HEARTBEAT_MS'],
   ])('rejects %o naming %s', (env, name) => {
     const attempt = () => loadConfig(env, []);
     expect(attempt).toThrow(ConfigError);

@@ -176,9 +176,25 @@ export const metricsPlugin = fp(
       buckets: FRAME_BUCKETS,
       registers: [registry],
     });
+    const handlerErrors = new Counter({
+      name: 'remotemedia_session_handler_errors_total',
+      help: 'Sessions closed 1011 because answering their engine output threw (other sessions went on)',
+      labelNames: ['transport'],
+      registers: [registry],
+    });
+    new Counter({
+      name: 'remotemedia_engine_dispatch_errors_total',
+      help: 'Exceptions the engine caught from an output handler (that session was closed)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(app.engine.dispatchErrors);
+      },
+    });
     for (const transport of TRANSPORTS) {
       frames.inc({ transport }, 0);
       dropped.inc({ transport }, 0);
+      handlerErrors.inc({ transport }, 0);
     }
     new Gauge({
       name: 'remotemedia_sessions_active',
@@ -239,6 +255,7 @@ export const metricsPlugin = fp(
           frameLatency.observe({ transport }, latencySeconds);
         },
         dropped: (transport, n) => dropped.inc({ transport }, n),
+        handlerError: (transport) => handlerErrors.inc({ transport }),
         ended: (session) => folder.end(session.id, session.nativeBuckets(ENGINE_BUCKETS)),
       },
     });

@@ -16,6 +16,26 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** The problem+json body for a catalog code; every surface (both transports too) builds it here. */
+export function problemOf(
+  status: number,
+  code: string,
+  detail: string,
+  instance: string,
+  extensions: Record<string, unknown> = {},
+): Problem {
+  const title = (errorCatalog as Record<string, { title: string }>)[code]?.title ?? 'Error';
+  return {
+    type: `https://remotemedia.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`,
+    title,
+    status,
+    code,
+    detail,
+    instance,
+    ...extensions,
+  };
+}
+
 export function sendProblem(
   reply: FastifyReply,
   status: number,
@@ -23,16 +43,7 @@ export function sendProblem(
   detail: string,
   extensions: Record<string, unknown> = {},
 ) {
-  const title = (errorCatalog as Record<string, { title: string }>)[code]?.title ?? 'Error';
-  const body: Problem = {
-    type: `https://remotemedia.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`,
-    title,
-    status,
-    code,
-    detail,
-    instance: reply.request.url,
-    ...extensions,
-  };
+  const body = problemOf(status, code, detail, reply.request.url, extensions);
   return reply.code(status).type('application/problem+json').send(body);
 }
 

@@ -26,6 +26,7 @@ export const realtimePlugin = fp(
         plan: (definition, { sample_rate, channels }) =>
           planWithEngine(definition, { inputFormat: { sample_rate, channels } }),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
+        log: app.log,
       },
       (id) => {
         const p = app.store.get(id);

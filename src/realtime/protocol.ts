@@ -3,6 +3,7 @@
  * close codes. Transport-independent; `session.ts` drives it, `transports/*` carry it.
  */
 import { z } from 'zod';
+import type { ErrorCode } from '../errors.js';
 
 /** RFC 6455 §7.4.1 close codes the protocol uses. */
 export const CloseCode = {
@@ -10,7 +11,9 @@ export const CloseCode = {
   Normal: 1000,
   /** Going away: server shutdown (SPEC §4.8). */
   GoingAway: 1001,
-  /** Policy violation: binary before `start`, rate limit, stalled reader (SPEC §4.7). */
+  /** Invalid payload: a text message that is not UTF-8 (RFC 6455 §8.1, SPEC §4.11). */
+  InvalidPayload: 1007,
+  /** Policy violation: binary before `start`, no `start` in time, rate limit, stalled reader (SPEC §4.7). */
   PolicyViolation: 1008,
   /** Message too big: over MAX_FRAME_BYTES (SPEC §4.7). */
   MessageTooBig: 1009,
@@ -55,10 +58,23 @@ const clientMessage = z.discriminatedUnion('type', [
 export type ClientMessage = z.infer<typeof clientMessage>;
 export type StartMessage = z.infer<typeof startMessage>;
 
+/**
+ * Largest message a transport buffers before handing it over: twice MAX_FRAME_BYTES. The session closes
+ * anything over MAX_FRAME_BYTES with 1009 on both transports alike; the headroom lets it see (and answer
+ * the same way) a message that is somewhat too big. Over this cap `ws` closes 1009 by itself, while
+ * uWebSockets.js drops the connection without a close frame (1006): it reserves 1006 for the messages it
+ * refuses to buffer and offers no hook to do otherwise.
+ */
+export function transportMaxPayload(maxFrameBytes: number): number {
+  return 2 * maxFrameBytes;
+}
+
 /** Longest text message accepted; control messages are tiny (SPEC §4.6). */
 export const MAX_TEXT_BYTES = 16 * 1024;
 
-export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: string; message: string };
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: ErrorCode; message: string };
 
 /** Parses one text message. Never throws. */
 export function parseClientMessage(text: string): ParseResult {

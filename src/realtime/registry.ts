@@ -1,101 +1,65 @@
 /**
- * Live sessions of both transports: admission before the upgrade (SPEC §4.1), listing for
- * `/v1/sessions`, slow-reader detection and draining on shutdown (SPEC §4.8).
+ * Live sessions of both transports: admission before the upgrade (admission.ts), listing for
+ * `/v1/sessions`, the watchdog sweep (watchdog.ts) and draining on shutdown (SPEC §4.8).
  */
-import { originAllowed } from '../origins.js';
+import {
+  type Admission,
+  type AdmissionPolicy,
+  type Authorize,
+  admit,
+  canonicalIp,
+  type Occupancy,
+  type PipelineLookup,
+  type UpgradeRequest,
+} from './admission.js';
 import { CloseCode } from './protocol.js';
-import type { PipelineRef, RealtimeDeps, StreamSession } from './session.js';
+import type { RealtimeDeps, StreamSession } from './session.js';
+import { Watchdog } from './watchdog.js';
 
-/** Looks up the current version of a stored pipeline. */
-export type PipelineLookup = (id: string) => PipelineRef | undefined;
-
-export type Admission =
-  | { ok: true; pipeline: PipelineRef }
-  | { ok: false; status: number; code: string; message: string; retryAfter?: number };
-
-/** A client whose unsent output stays above this much audio is stalled. */
-const STALL_SECONDS_OF_AUDIO = 2;
-/** Floor of the stall limit in bytes, for low-rate outputs. */
-const STALL_MIN_BYTES = 256 * 1024;
-/** How long a client may stay stalled before it is closed (SPEC issue: "within 10 s"). */
-export const STALL_TIMEOUT_MS = 5_000;
-const STALL_CHECK_MS = 1_000;
-
-const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
-
-/** The pipeline id of a stream URL, or undefined. */
-export function pipelineIdOf(url: string): string | undefined {
-  const m = streamPath.exec(url);
-  return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);
-}
-
-export class SessionRegistry {
+export class SessionRegistry implements Occupancy {
   readonly sessions = new Map<string, StreamSession>();
+  /** Live sessions per canonical client IP (MAX_SESSIONS_PER_IP). */
+  private readonly perIp = new Map<string, number>();
   private draining = false;
-  private readonly stallTimer: NodeJS.Timeout;
+  private readonly policy: AdmissionPolicy;
+  readonly watchdog: Watchdog;
 
   constructor(
     readonly deps: RealtimeDeps,
-    private readonly lookup: PipelineLookup,
-    private readonly authorize: (
-      headers: Record<string, string | string[] | undefined>,
-      url: string,
-    ) => boolean,
+    lookup: PipelineLookup,
+    authorize: Authorize,
   ) {
-    this.stallTimer = setInterval(() => this.checkStalls(), STALL_CHECK_MS);
-    this.stallTimer.unref();
+    this.policy = { config: deps.config, lookup, authorize };
+    this.watchdog = new Watchdog(() => this.sessions.values(), deps.config);
   }
 
   get isDraining(): boolean {
     return this.draining;
   }
 
-  /**
-   * SPEC §4.1: auth, then 404 for an unknown pipeline and 503 over MAX_SESSIONS — all before the upgrade.
-   * The Origin allowlist (ALLOWED_ORIGINS) comes first, as on every HTTP route.
-   */
-  admit(url: string, headers: Record<string, string | string[] | undefined>): Admission {
-    if (!originAllowed(this.deps.config.allowedOrigins, headers)) {
-      return { ok: false, status: 403, code: 'RM_ERR_ORIGIN', message: 'origin is not allowed' };
-    }
-    if (!this.authorize(headers, url)) {
-      return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
-    }
-    const id = pipelineIdOf(url);
-    const pipeline = id === undefined ? undefined : this.lookup(id);
-    if (pipeline === undefined) {
-      return {
-        ok: false,
-        status: 404,
-        code: 'RM_ERR_PIPELINE_NOT_FOUND',
-        message: `no pipeline '${id ?? ''}'`,
-      };
-    }
-    if (this.draining) {
-      return {
-        ok: false,
-        status: 503,
-        code: 'RM_ERR_DRAINING',
-        message: 'server is shutting down',
-        retryAfter: 5,
-      };
-    }
-    if (this.sessions.size >= this.deps.config.maxSessions) {
-      return {
-        ok: false,
-        status: 503,
-        code: 'RM_ERR_TOO_MANY_SESSIONS',
-        message: `the server holds its maximum of ${this.deps.config.maxSessions} sessions`,
-        retryAfter: 1,
-      };
-    }
-    return { ok: true, pipeline };
+  get size(): number {
+    return this.sessions.size;
   }
 
-  add(session: StreamSession): void {
+  sessionsFrom(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
+  /** SPEC §4.1: may this upgrade go ahead? (admission.ts) */
+  admit(request: UpgradeRequest): Admission {
+    return admit(this.policy, this, request);
+  }
+
+  /** Adds a session that a transport opened for a client at `ip` (after `admit`). */
+  add(session: StreamSession, ip: string): void {
+    const peer = canonicalIp(ip);
     this.sessions.set(session.id, session);
+    this.perIp.set(peer, this.sessionsFrom(peer) + 1);
     session.onClosed = () => {
       this.sessions.delete(session.id);
+      const left = this.sessionsFrom(peer) - 1;
+      if (left > 0) this.perIp.set(peer, left);
+      else this.perIp.delete(peer);
       this.deps.metrics?.ended(session);
     };
   }
@@ -104,16 +68,19 @@ export class SessionRegistry {
     return this.sessions.get(id);
   }
 
-  private checkStalls(): void {
-    const now = Date.now();
-    for (const s of this.sessions.values()) {
-      const limit = Math.max(STALL_MIN_BYTES, s.outputBytesPerSecond() * STALL_SECONDS_OF_AUDIO);
-      if (s.bufferedAmount() <= limit) {
-        s.stalledSince = undefined;
-      } else if (s.stalledSince === undefined) {
-        s.stalledSince = now;
-      } else if (now - s.stalledSince >= STALL_TIMEOUT_MS) {
-        s.kill(CloseCode.PolicyViolation, 'client is not reading');
+  /** Runs `fn` on every live session; one that throws is closed 1011 and the rest still get their turn. */
+  private each(fn: (s: StreamSession) => void): void {
+    for (const s of [...this.sessions.values()]) {
+      try {
+        fn(s);
+      } catch (err) {
+        this.deps.log?.warn({ err, session: s.id }, 'session failed while being ended');
+        try {
+          s.fail('RM_ERR_INTERNAL', 'the session failed while being ended');
+        } catch {
+          // Its socket is beyond use; forget the session so that drain does not wait for it.
+          s.onClose();
+        }
       }
     }
   }
@@ -121,15 +88,16 @@ export class SessionRegistry {
   /**
    * SPEC §4.8: refuse new upgrades, flush every session, send its stats and close it with 1001.
    * Resolves when all sessions are closed or `graceMs` has passed (then the rest are closed at once).
+   * Every session is reached whatever another one throws.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    for (const s of this.sessions.values()) s.end(CloseCode.GoingAway, 'server shutting down');
+    this.each((s) => s.end(CloseCode.GoingAway, 'server shutting down'));
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const s of this.sessions.values()) s.kill(CloseCode.GoingAway, 'server shutting down');
-    clearInterval(this.stallTimer);
+    this.each((s) => s.kill(CloseCode.GoingAway, 'server shutting down'));
+    this.watchdog.stop();
   }
 }

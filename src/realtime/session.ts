@@ -8,7 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
-import { RemoteMediaError } from '../errors.js';
+import { catalogCode, type ErrorCode, RemoteMediaError } from '../errors.js';
 import {
   type Engine,
   type EngineOutput,
@@ -27,12 +27,16 @@ import {
   type StartMessage,
   type StreamFormatMessage,
 } from './protocol.js';
+import { TokenBucket } from './ratelimit.js';
+import { counters, ReceiveTimes, summary } from './timing.js';
 
-/** What a transport offers a session. */
+/** What a transport offers a session. No method throws: a closed socket ignores every call. */
 export interface Socket {
   sendText(text: string): void;
   sendBinary(data: Uint8Array): void;
   close(code: number, reason: string): void;
+  /** Sends a WebSocket ping (RFC 6455 §5.5.2); the transport reports the pong to `onPong`. */
+  ping(): void;
   /** Bytes accepted by send but not yet written to the network. */
   bufferedAmount(): number;
 }
@@ -56,9 +60,15 @@ export type Planner = (
 export interface RealtimeMetrics {
   frame(transport: string, latencySeconds: number): void;
   dropped(transport: string, frames: number): void;
-  /** A session closed; `stats` are its final native stats (none when it never started). */
+  /** A session's output handling threw; the session was closed 1011. */
+  handlerError(transport: string): void;
   /** A session closed: count what it observed since the last scrape. */
   ended(session: StreamSession): void;
+}
+
+/** Where the realtime plane reports what a client cannot be told (a transport callback that failed). */
+export interface RealtimeLog {
+  warn(fields: object, message: string): void;
 }
 
 export interface RealtimeDeps {
@@ -66,14 +76,25 @@ export interface RealtimeDeps {
   engine: Engine;
   plan: Planner;
   metrics?: RealtimeMetrics;
+  log?: RealtimeLog;
 }
 
 export type SessionState = 'awaiting_start' | 'streaming' | 'stopping' | 'closed';
 
-/** Frames whose receive time is remembered for latency: far more than any queue holds. */
-const TIMING_RING = 8192;
-
 let sessionCounter = 0;
+
+/** When a session last saw its client do something, for the watchdog (milliseconds, `performance.now()`). */
+export interface Activity {
+  /** The socket was upgraded. */
+  readonly openedAt: number;
+  /** The last message (text or binary) from the client. */
+  lastMessageAt: number;
+  /** The last ping sent, if any, and the last pong received. */
+  pingedAt: number | undefined;
+  pongedAt: number;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** A public view of a session, for `/v1/sessions` (SPEC §3). */
 export interface SessionInfo {
@@ -96,30 +117,6 @@ export interface SessionInfo {
   nodes: Array<{ id: string; type: string; process: LatencySummary }>;
 }
 
-function summary(p: SessionStats['process'] | undefined): LatencySummary {
-  const ms = (us: number | undefined) => Math.round((us ?? 0) * 1000) / 1e6;
-  return {
-    p50_ms: ms(p?.p50Us),
-    p95_ms: ms(p?.p95Us),
-    p99_ms: ms(p?.p99Us),
-    max_ms: ms(p?.maxUs),
-    count: p?.count ?? 0,
-  };
-}
-
-/** What `stats` (SPEC §4.6) and `/v1/sessions` (SPEC §3) both report. */
-function counters(s: SessionStats | undefined) {
-  return {
-    frames_in: s?.framesIn ?? 0,
-    frames_out: s?.framesOut ?? 0,
-    frames_dropped: s?.framesDropped ?? 0,
-    frame_errors: s?.frameErrors ?? 0,
-    events: s?.events ?? 0,
-    latency: summary(s?.endToEnd),
-    engine_latency: summary(s?.engine),
-  };
-}
-
 export class StreamSession {
   readonly id: string;
   readonly startedAt = new Date();
@@ -128,14 +125,11 @@ export class StreamSession {
   private input: StreamFormatMessage | null = null;
   private output: StreamFormatMessage | null = null;
   private framesReceived = 0;
-  private readonly receivedAt = new Float64Array(TIMING_RING);
+  private readonly receivedAt = new ReceiveTimes();
   private paramsTag = 0;
   private readonly pendingParams = new Map<number, { node: string; params: Record<string, unknown> }>();
-  /** Token bucket for the per-session message rate limit. */
-  private tokens: number;
-  private tokensAt = performance.now();
-  /** When the client's send buffer first went over the stall limit (slow reader detection). */
-  stalledSince: number | undefined;
+  private readonly rate: TokenBucket;
+  readonly activity: Activity;
   private finalStats: SessionStats | undefined;
   /** Called once when the session is closed for good. */
   onClosed: (() => void) | undefined;
@@ -148,14 +142,57 @@ export class StreamSession {
   ) {
     sessionCounter += 1;
     this.id = `ss_${Date.now().toString(36)}${sessionCounter.toString(36)}`;
-    this.tokens = deps.config.maxMessagesPerSec;
+    this.rate = new TokenBucket(deps.config.maxMessagesPerSec);
+    const now = performance.now();
+    this.activity = { openedAt: now, lastMessageAt: now, pingedAt: undefined, pongedAt: now };
+  }
+
+  /**
+   * One WebSocket message from the client, as either transport received it: the size and UTF-8 rules
+   * are here so that both transports answer the same input the same way (SPEC §4.11).
+   */
+  onMessage(data: Uint8Array, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.activity.lastMessageAt = performance.now();
+    if (data.byteLength > this.deps.config.maxFrameBytes) {
+      // RFC 6455 §7.4.1 / SPEC §4.7: 1009 = message too big, text or binary alike.
+      this.error('RM_ERR_MESSAGE_TOO_BIG', `messages are limited to ${this.deps.config.maxFrameBytes} bytes`);
+      this.closeWith(CloseCode.MessageTooBig, 'message too big');
+      return;
+    }
+    if (isBinary) {
+      this.onBinary(data);
+      return;
+    }
+    let text: string;
+    try {
+      text = textDecoder.decode(data);
+    } catch {
+      // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection with 1007.
+      this.error('RM_ERR_BAD_UTF8', 'text message is not valid UTF-8');
+      this.closeWith(CloseCode.InvalidPayload, 'invalid UTF-8');
+      return;
+    }
+    this.onText(text);
+  }
+
+  /** The client answered a ping. */
+  onPong(): void {
+    this.activity.pongedAt = performance.now();
+  }
+
+  /** Sends a heartbeat ping. */
+  ping(): void {
+    if (this.state === 'closed') return;
+    this.activity.pingedAt = performance.now();
+    this.socket.ping();
   }
 
   private send(message: ServerMessage): void {
     if (this.state !== 'closed') this.socket.sendText(encode(message));
   }
 
-  private error(code: string, message: string, frame?: number): void {
+  private error(code: ErrorCode, message: string, frame?: number): void {
     this.send(
       frame === undefined ? { type: 'error', code, message } : { type: 'error', code, message, frame },
     );
@@ -173,20 +210,13 @@ export class StreamSession {
 
   /** Admits one message against the rate limit; false means the session was closed for it. */
   private admit(): boolean {
-    const limit = this.deps.config.maxMessagesPerSec;
-    const now = performance.now();
-    this.tokens = Math.min(limit, this.tokens + ((now - this.tokensAt) * limit) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 1) {
-      this.error('RM_ERR_RATE_LIMITED', `more than ${limit} messages per second`);
-      this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
-      return false;
-    }
-    this.tokens -= 1;
-    return true;
+    if (this.rate.take()) return true;
+    this.error('RM_ERR_RATE_LIMITED', `more than ${this.rate.ratePerSecond} messages per second`);
+    this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
+    return false;
   }
 
-  onText(text: string): void {
+  private onText(text: string): void {
     if (this.state === 'closed' || !this.admit()) return;
     const parsed = parseClientMessage(text);
     if (!parsed.ok) {
@@ -290,24 +320,17 @@ export class StreamSession {
   }
 
   /** A binary message: one frame of audio (SPEC §4.4). The bytes are copied by the engine at once. */
-  onBinary(data: Uint8Array): void {
+  private onBinary(data: Uint8Array): void {
     if (this.state === 'closed') return;
     if (this.state === 'awaiting_start') {
       // SPEC §4.7: binary before start is a policy violation.
+      this.error('RM_ERR_NOT_STARTED', 'binary message before start');
       this.closeWith(CloseCode.PolicyViolation, 'binary message before start');
       return;
     }
     if (this.state !== 'streaming' || this.native === undefined || !this.admit()) return;
-    if (data.byteLength > this.deps.config.maxFrameBytes) {
-      // RFC 6455 §7.4.1 / SPEC §4.7: 1009 = message too big.
-      this.closeWith(
-        CloseCode.MessageTooBig,
-        `binary messages are limited to ${this.deps.config.maxFrameBytes} bytes`,
-      );
-      return;
-    }
     const frame = this.framesReceived;
-    this.receivedAt[frame % TIMING_RING] = performance.now();
+    this.receivedAt.mark(frame);
     const native = this.native;
     let dropped: number[] | null = null;
     if (
@@ -324,19 +347,36 @@ export class StreamSession {
     }
   }
 
+  /**
+   * The engine's hand-back for this session. Whatever goes wrong while answering it stays in this
+   * session: it is closed 1011 and counted, and every other session goes on (SPEC §9).
+   */
   private onOutput(out: EngineOutput): void {
+    try {
+      this.answer(out);
+    } catch {
+      this.deps.metrics?.handlerError(this.transport);
+      this.fail('RM_ERR_INTERNAL', 'the server failed to answer this session');
+    }
+  }
+
+  private answer(out: EngineOutput): void {
     if (this.state === 'closed') return;
     switch (out.kind) {
       case OutputKind.Audio: {
         this.socket.sendBinary(out.audio ?? new Uint8Array(0));
-        const ms = performance.now() - (this.receivedAt[out.frame % TIMING_RING] ?? 0);
+        const ms = this.receivedAt.elapsedMs(out.frame);
         this.native?.recordLatency(ms * 1e6);
         this.deps.metrics?.frame(this.transport, ms / 1000);
         this.sendEvents(out.events);
         return;
       }
       case OutputKind.FrameError:
-        this.error(out.errorCode ?? 'RM_ERR_BAD_FRAME', out.errorMessage ?? 'malformed frame', out.frame);
+        this.error(
+          catalogCode(out.errorCode, 'RM_ERR_BAD_FRAME'),
+          out.errorMessage ?? 'malformed frame',
+          out.frame,
+        );
         return;
       case OutputKind.Flushed:
         this.socket.sendBinary(out.audio ?? new Uint8Array(0));
@@ -346,7 +386,8 @@ export class StreamSession {
       case OutputKind.ParamsApplied: {
         const pending = this.pendingParams.get(out.tag);
         this.pendingParams.delete(out.tag);
-        if (out.errorCode) this.error(out.errorCode, out.errorMessage ?? 'params rejected');
+        if (out.errorCode)
+          this.error(catalogCode(out.errorCode, 'RM_ERR_BAD_PARAMS'), out.errorMessage ?? 'params rejected');
         else if (pending) this.send({ type: 'params_applied', node: pending.node, params: pending.params });
         return;
       }
@@ -358,8 +399,7 @@ export class StreamSession {
         return;
       }
       case OutputKind.Failed:
-        this.error(out.errorCode ?? 'RM_ERR_SESSION_FAILED', out.errorMessage ?? 'session failed');
-        this.closeWith(CloseCode.InternalError, 'session failed');
+        this.fail(catalogCode(out.errorCode, 'RM_ERR_SESSION_FAILED'), out.errorMessage ?? 'session failed');
         return;
     }
   }
@@ -401,6 +441,18 @@ export class StreamSession {
   }
 
   private endCode: { code: number; reason: string } | undefined;
+
+  /** Tells the client why, then closes 1011 (SPEC §5: an internal failure ends only its own session). */
+  fail(code: ErrorCode, message: string): void {
+    this.error(code, message);
+    this.closeWith(CloseCode.InternalError, 'internal error');
+  }
+
+  /** Tells the client why, then closes at once with `code` (watchdog limits, policy). */
+  refuse(code: ErrorCode, message: string, closeCode: number, reason: string): void {
+    this.error(code, message);
+    this.closeWith(closeCode, reason);
+  }
 
   /** Closes abruptly (stalled reader, forced shutdown). */
   kill(code: number, reason: string): void {

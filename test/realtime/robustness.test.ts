@@ -186,7 +186,9 @@ describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport
     const closing = server.close();
     // Draining: readiness fails and new upgrades are refused while sessions flush.
     while (!server.app.realtime.isDraining) await new Promise((r) => setTimeout(r, 1));
-    expect(server.app.realtime.admit(`/v1/pipelines/${id}/stream`, {})).toMatchObject({
+    expect(
+      server.app.realtime.admit({ url: `/v1/pipelines/${id}/stream`, headers: {}, ip: '127.0.0.1' }),
+    ).toMatchObject({
       ok: false,
       status: 503,
     });

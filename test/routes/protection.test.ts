@@ -97,13 +97,17 @@ describe('Origin allowlist (ALLOWED_ORIGINS)', () => {
     app = await testApp({ ALLOWED_ORIGINS: 'https://app.example' });
     const { id } = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: doc })).json();
     const url = `/v1/pipelines/${id}/stream`;
-    expect(app.realtime.admit(url, { origin: 'https://evil.example' })).toMatchObject({
+    expect(
+      app.realtime.admit({ url, headers: { origin: 'https://evil.example' }, ip: '127.0.0.1' }),
+    ).toMatchObject({
       ok: false,
       status: 403,
       code: 'RM_ERR_ORIGIN',
     });
-    expect(app.realtime.admit(url, { origin: 'https://app.example' }).ok).toBe(true);
-    expect(app.realtime.admit(url, { origin: '' }).ok).toBe(true);
+    expect(app.realtime.admit({ url, headers: { origin: 'https://app.example' }, ip: '127.0.0.1' }).ok).toBe(
+      true,
+    );
+    expect(app.realtime.admit({ url, headers: { origin: '' }, ip: '127.0.0.1' }).ok).toBe(true);
   });
 });
 

@@ -6,18 +6,26 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import { sendProblem } from '../../plugins/problems.js';
+import { transportMaxPayload } from '../protocol.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
+import { guarded } from './guard.js';
 
 function adapt(ws: WebSocket): Socket {
+  const open = () => ws.readyState === ws.OPEN;
   return {
     sendText: (text) => {
-      if (ws.readyState === ws.OPEN) ws.send(text);
+      if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
+      if (open()) ws.send(data, { binary: true });
     },
-    close: (code, reason) => ws.close(code, reason),
+    close: (code, reason) => {
+      if (open()) ws.close(code, reason);
+    },
+    ping: () => {
+      if (open()) ws.ping();
+    },
     bufferedAmount: () => ws.bufferedAmount,
   };
 }
@@ -31,9 +39,10 @@ declare module 'fastify' {
 export const fastifyTransport = fp(
   async (app: FastifyInstance, opts: { registry: SessionRegistry }) => {
     const { registry } = opts;
+    const { deps } = registry;
     await app.register(websocket, {
-      // RFC 6455 §7.4.1: ws closes oversized messages with 1009 (SPEC §4.7).
-      options: { maxPayload: app.config.maxFrameBytes },
+      // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
+      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
       // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
@@ -50,7 +59,7 @@ export const fastifyTransport = fp(
         },
         // SPEC §4.1: every refusal happens before the upgrade.
         preValidation: async (request, reply) => {
-          const admission = registry.admit(request.url, request.headers);
+          const admission = registry.admit({ url: request.url, headers: request.headers, ip: request.ip });
           if (!admission.ok) {
             if (admission.retryAfter !== undefined) reply.header('retry-after', String(admission.retryAfter));
             return sendProblem(reply, admission.status, admission.code, admission.message);
@@ -59,18 +68,20 @@ export const fastifyTransport = fp(
         },
       },
       (socket, request) => {
-        const pipeline = request.streamPipeline;
-        if (pipeline === undefined) return socket.close(1011, 'no pipeline');
-        const session = new StreamSession(adapt(socket), registry.deps, pipeline, 'ws');
-        registry.add(session);
-        // Attached synchronously: @fastify/websocket drops messages that arrive before a listener.
-        socket.on('message', (data: Buffer, isBinary: boolean) => {
-          if (isBinary) session.onBinary(data);
-          else session.onText(data.toString('utf8'));
-        });
-        socket.on('close', () => session.onClose());
         // Without an 'error' listener, one malformed frame from a client would end the process.
-        socket.on('error', (err) => request.log.debug({ err, session: session.id }, 'websocket error'));
+        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
+        guarded(deps, 'open', undefined, () => {
+          const pipeline = request.streamPipeline;
+          if (pipeline === undefined) return socket.close(1011, 'no pipeline');
+          const session = new StreamSession(adapt(socket), deps, pipeline, 'ws');
+          registry.add(session, request.ip);
+          // Attached synchronously: @fastify/websocket drops messages that arrive before a listener.
+          socket.on('message', (data: Buffer, isBinary: boolean) =>
+            guarded(deps, 'message', session, () => session.onMessage(data, isBinary)),
+          );
+          socket.on('pong', () => guarded(deps, 'pong', session, () => session.onPong()));
+          socket.on('close', () => guarded(deps, 'close', undefined, () => session.onClose()));
+        });
       },
     );
   },

@@ -3,10 +3,15 @@
  * protocol, same sessions as the main port, with less overhead per message.
  */
 
-import type { TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
+import { problemOf } from '../../plugins/problems.js';
+import type { Admission } from '../admission.js';
+import { transportMaxPayload } from '../protocol.js';
 import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
+import { guarded } from './guard.js';
 
 type Uws = typeof import('uWebSockets.js');
 const require = createRequire(import.meta.url);
@@ -18,8 +23,20 @@ const uws: Uws = require('uWebSockets.js');
  */
 export const uwsIsNative = /\[native code\]/.test(String(uws.App));
 
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT, so a port already in use fails the listen. */
+const EXCLUSIVE_PORT = 1;
+
+/** `listen(host, port, options, cb)`: the addon has it; the package's typings list only the other forms. */
+type ListenWithOptions = (
+  host: string,
+  port: number,
+  options: number,
+  cb: (token: us_listen_socket | false) => void,
+) => TemplatedApp;
+
 interface UserData {
   pipeline: PipelineRef;
+  ip: string;
   session?: StreamSession;
   closed: boolean;
 }
@@ -37,93 +54,122 @@ function adapt(ws: WebSocket<UserData>): Socket {
     close: (code, reason) => {
       if (!data.closed) ws.end(code, reason);
     },
+    ping: () => {
+      if (!data.closed) ws.ping();
+    },
     bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
   };
 }
 
-const statusText: Record<number, string> = {
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  503: 'Service Unavailable',
-};
+/** The same problem+json answer the main port gives for a refused upgrade. */
+function refuse(res: HttpResponse, url: string, refusal: Extract<Admission, { ok: false }>): void {
+  const body = JSON.stringify(problemOf(refusal.status, refusal.code, refusal.message, url));
+  res.cork(() => {
+    res.writeStatus(`${refusal.status} ${STATUS_CODES[refusal.status] ?? 'Error'}`);
+    res.writeHeader('content-type', 'application/problem+json; charset=utf-8');
+    if (refusal.retryAfter !== undefined) res.writeHeader('retry-after', String(refusal.retryAfter));
+    res.end(body);
+  });
+}
+
+/** The client's address as text (uWS gives 4 or 16 raw bytes); admission canonicalizes it. */
+function remoteIp(res: HttpResponse): string {
+  const bytes = new Uint8Array(res.getRemoteAddress());
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i + 1 < bytes.length; i += 2)
+    groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  return groups.join(':');
+}
 
 export interface UwsListener {
   port: number;
   close(): void;
 }
 
-/** Starts the uWebSockets.js listener. Resolves once it listens (port 0 picks a free port). */
+/**
+ * Starts the uWebSockets.js listener. Resolves once it listens (port 0 picks a free port); rejects when
+ * the port is taken — by anyone, this process included: the port is bound exclusively.
+ */
 export function startUwsListener(
   registry: SessionRegistry,
   host: string,
   port: number,
 ): Promise<UwsListener> {
-  const maxFrameBytes = registry.deps.config.maxFrameBytes;
+  const { deps } = registry;
   const app: TemplatedApp = uws.App().ws<UserData>('/v1/pipelines/:id/stream', {
-    // uWS drops a connection over maxPayloadLength without a close frame (1006), so the limit here is a
-    // hard cap well above MAX_FRAME_BYTES; the session closes messages over MAX_FRAME_BYTES with 1009.
-    maxPayloadLength: Math.max(16 * 1024 * 1024, 4 * maxFrameBytes),
-    // Slow readers are detected and closed by the registry (1008), not dropped here.
+    maxPayloadLength: transportMaxPayload(deps.config.maxFrameBytes),
+    // Slow readers are detected and closed by the watchdog (1008), not dropped here.
     maxBackpressure: 64 * 1024 * 1024,
     closeOnBackpressureLimit: 0,
+    // Idle clients and heartbeats are the watchdog's too, the same for both transports.
     idleTimeout: 0,
+    sendPingsAutomatically: false,
     upgrade: (res, req, context) => {
       // The request object is only valid during this callback: read everything now.
       const query = req.getQuery();
       const url = req.getUrl() + (query ? `?${query}` : '');
-      const headers = { authorization: req.getHeader('authorization'), origin: req.getHeader('origin') };
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const admission = registry.admit(url, headers);
-      if (!admission.ok) {
-        const body = JSON.stringify({
-          type: `https://remotemedia.dev/problems/${admission.code.toLowerCase().replaceAll('_', '-')}`,
-          title: statusText[admission.status] ?? 'Error',
-          status: admission.status,
-          code: admission.code,
-          detail: admission.message,
+      let answered = false;
+      guarded(deps, 'upgrade', undefined, () => {
+        const headers = { authorization: req.getHeader('authorization'), origin: req.getHeader('origin') };
+        const key = req.getHeader('sec-websocket-key');
+        const protocol = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const ip = remoteIp(res);
+        const admission = registry.admit({ url, headers, ip });
+        answered = true;
+        if (!admission.ok) return refuse(res, url, admission);
+        res.upgrade<UserData>(
+          { pipeline: admission.pipeline, ip, closed: false },
+          key,
+          protocol,
+          extensions,
+          context,
+        );
+      });
+      if (!answered) {
+        refuse(res, url, {
+          ok: false,
+          status: 500,
+          code: 'RM_ERR_INTERNAL',
+          message: 'internal server error',
         });
-        res.cork(() => {
-          res.writeStatus(`${admission.status} ${statusText[admission.status] ?? 'Error'}`);
-          res.writeHeader('content-type', 'application/problem+json');
-          if (admission.retryAfter !== undefined)
-            res.writeHeader('retry-after', String(admission.retryAfter));
-          res.end(body);
-        });
-        return;
       }
-      res.upgrade<UserData>(
-        { pipeline: admission.pipeline, closed: false },
-        key,
-        protocol,
-        extensions,
-        context,
-      );
     },
     open: (ws) => {
-      const data = ws.getUserData();
-      data.session = new StreamSession(adapt(ws), registry.deps, data.pipeline, 'uws');
-      registry.add(data.session);
+      guarded(deps, 'open', undefined, () => {
+        const data = ws.getUserData();
+        data.session = new StreamSession(adapt(ws), deps, data.pipeline, 'uws');
+        registry.add(data.session, data.ip);
+      });
     },
     message: (ws, message, isBinary) => {
       const session = ws.getUserData().session;
       if (session === undefined) return;
-      // `message` is valid only during this callback; the engine copies binary frames inside push().
-      if (isBinary) session.onBinary(new Uint8Array(message));
-      else session.onText(Buffer.from(message).toString('utf8'));
+      // `message` is valid only during this callback: the session decodes text and the engine copies
+      // binary frames inside it.
+      guarded(deps, 'message', session, () => session.onMessage(new Uint8Array(message), isBinary));
+    },
+    pong: (ws) => {
+      const session = ws.getUserData().session;
+      if (session !== undefined) guarded(deps, 'pong', session, () => session.onPong());
     },
     close: (ws) => {
       const data = ws.getUserData();
       data.closed = true;
-      data.session?.onClose();
+      guarded(deps, 'close', undefined, () => data.session?.onClose());
     },
   });
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (token: us_listen_socket | false) => {
+    const listen = app.listen as unknown as ListenWithOptions;
+    listen.call(app, host, port, EXCLUSIVE_PORT, (token) => {
       if (!token) {
-        reject(new Error(`uWebSockets.js could not listen on ${host}:${port}`));
+        reject(
+          Object.assign(
+            new Error(`listen EADDRINUSE: address already in use ${host}:${port} (RT_PORT)`),
+            { code: 'EADDRINUSE' },
+          ),
+        );
         return;
       }
       resolve({ port: uws.us_socket_local_port(token), close: () => uws.us_listen_socket_close(token) });

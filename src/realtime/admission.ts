@@ -1,0 +1,130 @@
+/**
+ * Admission before the upgrade (SPEC §4.1), the same for both transports: Origin allowlist, auth,
+ * 404 for an unknown pipeline, 503 while draining or over MAX_SESSIONS. A refused client never gets a
+ * WebSocket: it gets a problem+json answer with a code from the catalog.
+ */
+import type { Config } from '../config.js';
+import type { ErrorCode } from '../errors.js';
+import { originAllowed } from '../origins.js';
+import type { PipelineRef } from './session.js';
+
+/**
+ * One spelling per address, so that a client is counted once across both transports: IPv4 dotted
+ * (also for IPv4-mapped IPv6, RFC 4291 §2.5.5.2), IPv6 in its RFC 5952 form.
+ */
+export function canonicalIp(address: string): string {
+  if (!address.includes(':')) return address;
+  let v6: string;
+  try {
+    v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (mapped === null) return v6;
+  const hi = Number.parseInt(mapped[1] ?? '0', 16);
+  const lo = Number.parseInt(mapped[2] ?? '0', 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/** Request headers as both transports can give them. */
+export type UpgradeHeaders = Record<string, string | string[] | undefined>;
+
+/** What a transport knows about an upgrade request before it answers it. */
+export interface UpgradeRequest {
+  /** Path and query, as received (still percent-encoded). */
+  url: string;
+  headers: UpgradeHeaders;
+  /** The peer's IP address (any spelling; see `canonicalIp`). */
+  ip: string;
+}
+
+/** Looks up the current version of a stored pipeline. */
+export type PipelineLookup = (id: string) => PipelineRef | undefined;
+
+/** Decides whether a request may use the route it targets (see plugins/auth.ts). */
+export type Authorize = (headers: UpgradeHeaders, url: string) => boolean;
+
+export interface AdmissionPolicy {
+  config: Config;
+  lookup: PipelineLookup;
+  authorize: Authorize;
+}
+
+/** How full the server is, as the registry counts it. */
+export interface Occupancy {
+  readonly isDraining: boolean;
+  readonly size: number;
+  /** Live sessions from one (canonical) client IP, both transports together. */
+  sessionsFrom(ip: string): number;
+}
+
+export type Admission =
+  | { ok: true; pipeline: PipelineRef }
+  | { ok: false; status: number; code: ErrorCode; message: string; retryAfter?: number };
+
+const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
+
+/**
+ * The pipeline id of a stream URL: undefined when the URL is not a stream path, or when its id is not
+ * valid percent-encoding (RFC 3986 §2.1) — a malformed escape is a bad request, never an exception.
+ */
+export function pipelineIdOf(url: string): string | undefined {
+  const m = streamPath.exec(url);
+  if (m?.[1] === undefined) return undefined;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SPEC §4.1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade. */
+export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: UpgradeRequest): Admission {
+  const { config } = policy;
+  const { url, headers } = request;
+  if (!originAllowed(config.allowedOrigins, headers)) {
+    return { ok: false, status: 403, code: 'RM_ERR_ORIGIN', message: 'origin is not allowed' };
+  }
+  if (!policy.authorize(headers, url)) {
+    return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
+  }
+  const id = pipelineIdOf(url);
+  const pipeline = id === undefined ? undefined : policy.lookup(id);
+  if (pipeline === undefined) {
+    return {
+      ok: false,
+      status: 404,
+      code: 'RM_ERR_PIPELINE_NOT_FOUND',
+      message: `no pipeline '${id ?? ''}'`,
+    };
+  }
+  if (occupancy.isDraining) {
+    return {
+      ok: false,
+      status: 503,
+      code: 'RM_ERR_DRAINING',
+      message: 'server is shutting down',
+      retryAfter: 5,
+    };
+  }
+  if (occupancy.sessionsFrom(canonicalIp(request.ip)) >= config.maxSessionsPerIp) {
+    return {
+      ok: false,
+      status: 429,
+      code: 'RM_ERR_TOO_MANY_SESSIONS_PER_IP',
+      message: `this address holds its maximum of ${config.maxSessionsPerIp} sessions`,
+      retryAfter: 1,
+    };
+  }
+  if (occupancy.size >= config.maxSessions) {
+    return {
+      ok: false,
+      status: 503,
+      code: 'RM_ERR_TOO_MANY_SESSIONS',
+      message: `the server holds its maximum of ${config.maxSessions} sessions`,
+      retryAfter: 1,
+    };
+  }
+  return { ok: true, pipeline };
+}
