@@ -6,7 +6,7 @@
  * disturbs least. One line per run and the median of the runs.
  *
  *   node --import tsx scripts/bench-plumbing.ts [--pipeline gain|asr] [--sessions 50] [--window 4]
- *        [--seconds 3] [--runs 3] [--workers 2] [--pin]
+ *        [--seconds 3] [--runs 3] [--workers 2] [--pin] [--spin µs]
  */
 import { parseArgs } from 'node:util';
 import { Engine, type EngineOutput, OutputKind } from '../src/native.js';
@@ -22,6 +22,7 @@ const { values: flags } = parseArgs({
     runs: { type: 'string', default: '3' },
     workers: { type: 'string', default: '2' },
     pin: { type: 'boolean', default: false },
+    spin: { type: 'string', default: '0' },
   },
 });
 
@@ -47,7 +48,11 @@ const median = (xs: number[]) => {
 };
 
 async function run(seconds: number): Promise<{ fps: number; cpuUs: number }> {
-  const engine = new Engine({ workers: Number(flags.workers), pinCores: flags.pin });
+  const engine = new Engine({
+    workers: Number(flags.workers),
+    pinCores: flags.pin,
+    spinUs: Number(flags.spin),
+  });
   const sessions = Number(flags.sessions);
   const window = Number(flags.window);
   let answered = 0;

@@ -165,7 +165,7 @@ export const metricsPlugin = fp(
     });
     const dropped = new Counter({
       name: 'remotemedia_frames_dropped_total',
-      help: 'Audio frames dropped because a session queue held more than SESSION_QUEUE_MS',
+      help: 'Audio frames dropped because they waited longer than SESSION_QUEUE_MS for the engine',
       labelNames: ['transport'],
       registers: [registry],
     });

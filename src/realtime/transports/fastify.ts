@@ -11,6 +11,9 @@ import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 import { guarded } from './guard.js';
 
+/** One options object for every binary send (ws would otherwise get a fresh one per answer). */
+const BINARY = { binary: true } as const;
+
 function adapt(ws: WebSocket): Socket {
   const open = () => ws.readyState === ws.OPEN;
   return {
@@ -18,7 +21,7 @@ function adapt(ws: WebSocket): Socket {
       if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      if (open()) ws.send(data, { binary: true });
+      if (open()) ws.send(data, BINARY);
     },
     close: (code, reason) => {
       if (open()) ws.close(code, reason);
@@ -42,7 +45,8 @@ export const fastifyTransport = fp(
     const { deps } = registry;
     await app.register(websocket, {
       // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
-      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
+      // No permessage-deflate: PCM hardly compresses, and it would cost a zlib pass per message.
+      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes), perMessageDeflate: false },
       // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
