@@ -37,10 +37,11 @@ use crate::stats::{NodeStats, SessionStats};
 
 /// Items one session may run per turn before the worker moves on to the next session.
 const TURN: usize = 16;
-/// A batch this full waits for the host instead of growing.
-const MAX_BATCH_RECORDS: usize = 1024;
-/// The same bound in bytes of audio and text.
-const MAX_BATCH_BYTES: usize = 4 << 20;
+/// A batch this full is handed over (or, while the host holds the previous one, waits for it).
+const MAX_BATCH_RECORDS: usize = 256;
+/// The same bound in bytes of audio and text: small enough that the host's copy of a batch comes
+/// from its allocator's heap (glibc maps anything over 128 KiB afresh, page faults and all).
+const MAX_BATCH_BYTES: usize = 64 << 10;
 
 /// u32 words per record in [`Batch::index`].
 pub const RECORD_WORDS: usize = 8;
@@ -656,8 +657,16 @@ impl Worker {
                 self.me.queued.store(false, Ordering::Release);
                 std::mem::swap(&mut *lock(&self.me.run), &mut ready);
                 if !ready.is_empty() {
-                    for slot in ready.drain(..) {
+                    while let Some(slot) = ready.pop_front() {
                         self.run_slot(&slot, &mut filling);
+                        if filling.full() && !shutdown {
+                            // The rest keep their turn, ahead of the slots requeued meanwhile.
+                            let mut run = lock(&self.me.run);
+                            while let Some(s) = ready.pop_back() {
+                                run.push_front(s);
+                            }
+                            break;
+                        }
                     }
                     continue;
                 }
@@ -698,9 +707,13 @@ impl Worker {
         }
     }
 
-    /// Runs up to TURN items of `slot`, writing their records; requeues the slot if more wait.
+    /// Runs up to TURN items of `slot` (fewer once the batch is full), writing their records;
+    /// requeues the slot if more wait.
     fn run_slot(&self, slot: &Arc<Slot>, out: &mut Buffers) {
         for _ in 0..TURN {
+            if out.full() {
+                break;
+            }
             let (item, session, started) = {
                 let mut st = slot.lock();
                 let started = Instant::now();

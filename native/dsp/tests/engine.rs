@@ -99,10 +99,22 @@ struct Collect {
     outputs: Mutex<Vec<Output>>,
     gate: Mutex<bool>,
     opened: std::sync::Condvar,
+    /// Calls of `deliver` so far (including one blocked at the gate).
+    deliveries: std::sync::atomic::AtomicUsize,
+}
+
+/// Opens the gate when dropped, so that a failing test does not leave the worker blocked forever.
+struct OpenOnDrop(Arc<Collect>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set_gate(false);
+    }
 }
 
 impl Sink for Collect {
     fn deliver(&self, batch: Batch) {
+        self.deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut closed = self.gate.lock().unwrap();
         while *closed {
             closed = self.opened.wait(closed).unwrap();
@@ -180,8 +192,14 @@ fn frames_that_wait_past_the_queue_limit_are_dropped_and_named() {
     let p = gain_plan(0.0, 1);
     let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), Some(Duration::from_millis(30)), 2);
     // Frame 0's batch blocks the worker in `deliver` until the gate opens.
+    let _gate = OpenOnDrop(sink.clone());
     sink.set_gate(true);
     pool.push(&s, &s16(&[1; 80])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.deliveries.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the worker never delivered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     for _ in 1..=5 {
         assert_eq!(pool.push(&s, &s16(&[1; 80])).unwrap().dropped, Vec::<u64>::new());
     }
