@@ -19,9 +19,9 @@ const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }
 uws
   .App()
   .ws('/*', {
-    // The same limits as the product's listener (src/realtime/transports/uws.ts), so neither side
-    // pays for a setting the other does not.
-    maxPayloadLength: 16 * 1024 * 1024,
+    // The same limits as the product's listener (src/realtime/transports/uws.ts) on its defaults, so
+    // neither side pays for a setting the other does not.
+    maxPayloadLength: 2 * 65536,
     maxBackpressure: 64 * 1024 * 1024,
     closeOnBackpressureLimit: 0,
     idleTimeout: 0,

@@ -16,7 +16,7 @@ const server = new WebSocketServer({
   host: '127.0.0.1',
   port: Number(values.port),
   perMessageDeflate: false,
-  maxPayload: 65536,
+  maxPayload: 2 * 65536,
 });
 server.on('connection', (ws) => {
   ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -10,7 +10,7 @@ import { bodiesPlugin } from './plugins/bodies.js';
 import { enginePlugin } from './plugins/engine.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
-import { problemsPlugin } from './plugins/problems.js';
+import { frameworkErrors, problemsPlugin } from './plugins/problems.js';
 import { protectionPlugin } from './plugins/protection.js';
 import { realtimePlugin } from './plugins/realtime.js';
 import { storePlugin } from './plugins/store.js';
@@ -36,6 +36,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     bodyLimit: config.maxBodyBytes,
     // Guards against slow-loris uploads; streaming sockets are upgraded before this applies.
     requestTimeout: config.requestTimeoutMs,
+    // Errors raised before routing answer problem+json too (plugins/problems.ts).
+    frameworkErrors,
   });
   app.decorate('config', config);
 

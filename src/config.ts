@@ -45,6 +45,7 @@ const settings = {
   IDLE_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
   MAX_SESSIONS_PER_IP: int(1, 1_000_000).default(100),
   HEARTBEAT_MS: int(0, 3_600_000).default(15_000),
+  WORKER_STALL_MS: int(200, 3_600_000).default(5000),
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -91,6 +92,8 @@ export interface Config {
   readonly maxSessionsPerIp: number;
   /** Interval of WebSocket pings; a peer that has not answered the last one is closed; 0 = off. */
   readonly heartbeatMs: number;
+  /** A native worker whose loop has not beaten for this long is stalled: /readyz 503, its sessions closed 1011. */
+  readonly workerStallMs: number;
 }
 
 /** `PORT` ↔ `--port`, `MAX_FRAME_BYTES` ↔ `--max-frame-bytes`. */
@@ -169,6 +172,7 @@ export function loadConfig(
     idleTimeoutMs: v.IDLE_TIMEOUT_MS,
     maxSessionsPerIp: v.MAX_SESSIONS_PER_IP,
     heartbeatMs: v.HEARTBEAT_MS,
+    workerStallMs: v.WORKER_STALL_MS,
   });
 }
 
@@ -202,4 +206,6 @@ export const settingHelp: Record<SettingName, string> = {
   MAX_SESSIONS_PER_IP: 'concurrent streaming sessions from one client IP, both transports (default 100)',
   HEARTBEAT_MS:
     'WebSocket ping interval; a peer that has not answered the previous ping is closed; 0 = off (default 15000)',
+  WORKER_STALL_MS:
+    'a native worker stuck this long in one item fails /readyz and its sessions are closed 1011 (default 5000)',
 };

@@ -89,7 +89,7 @@ export function inspectPlan(plan: object): PlanInfo {
   return call(() => binding.inspectPlan(JSON.stringify(plan)));
 }
 
-/** Makes the `__panic` fault-injection node buildable (isolation tests only). */
+/** Makes the `__panic` and `__stall` fault-injection nodes buildable (isolation tests only). */
 export function enableFaultNodes(): void {
   binding.enableFaultNodes();
 }
@@ -327,6 +327,18 @@ export class Engine {
 
   workers(): WorkerInfo[] {
     return this.native.workers();
+  }
+
+  /**
+   * Worker health from each worker's heartbeat (it beats between items and every 100 ms while idle):
+   * `stalled` lists the workers that have not beaten for `stallMs` — stuck in one item, or gone.
+   */
+  health(stallMs: number): { ok: boolean; stalled: number[] } {
+    const stalled = this.native
+      .workers()
+      .filter((w) => w.sinceBeatMs >= stallMs)
+      .map((w) => w.index);
+    return { ok: stalled.length === 0, stalled };
   }
 
   /** Builds a session for `plan` (negotiated for `input`); throws RM_ERR_BAD_PLAN and friends. */

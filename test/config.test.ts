@@ -22,6 +22,7 @@ describe('config', () => {
       idleTimeoutMs: 30_000,
       maxSessionsPerIp: 100,
       heartbeatMs: 15_000,
+      workerStallMs: 5000,
     });
     expect(c.workers).toBeGreaterThanOrEqual(1);
     expect(c.dataDir.endsWith('/data')).toBe(true);
@@ -76,6 +77,7 @@ describe('config', () => {
     [{ IDLE_TIMEOUT_MS: 'never' }, 'IDLE_TIMEOUT_MS'],
     [{ MAX_SESSIONS_PER_IP: '0' }, 'MAX_SESSIONS_PER_IP'],
     [{ HEARTBEAT_MS: '0.5' }, 'HEARTBEAT_MS'],
+    [{ WORKER_STALL_MS: '10' }, 'WORKER_STALL_MS'],
   ])('rejects %o naming %s', (env, name) => {
     const attempt = () => loadConfig(env, []);
     expect(attempt).toThrow(ConfigError);

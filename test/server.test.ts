@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -43,6 +44,16 @@ function collect(child: ChildProcess) {
   return out;
 }
 
+/** A port nobody listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
@@ -77,6 +88,38 @@ describe('remotemedia serve', () => {
     const out = collect(child);
     expect(await exited(child)).toBe(1);
     expect(out.stderr).toMatch(/RM_ERR_CONFIG: .*PORT="eighty"/);
+  });
+
+  it('refuses to boot when RT_PORT is taken, like PORT, instead of sharing the port', async () => {
+    const rtPort = await freePort();
+    const serve = (dir: string) =>
+      cli([
+        'serve',
+        '--port',
+        '0',
+        '--rt-port',
+        String(rtPort),
+        '--data-dir',
+        mkdtempSync(join(tmpdir(), dir)),
+      ]);
+    const first = serve('rm-serve-a-');
+    child = first;
+    const firstOut = collect(first);
+    await new Promise<void>((resolve, reject) => {
+      first.stdout?.on('data', () => {
+        if (firstOut.stdout.includes('uWebSockets.js realtime listener started')) resolve();
+      });
+      first.once('exit', (code) => reject(new Error(`exited ${code}: ${firstOut.stderr}`)));
+    });
+    const second = serve('rm-serve-b-');
+    const out = collect(second);
+    const code = await Promise.race([
+      exited(second),
+      new Promise<string>((r) => setTimeout(() => r('still running'), 10_000)),
+    ]);
+    second.kill('SIGKILL');
+    expect(code).toBe(1);
+    expect(out.stderr).toMatch(new RegExp(`EADDRINUSE.*:${rtPort} \\(RT_PORT\\)`));
   });
 
   it('prints help for the tool and for serve', async () => {

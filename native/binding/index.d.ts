@@ -70,7 +70,7 @@ export interface BucketCounts {
   count: number
 }
 
-/** Makes the `__panic` fault-injection node buildable in this process (isolation tests only). */
+/** Makes the `__panic` and `__stall` fault-injection nodes buildable in this process (isolation tests only). */
 export declare function enableFaultNodes(): void
 
 /** Options of the engine. */
@@ -238,4 +238,6 @@ export interface WorkerInfo {
   pinned: boolean
   /** Sessions living on it. */
   sessions: number
+  /** Milliseconds since the worker's loop last beat; it beats at least every 100 ms unless stuck or dead. */
+  sinceBeatMs: number
 }

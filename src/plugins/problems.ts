@@ -1,7 +1,7 @@
 /**
  * RFC 9457 problem details for every error the server answers with, using the codes of `errors.ts`.
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
@@ -45,6 +45,17 @@ export function sendProblem(
 ) {
   const body = problemOf(status, code, detail, reply.request.url, extensions);
   return reply.code(status).type('application/problem+json').send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (a URL that cannot be percent-decoded, an
+ * over-long path parameter) get a problem+json answer like every other error. Such a request may be a
+ * WebSocket upgrade, whose socket no one else would close after the answer.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 400;
+  if (request.headers.upgrade !== undefined) reply.raw.once('finish', () => request.raw.socket.destroy());
+  return sendProblem(reply, status, 'RM_ERR_BAD_REQUEST', err.message, { fastify_code: err.code });
 }
 
 /** The catalog code for a client error Fastify or a plugin raised with only a status. */

@@ -66,16 +66,16 @@ export type Admission =
 const streamPath = /^\/v1\/pipelines\/([^/?#]+)\/stream(?:[?#]|$)/;
 
 /**
- * The pipeline id of a stream URL: undefined when the URL is not a stream path, or when its id is not
- * valid percent-encoding (RFC 3986 §2.1) — a malformed escape is a bad request, never an exception.
+ * The pipeline id of a stream URL: undefined when the URL is not a stream path, null when its id is not
+ * valid percent-encoding (RFC 3986 §2.1) — a bad request, never an exception.
  */
-export function pipelineIdOf(url: string): string | undefined {
+export function pipelineIdOf(url: string): string | null | undefined {
   const m = streamPath.exec(url);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);
   } catch {
-    return undefined;
+    return null;
   }
 }
 
@@ -90,6 +90,15 @@ export function admit(policy: AdmissionPolicy, occupancy: Occupancy, request: Up
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
   }
   const id = pipelineIdOf(url);
+  if (id === null) {
+    // As the main port's router answers a path it cannot decode.
+    return {
+      ok: false,
+      status: 400,
+      code: 'RM_ERR_BAD_REQUEST',
+      message: `malformed URL ${url.slice(0, 200)}`,
+    };
+  }
   const pipeline = id === undefined ? undefined : policy.lookup(id);
   if (pipeline === undefined) {
     return {

@@ -30,7 +30,11 @@ export class SessionRegistry implements Occupancy {
     authorize: Authorize,
   ) {
     this.policy = { config: deps.config, lookup, authorize };
-    this.watchdog = new Watchdog(() => this.sessions.values(), deps.config);
+    this.watchdog = new Watchdog(
+      () => this.sessions.values(),
+      deps.config,
+      () => deps.engine.health(deps.config.workerStallMs).stalled,
+    );
   }
 
   get isDraining(): boolean {

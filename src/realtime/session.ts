@@ -200,14 +200,26 @@ export class StreamSession {
     );
   }
 
-  /** Closes the socket and releases the engine session. Idempotent. */
-  private closeWith(code: number, reason: string): void {
-    if (this.state === 'closed') return;
-    this.finalStats = this.native?.stats();
+  /**
+   * The one teardown: releases the engine session and leaves the registry, whatever fails on the way
+   * (a session that stayed registered would hold its MAX_SESSIONS and per-IP slots forever).
+   * False when the session was already closed.
+   */
+  private release(): boolean {
+    if (this.state === 'closed') return false;
     this.state = 'closed';
-    this.native?.close();
-    this.socket.close(code, reason);
-    this.onClosed?.();
+    try {
+      this.finalStats = this.native?.stats();
+      this.native?.close();
+    } finally {
+      this.onClosed?.();
+    }
+    return true;
+  }
+
+  /** Releases the session, then closes the socket with `code`. Idempotent. */
+  private closeWith(code: number, reason: string): void {
+    if (this.release()) this.socket.close(code, reason);
   }
 
   /** Admits one message against the rate limit; false means the session was closed for it. */
@@ -431,11 +443,7 @@ export class StreamSession {
 
   /** The client went away: drop everything. */
   onClose(): void {
-    if (this.state === 'closed') return;
-    this.finalStats = this.native?.stats();
-    this.state = 'closed';
-    this.native?.close();
-    this.onClosed?.();
+    this.release();
   }
 
   /**
@@ -474,6 +482,11 @@ export class StreamSession {
 
   private statsMessage() {
     return { session_id: this.id, ...counters(this.nativeStats()) };
+  }
+
+  /** The native worker the session lives on (undefined before start). */
+  get worker(): number | undefined {
+    return this.native?.worker;
   }
 
   /** Bytes the transport holds for this client, unsent. */

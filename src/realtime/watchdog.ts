@@ -4,7 +4,8 @@
  * - IDLE_TIMEOUT_MS: a session whose client sends nothing for that long is flushed and closed 1001 "idle";
  * - HEARTBEAT_MS: every socket is pinged; one that has not answered the previous ping is closed 1001;
  * - a client that stops reading its answers is closed 1008 (SPEC §4.7) before its unsent output grows
- *   without bound.
+ *   without bound;
+ * - WORKER_STALL_MS: sessions on a native worker that stopped beating (stuck in one item) are closed 1011.
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
@@ -34,6 +35,8 @@ export class Watchdog {
   constructor(
     private readonly sessions: () => Iterable<StreamSession>,
     private readonly limits: WatchdogLimits,
+    /** The native workers that have stopped beating. */
+    private readonly stalledWorkers: () => number[] = () => [],
   ) {
     this.timer = setInterval(() => this.sweep(), sweepInterval(limits));
     this.timer.unref();
@@ -41,8 +44,14 @@ export class Watchdog {
 
   /** Checks every session once; one that throws does not stop the sweep. */
   sweep(now = performance.now()): void {
+    const stalled = new Set(this.stalledWorkers());
     for (const s of [...this.sessions()]) {
       try {
+        const worker = s.worker;
+        if (worker !== undefined && stalled.has(worker)) {
+          s.fail('RM_ERR_WORKER_STALLED', `native worker ${worker} stopped responding`);
+          continue;
+        }
         this.check(s, now);
       } catch {
         s.kill(CloseCode.InternalError, 'internal error');

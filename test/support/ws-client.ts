@@ -1,4 +1,4 @@
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 
 export type Received = { kind: 'text'; json: Record<string, unknown> } | { kind: 'binary'; data: Buffer };
 
@@ -37,9 +37,13 @@ export class TestClient {
   }
 
   /** Connects; rejects with the HTTP status when the upgrade is refused. */
-  static connect(url: string, headers: Record<string, string> = {}): Promise<TestClient> {
+  static connect(
+    url: string,
+    headers: Record<string, string> = {},
+    options: ClientOptions = {},
+  ): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers, maxPayload: 64 * 1024 * 1024 });
+      const ws = new WebSocket(url, { headers, maxPayload: 64 * 1024 * 1024, ...options });
       const client = new TestClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => {

@@ -37,7 +37,7 @@ pub fn node_types() -> Vec<String> {
     remotemedia_dsp::nodes::NODE_TYPES.iter().map(|s| s.to_string()).collect()
 }
 
-/// Makes the `__panic` fault-injection node buildable in this process (isolation tests only).
+/// Makes the `__panic` and `__stall` fault-injection nodes buildable in this process (isolation tests only).
 #[napi]
 pub fn enable_fault_nodes() {
     remotemedia_dsp::nodes::enable_fault_nodes();
@@ -117,6 +117,8 @@ pub struct WorkerInfo {
     pub pinned: bool,
     /// Sessions living on it.
     pub sessions: u32,
+    /// Milliseconds since the worker's loop last beat; it beats at least every 100 ms unless stuck or dead.
+    pub since_beat_ms: u32,
 }
 
 /// A stream format on the wire.
@@ -252,6 +254,7 @@ impl Engine {
                 core: w.core.map(|c| c as u32),
                 pinned: w.pinned,
                 sessions: w.sessions as u32,
+                since_beat_ms: w.since_beat_ms.min(u32::MAX as u64) as u32,
             })
             .collect()
     }

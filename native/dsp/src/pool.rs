@@ -43,6 +43,28 @@ const MAX_BATCH_RECORDS: usize = 256;
 /// from its allocator's heap (glibc maps anything over 128 KiB afresh, page faults and all).
 const MAX_BATCH_BYTES: usize = 64 << 10;
 
+/// How often an idle worker beats; a busy one beats between items. A worker whose last beat is
+/// much older than this is stuck in one item (or gone).
+const BEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A worker's heartbeat: the time of its last beat, in milliseconds since the pool started.
+#[derive(Clone)]
+struct Heartbeat {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Heartbeat {
+    fn beat(&self) {
+        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last beat.
+    fn since_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
 /// u32 words per record in [`Batch::index`].
 pub const RECORD_WORDS: usize = 8;
 
@@ -368,6 +390,8 @@ pub struct WorkerInfo {
     pub pinned: bool,
     /// Sessions living on it.
     pub sessions: usize,
+    /// Milliseconds since its loop last beat (see `BEAT_INTERVAL`): large means stuck or dead.
+    pub since_beat_ms: u64,
 }
 
 struct WorkerHandle {
@@ -376,6 +400,7 @@ struct WorkerHandle {
     core: Option<usize>,
     pinned: Arc<AtomicBool>,
     sessions: Arc<AtomicUsize>,
+    heart: Heartbeat,
 }
 
 /// How the workers wait for work.
@@ -406,6 +431,7 @@ impl Pool {
     /// Starts the pool with every option.
     pub fn with_options(options: PoolOptions, sink: Arc<dyn Sink>) -> Pool {
         let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let epoch = Instant::now();
         let handles = (0..options.workers.max(1))
             .map(|k| {
                 let shared = Arc::new(Shared {
@@ -419,6 +445,8 @@ impl Pool {
                 let core = cores.get(k % cores.len().max(1)).copied();
                 let pinned = Arc::new(AtomicBool::new(false));
                 let sessions = Arc::new(AtomicUsize::new(0));
+                let heart = Heartbeat { epoch, last_ms: Arc::new(AtomicU64::new(0)) };
+                let worker_heart = heart.clone();
                 let (me, sink, pinned_flag, sessions_count) = (shared.clone(), sink.clone(), pinned.clone(), sessions.clone());
                 let spin = options.spin;
                 let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -431,12 +459,12 @@ impl Pool {
                         // nnnoiseless caches FFT plans per thread; build them now, not on a live frame.
                         crate::nodes::denoise::prepare_thread();
                         let _ = ready_tx.send(());
-                        Worker { me, sink, sessions: sessions_count, spin }.run();
+                        Worker { me, sink, sessions: sessions_count, spin, heart: worker_heart }.run();
                     })
                     .expect("spawn worker thread");
                 let _ = shared.thread.set(join.thread().clone());
                 let _ = ready_rx.recv();
-                WorkerHandle { shared, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions }
+                WorkerHandle { shared, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions, heart }
             })
             .collect();
         Pool { workers: handles, next_id: AtomicU64::new(1) }
@@ -452,6 +480,7 @@ impl Pool {
                 core: w.core,
                 pinned: w.pinned.load(Ordering::Relaxed),
                 sessions: w.sessions.load(Ordering::Relaxed),
+                since_beat_ms: w.heart.since_ms(),
             })
             .collect()
     }
@@ -460,8 +489,10 @@ impl Pool {
     /// `queue_limit` before the worker starts it is dropped (`None` for batch jobs, which must lose
     /// nothing).
     pub fn add_session(&self, session: Session, queue_limit: Option<Duration>, frame_bytes: usize) -> Arc<Slot> {
+        // Least loaded, preferring workers that beat lately over one stuck in an item.
+        let stuck = |k: usize| self.workers[k].heart.since_ms() > 10 * BEAT_INTERVAL.as_millis() as u64;
         let worker = (0..self.workers.len())
-            .min_by_key(|&k| self.workers[k].sessions.load(Ordering::Relaxed))
+            .min_by_key(|&k| (stuck(k), self.workers[k].sessions.load(Ordering::Relaxed)))
             .unwrap_or(0);
         self.workers[worker].sessions.fetch_add(1, Ordering::Relaxed);
         let nodes = session
@@ -633,6 +664,7 @@ struct Worker {
     sink: Arc<dyn Sink>,
     sessions: Arc<AtomicUsize>,
     spin: Duration,
+    heart: Heartbeat,
 }
 
 impl Worker {
@@ -642,6 +674,7 @@ impl Worker {
         let mut spare: Option<Buffers> = Some(Buffers::default());
         let mut ready: VecDeque<Arc<Slot>> = VecDeque::with_capacity(256);
         loop {
+            self.heart.beat();
             if spare.is_none() && self.me.returned_flag.swap(false, Ordering::Acquire) {
                 spare = lock(&self.me.returned).take();
             }
@@ -658,6 +691,7 @@ impl Worker {
                 std::mem::swap(&mut *lock(&self.me.run), &mut ready);
                 if !ready.is_empty() {
                     while let Some(slot) = ready.pop_front() {
+                        self.heart.beat();
                         self.run_slot(&slot, &mut filling);
                         if filling.full() && !shutdown {
                             // The rest keep their turn, ahead of the slots requeued meanwhile.
@@ -684,7 +718,8 @@ impl Worker {
     }
 
     /// Waits until there is something to do: a slot to run (unless the batch is full), or the
-    /// host's batch back (when a filled one waits for it). Spins first, then parks.
+    /// host's batch back (when a filled one waits for it). Spins first, then parks, beating every
+    /// BEAT_INTERVAL.
     fn idle(&self, full: bool, nothing_to_deliver: bool) {
         let wanted = || {
             (!full && self.me.queued.load(Ordering::Acquire))
@@ -703,7 +738,8 @@ impl Worker {
             }
         }
         while !wanted() {
-            std::thread::park();
+            self.heart.beat();
+            std::thread::park_timeout(BEAT_INTERVAL);
         }
     }
 
@@ -714,6 +750,7 @@ impl Worker {
             if out.full() {
                 break;
             }
+            self.heart.beat();
             let (item, session, started) = {
                 let mut st = slot.lock();
                 let started = Instant::now();

@@ -183,6 +183,35 @@ fn a_panicking_session_fails_alone_and_the_worker_goes_on() {
     assert_eq!(pool.session_count(), 1);
 }
 
+#[test]
+fn a_worker_stuck_in_one_item_stops_beating_and_new_sessions_avoid_it() {
+    remotemedia_dsp::nodes::enable_fault_nodes();
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(2, false, sink.clone());
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(pool.workers().iter().all(|w| w.since_beat_ms < 200), "idle workers beat");
+    let stall = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "s", "type": "__stall", "params": { "after_frames": 0, "ms": 1500 }, "input": null } ],
+        "output": "s" }));
+    let p = gain_plan(0.0, 1);
+    let busy = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    let stuck = pool.add_session(Session::new(&stall, stall.input, S16, 4096).unwrap(), None, 2);
+    let _busier = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    assert_ne!(busy.worker(), stuck.worker());
+    pool.push(&stuck, &s16(&[0; 80])).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let workers = pool.workers();
+    assert!(workers[stuck.worker()].since_beat_ms >= 1000, "{workers:?}");
+    assert!(workers[1 - stuck.worker()].since_beat_ms < 200, "{workers:?}");
+    // The stuck worker has fewer sessions, yet is not given the new one.
+    let fresh = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    assert_ne!(fresh.worker(), stuck.worker());
+    sink.wait_for(|v| v.iter().any(|o| o.session == stuck.id()));
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(pool.workers().iter().all(|w| w.since_beat_ms < 200), "it beats again once the item is done");
+}
+
 /// SPEC §4.10: a frame is dropped only when it waited longer than the queue limit before the worker
 /// started it; drops found at push time come back from `push`, those the worker finds in a record.
 #[test]

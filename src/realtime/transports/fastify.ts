@@ -47,6 +47,19 @@ export const fastifyTransport = fp(
       // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
       // No permessage-deflate: PCM hardly compresses, and it would cost a zlib pass per message.
       options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes), perMessageDeflate: false },
+      // The plugin's default logs every socket error at error level and then destroys the socket. A
+      // protocol error from the client (WS_ERR_*: invalid UTF-8, over maxPayload) is the client's fault
+      // and `ws` has already closed with the right code (1007, 1009): log it at debug, let the close
+      // handshake finish. Anything else failed in our handler: warn, close 1011.
+      errorHandler: (err, socket, request) => {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+          request.log.debug({ err }, 'websocket protocol error from the client');
+          return;
+        }
+        request.log.warn({ err }, 'websocket handler failed');
+        if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error');
+      },
       // SPEC §4.8: on close, sessions of both transports are flushed, sent their stats and closed with
       // 1001 — instead of the plugin's default of closing every socket at once.
       preClose: async () => {
@@ -72,8 +85,6 @@ export const fastifyTransport = fp(
         },
       },
       (socket, request) => {
-        // Without an 'error' listener, one malformed frame from a client would end the process.
-        socket.on('error', (err) => request.log.debug({ err }, 'websocket error'));
         guarded(deps, 'open', undefined, () => {
           const pipeline = request.streamPipeline;
           if (pipeline === undefined) return socket.close(1011, 'no pipeline');

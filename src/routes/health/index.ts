@@ -21,6 +21,16 @@ export async function healthRoutes(app: FastifyInstance) {
       }
       const workers = app.engine.workers();
       if (workers.length === 0) return sendProblem(reply, 503, 'RM_ERR_NATIVE', 'native worker pool is down');
+      const health = app.engine.health(app.config.workerStallMs);
+      if (!health.ok) {
+        reply.header('retry-after', '5');
+        return sendProblem(
+          reply,
+          503,
+          'RM_ERR_WORKER_STALLED',
+          `native workers not responding: ${health.stalled.join(', ')}`,
+        );
+      }
       return { status: 'ready', workers: workers.length, sessions: app.realtime.sessions.size };
     },
   );

@@ -42,7 +42,7 @@ pub const NODE_TYPES: &[&str] = &[
 
 static FAULT_NODES: AtomicBool = AtomicBool::new(false);
 
-/// Makes the `__panic` test node buildable in this process (for isolation tests only).
+/// Makes the `__panic` and `__stall` test nodes buildable in this process (for isolation tests only).
 pub fn enable_fault_nodes() {
     FAULT_NODES.store(true, Ordering::Relaxed);
 }
@@ -65,6 +65,9 @@ pub fn build(node_type: &str, params: &Value, input: Format) -> Result<Processor
         "denoise" => Processor::Block(Box::new(denoise::Denoise::new(params, input)?)),
         "__panic" if FAULT_NODES.load(Ordering::Relaxed) => {
             Processor::InPlace(Box::new(fault::PanicNode::new(params, input)?))
+        }
+        "__stall" if FAULT_NODES.load(Ordering::Relaxed) => {
+            Processor::InPlace(Box::new(fault::StallNode::new(params, input)?))
         }
         other => return Err(NodeError::UnknownType(other.to_string())),
     })

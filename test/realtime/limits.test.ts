@@ -1,0 +1,147 @@
+/**
+ * Exhaustion limits of the realtime plane (SPEC §1 round 2, §9): no client can hold a session slot
+ * forever, nor take every slot from one address, on either transport.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Running, startTestServer, storePipeline } from '../support/server.js';
+import { TestClient } from '../support/ws-client.js';
+
+const start = { type: 'start', input: { encoding: 's16le', sample_rate: 16000, channels: 1 } };
+const gain = { name: 'gain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] };
+const transports = ['ws', 'uws'] as const;
+
+let server: Running | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function serve(env: Record<string, string>) {
+  server = await startTestServer(env);
+  const id = storePipeline(server.app, gain);
+  const url = (t: (typeof transports)[number]) => `${server?.base[t]}/v1/pipelines/${id}/stream`;
+  return { server, url };
+}
+
+/** The HTTP status and problem code of a refused upgrade. */
+async function refusal(url: string): Promise<{ status: number; code: string }> {
+  const err = (await TestClient.connect(url).then(
+    (c) => {
+      c.close();
+      throw new Error('the upgrade was accepted');
+    },
+    (e: unknown) => e,
+  )) as { status: number; body: string };
+  return { status: err.status, code: JSON.parse(err.body).code };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('START_TIMEOUT_MS', () => {
+  it('closes sockets that never send start (1008), so they cannot hold every MAX_SESSIONS slot', async () => {
+    const { url } = await serve({ MAX_SESSIONS: '4', START_TIMEOUT_MS: '300' });
+    const squatters = await Promise.all(
+      transports.flatMap((t) => [TestClient.connect(url(t)), TestClient.connect(url(t))]),
+    );
+    expect(await refusal(url('ws'))).toEqual({ status: 503, code: 'RM_ERR_TOO_MANY_SESSIONS' });
+    for (const c of squatters) {
+      expect(await c.closed).toBe(1008);
+      expect(c.texts()).toEqual([expect.objectContaining({ type: 'error', code: 'RM_ERR_START_TIMEOUT' })]);
+    }
+    for (const t of transports) {
+      const c = await TestClient.connect(url(t));
+      c.send(start);
+      await c.next('ready');
+      c.send({ type: 'stop' });
+      expect(await c.closed).toBe(1000);
+    }
+  });
+
+  it('a session that started in time is not affected', async () => {
+    const { url } = await serve({ START_TIMEOUT_MS: '200' });
+    for (const t of transports) {
+      const c = await TestClient.connect(url(t));
+      c.send(start);
+      await c.next('ready');
+      await sleep(500);
+      expect(c.closeCode).toBeUndefined();
+      c.close();
+    }
+  });
+});
+
+describe('IDLE_TIMEOUT_MS', () => {
+  it.each(transports)(
+    'flushes a silent session, sends its stats and closes it 1001 "idle" (%s)',
+    async (t) => {
+      const { url } = await serve({ IDLE_TIMEOUT_MS: '400' });
+      const idle = await TestClient.connect(url(t));
+      idle.send(start);
+      await idle.next('ready');
+      idle.sendRaw(Buffer.alloc(320), true);
+      // A session that keeps talking is not idle.
+      const busy = await TestClient.connect(url(t));
+      busy.send(start);
+      await busy.next('ready');
+      const talk = setInterval(() => busy.send({ type: 'ping' }), 100);
+      expect(await idle.closed).toBe(1001);
+      expect(idle.closeReason).toBe('idle');
+      expect(idle.texts().at(-1)).toMatchObject({ type: 'stats', frames_in: 1, frames_out: 1 });
+      await sleep(300);
+      clearInterval(talk);
+      expect(busy.closeCode).toBeUndefined();
+      busy.close();
+    },
+  );
+});
+
+describe('MAX_SESSIONS_PER_IP', () => {
+  it('counts both transports together and refuses more with 429 before the upgrade', async () => {
+    const { url } = await serve({ MAX_SESSIONS_PER_IP: '2' });
+    const a = await TestClient.connect(url('ws'));
+    const b = await TestClient.connect(url('uws'));
+    for (const t of transports) {
+      expect(await refusal(url(t))).toEqual({ status: 429, code: 'RM_ERR_TOO_MANY_SESSIONS_PER_IP' });
+    }
+    a.close();
+    await a.closed;
+    for (let i = 0; i < 50 && server?.app.realtime.size !== 1; i++) await sleep(10);
+    const c = await TestClient.connect(url('uws'));
+    c.close();
+    b.close();
+  });
+});
+
+describe('MAX_SESSIONS_PER_IP under a burst', () => {
+  it('admits no more than the limit when 40 upgrades race on both transports', async () => {
+    const { url } = await serve({ MAX_SESSIONS_PER_IP: '5' });
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => TestClient.connect(url(transports[i % 2] ?? 'ws'))),
+    );
+    const admitted = attempts.filter((a) => a.status === 'fulfilled');
+    expect(admitted).toHaveLength(5);
+    expect(server?.app.realtime.size).toBe(5);
+    for (const a of attempts) {
+      if (a.status === 'rejected') expect(a.reason).toMatchObject({ status: 429 });
+      else a.value.close();
+    }
+  });
+});
+
+describe('HEARTBEAT_MS', () => {
+  it.each(transports)('closes a peer that does not answer pings; one that does stays (%s)', async (t) => {
+    const { url } = await serve({ HEARTBEAT_MS: '100' });
+    const deaf = await TestClient.connect(url(t), {}, { autoPong: false });
+    const alive = await TestClient.connect(url(t));
+    let pings = 0;
+    alive.ws.on('ping', () => {
+      pings++;
+    });
+    expect(await deaf.closed).toBe(1001);
+    expect(deaf.closeReason).toBe('no pong');
+    await sleep(300);
+    expect(pings).toBeGreaterThanOrEqual(2);
+    expect(alive.closeCode).toBeUndefined();
+    alive.close();
+  });
+});
