@@ -430,6 +430,7 @@ impl Pool {
 
     /// Starts the pool with every option.
     pub fn with_options(options: PoolOptions, sink: Arc<dyn Sink>) -> Pool {
+        quiet_worker_panics();
         let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let epoch = Instant::now();
         let handles = (0..options.workers.max(1))
@@ -634,6 +635,22 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A panic on a worker is one session's failure, reported to its client (`Failed`); printing it with
+/// a symbolised backtrace (RUST_BACKTRACE) would hold the worker, and every session on it, for
+/// hundreds of milliseconds. Worker panics print one line; every other thread keeps the previous hook.
+fn quiet_worker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            match std::thread::current().name() {
+                Some(name) if name.starts_with("rm-worker-") => eprintln!("{name}: a session failed: {info}"),
+                _ => previous(info),
+            }
+        }));
+    });
 }
 
 fn enqueue(shared: &Shared, slot: Arc<Slot>) {
