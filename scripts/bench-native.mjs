@@ -182,8 +182,9 @@ function loadBinding() {
 /** An engine with one worker whose outputs are counted (audio dropped at once). */
 function engineWithCounter(binding) {
   const counter = { outputs: 0 };
+  // A batch is one Buffer that starts with its record count (src/native.ts reads the rest).
   const engine = new binding.Engine({ workers: 1, pinCores: false }, (batch) => {
-    counter.outputs += batch.length;
+    counter.outputs += batch.readUInt32LE(0);
   });
   return { engine, counter };
 }

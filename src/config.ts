@@ -245,7 +245,7 @@ export const settingHelp: Record<SettingName, string> = {
   LOG_LEVEL: 'fatal | error | warn | info | debug | trace | silent (default info)',
   MAX_SESSIONS: 'concurrent streaming sessions admitted (default 1000)',
   MAX_FRAME_BYTES: 'largest binary WebSocket message (default 65536)',
-  SESSION_QUEUE_MS: 'audio a session may queue before the oldest frames drop (default 200)',
+  SESSION_QUEUE_MS: 'longest a frame may wait for the engine before it is dropped, ms (default 200)',
   MAX_UPLOAD_BYTES: 'largest audio upload, e.g. a WAV to /process; larger gets 413 (default 64 MiB)',
   SHUTDOWN_GRACE_MS: 'time a graceful shutdown may take before exit is forced (default 10000)',
   MAX_MESSAGES_PER_SEC: 'WebSocket messages per second one session may send (default 1000)',

@@ -10,7 +10,6 @@ import { fromNative, RemoteMediaError } from './errors.js';
 
 /** The generated binding (native/binding/index.d.ts). */
 type Binding = typeof import('../native/binding/index.js');
-export type EngineOutput = import('../native/binding/index.js').EngineOutput;
 export type PlanInfo = import('../native/binding/index.js').PlanInfo;
 export type SessionStats = import('../native/binding/index.js').SessionStats;
 export type WorkerInfo = import('../native/binding/index.js').WorkerInfo;
@@ -24,7 +23,7 @@ const binding: Binding = require('../native/binding/index.js');
 /** Which artifact the loader picked: always `'native'` here (no WASI build is shipped). */
 export const bindingTarget = binding.__napiBindingTarget;
 
-/** Output kinds, mirroring the native `OutputType` (a const enum in the generated typings). */
+/** Output kinds, as the native pool numbers them (`remotemedia_dsp::pool::OutputKind`). */
 export const OutputKind = {
   Audio: 0,
   FrameError: 1,
@@ -32,7 +31,32 @@ export const OutputKind = {
   ParamsApplied: 3,
   Stopped: 4,
   Failed: 5,
+  /** Frames that waited longer than the queue limit (SPEC §4.10): `frame` is the first, `count` how many. */
+  Dropped: 6,
 } as const;
+export type OutputKindValue = (typeof OutputKind)[keyof typeof OutputKind];
+
+/** One finished output of a session. */
+export interface EngineOutput {
+  session: number;
+  kind: OutputKindValue;
+  /** The message number this answers (the first dropped one for `Dropped`), or -1. */
+  frame: number;
+  /** Tag of the control request this answers (`ParamsApplied`). */
+  tag: number;
+  /** Frames in a `Dropped` run. */
+  count: number;
+  /** Encoded audio (`Audio`, possibly empty, and `Flushed`); a view into the batch it came in. */
+  audio: Buffer | undefined;
+  /** Event wire messages, newline-separated, when there are any. */
+  events: string | undefined;
+  errorCode: string | undefined;
+  errorMessage: string | undefined;
+}
+
+/** Layout of a batch from the engine (native/binding/src/lib.rs `OutputBatch`, `pool::word`). */
+const RECORD_WORDS = 8;
+const NO_FRAME = 0xffffffff;
 
 export type Encoding = 's16le' | 'f32le' | 'mulaw' | 'alaw';
 
@@ -107,7 +131,10 @@ export type OutputHandler = (output: EngineOutput) => void;
 export interface SessionOptions {
   /** Largest binary message the session accepts (sizes its buffers). */
   maxMessageBytes: number;
-  /** Queue bound in audio milliseconds; null = unbounded (batch jobs). */
+  /** Holds the session's writes back while a batch's outputs for it are handled (uWS `cork`). */
+  cork?: ((fn: () => void) => void) | undefined;
+  /** Longest a frame may wait (wall clock) before the engine starts it, else it is dropped
+   * (SPEC §4.10); null = never drop (batch jobs). */
   queueLimitMs: number | null;
 }
 
@@ -126,9 +153,14 @@ export class EngineSession {
     this.info = native.info;
   }
 
-  /** Queues one message; returns the numbers of older messages dropped, or null. */
+  /** Queues one message; returns the numbers of queued messages dropped for waiting too long, or null. */
   push(message: Uint8Array): number[] | null {
-    return call(() => this.native.push(message));
+    // The per-frame path: no closure per message (`call` does the same for the rest).
+    try {
+      return this.native.push(message);
+    } catch (err) {
+      throw fromNative(err);
+    }
   }
 
   setParams(node: string, params: Record<string, unknown>, tag: number): void {
@@ -171,20 +203,36 @@ export class EngineSession {
 export interface EngineOptions {
   workers: number;
   pinCores: boolean;
+  /** Microseconds an idle worker polls for work before it parks (default 0). */
+  spinUs?: number;
+}
+
+/** The u32 index of a batch, as a typed view when aligned (it is: V8 allocates the buffer). */
+function indexOf(batch: Buffer, words: number): Uint32Array {
+  if (batch.byteOffset % 4 === 0) return new Uint32Array(batch.buffer, batch.byteOffset + 4, words);
+  const copy = new Uint32Array(words);
+  for (let i = 0; i < words; i++) copy[i] = batch.readUInt32LE(4 + i * 4);
+  return copy;
+}
+
+interface OpenSession {
+  session: EngineSession;
+  handler: OutputHandler;
+  cork: SessionOptions['cork'];
 }
 
 /** The native worker pool. One per process. */
 export class Engine {
   private readonly native: InstanceType<Binding['Engine']>;
-  private readonly handlers = new Map<number, OutputHandler>();
-  /** Open sessions by id, so that one whose handler throws can be closed. */
-  private readonly open = new Map<number, EngineSession>();
+  /** Open sessions by id, with their handlers (a session whose handler throws is closed). */
+  private readonly open = new Map<number, OpenSession>();
 
   constructor(options: EngineOptions) {
     this.native = call(
       () =>
-        new binding.Engine({ workers: options.workers, pinCores: options.pinCores }, (outputs) =>
-          this.dispatch(outputs),
+        new binding.Engine(
+          { workers: options.workers, pinCores: options.pinCores, spinUs: options.spinUs },
+          (batch) => this.dispatch(batch),
         ),
     );
   }
@@ -193,28 +241,89 @@ export class Engine {
   dispatchErrors = 0;
 
   /**
-   * Hands a batch of outputs to their sessions' handlers. The addon treats an exception thrown back
-   * into it as fatal, so each handler is guarded: one that throws loses its session (closed here,
-   * counted in `dispatchErrors`) and every other output of the batch is still delivered.
+   * Hands one worker's batch to the sessions' handlers, record by record. A batch is ONE buffer:
+   * a u32 record count, RECORD_WORDS u32 per record (session, kind, frame low, frame high, tag,
+   * payload offset, audio bytes, text bytes), then the payloads; audio reaches the handler as a view
+   * into it, without a copy. The addon treats an exception thrown back into it as fatal, so each
+   * handler is guarded: one that throws loses its session (closed here, counted in
+   * `dispatchErrors`) and every other output of the batch is still delivered.
    */
-  private dispatch(outputs: EngineOutput[]): void {
-    for (const out of outputs) {
-      const handler = this.handlers.get(out.session);
-      if (handler === undefined) continue; // session closed meanwhile
-      const session = this.open.get(out.session);
-      if (out.kind === OutputKind.Stopped || out.kind === OutputKind.Failed) this.forget(out.session);
-      try {
-        handler(out);
-      } catch {
-        this.dispatchErrors += 1;
-        session?.close();
+  private dispatch(batch: Buffer): void {
+    const n = batch.readUInt32LE(0);
+    const index = indexOf(batch, n * RECORD_WORDS);
+    const base = 4 + n * RECORD_WORDS * 4;
+    let r = 0;
+    while (r < n) {
+      const id = index[r * RECORD_WORDS] as number;
+      // A session's consecutive records form a run, handled under one cork of its socket.
+      let end = r + 1;
+      while (end < n && index[end * RECORD_WORDS] === id) end++;
+      const entry = this.open.get(id);
+      if (entry !== undefined) {
+        const from = r;
+        const run = () => {
+          for (let k = from; k < end; k++) this.deliver(entry, id, batch, index, base, k);
+        };
+        if (entry.cork === undefined) run();
+        else {
+          try {
+            entry.cork(run);
+          } catch {
+            this.dispatchErrors += 1;
+            entry.session.close();
+          }
+        }
       }
+      r = end;
+    }
+  }
+
+  private deliver(
+    entry: OpenSession,
+    id: number,
+    batch: Buffer,
+    index: Uint32Array,
+    base: number,
+    r: number,
+  ) {
+    if (!this.open.has(id)) return; // closed by an earlier record of the run
+    const w = r * RECORD_WORDS;
+    const kind = index[w + 1] as OutputKindValue;
+    const lo = index[w + 2] as number;
+    const hi = index[w + 3] as number;
+    const tag = index[w + 4] as number;
+    const at = base + (index[w + 5] as number);
+    const audioEnd = at + (index[w + 6] as number);
+    const textEnd = audioEnd + (index[w + 7] as number);
+    const text = textEnd > audioEnd ? batch.toString('utf8', audioEnd, textEnd) : undefined;
+    const error =
+      kind === OutputKind.FrameError ||
+      kind === OutputKind.Failed ||
+      (kind === OutputKind.ParamsApplied && text !== undefined);
+    const nl = error && text !== undefined ? text.indexOf('\n') : -1;
+    const out: EngineOutput = {
+      session: id,
+      kind,
+      frame: lo === NO_FRAME && hi === NO_FRAME ? -1 : hi * 2 ** 32 + lo,
+      tag,
+      count: kind === OutputKind.Dropped ? tag : 0,
+      audio:
+        kind === OutputKind.Audio || kind === OutputKind.Flushed ? batch.subarray(at, audioEnd) : undefined,
+      events: error ? undefined : text,
+      errorCode: error ? (nl === -1 ? text : text?.slice(0, nl)) : undefined,
+      errorMessage: error && nl !== -1 ? text?.slice(nl + 1) : undefined,
+    };
+    if (kind === OutputKind.Stopped || kind === OutputKind.Failed) this.forget(id);
+    try {
+      entry.handler(out);
+    } catch {
+      this.dispatchErrors += 1;
+      entry.session.close();
     }
   }
 
   /** @internal */
   forget(id: number): void {
-    this.handlers.delete(id);
     this.open.delete(id);
   }
 
@@ -252,8 +361,7 @@ export class Engine {
       ),
     );
     const session = new EngineSession(native, this);
-    this.handlers.set(session.id, handler);
-    this.open.set(session.id, session);
+    this.open.set(session.id, { session, handler, cork: options.cork });
     return session;
   }
 
@@ -325,7 +433,6 @@ export class Engine {
   /** Stops the workers; sessions get no further answers. */
   shutdown(): void {
     this.native.shutdown();
-    this.handlers.clear();
     this.open.clear();
   }
 }

@@ -11,13 +11,18 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native engine: a pool of DSP worker threads. */
 export declare class Engine {
-  /** Starts the workers. `onOutputs` receives batches of finished outputs on the JS thread. */
-  constructor(options: EngineOptions, onOutputs: (outputs: EngineOutput[]) => void)
+  /**
+   * Starts the workers. `onBatch` receives each worker's finished outputs on the JS thread as
+   * one Buffer: a u32 record count, the index (8 u32 per record: session, kind, frame low, frame
+   * high, tag, payload offset, audio bytes, text bytes) and the payloads (see `OutputBatch`).
+   */
+  constructor(options: EngineOptions, onBatch: (batch: Buffer) => void)
   /** Facts about every worker. */
   workers(): Array<WorkerInfo>
   /**
-   * Builds a session for `plan` and places it on the least-loaded worker. `queueLimitMs` bounds
-   * its queue in audio time; `null` means unbounded (batch jobs).
+   * Builds a session for `plan` and places it on the least-loaded worker. A frame that would wait
+   * longer than `queueLimitMs` (wall clock) before the worker starts it is dropped (SPEC §4.10);
+   * `null` never drops (batch jobs).
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
   /** Stops the workers (after the work queued to them). Sessions get no further answers. */
@@ -33,8 +38,8 @@ export declare class NativeSession {
   /** Output format and latencies. */
   get info(): PlanInfo
   /**
-   * Queues one binary message (copied once). Returns the numbers of older messages dropped to
-   * respect the queue bound, or null when none were.
+   * Queues one binary message (copied once). Returns the numbers of queued messages dropped
+   * because they had already waited longer than the queue limit, or null when none were.
    */
   push(message: Uint8Array): Array<number> | null
   /** Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`. */
@@ -74,26 +79,8 @@ export interface EngineOptions {
   workers: number
   /** Pin worker k to core k. */
   pinCores: boolean
-}
-
-/** One finished output, delivered in batches to the engine's callback. */
-export interface EngineOutput {
-  /** Session id. */
-  session: number
-  /** What happened. */
-  kind: OutputType
-  /** The message number this answers, or -1. */
-  frame: number
-  /** Encoded audio, when there is any. */
-  audio?: Buffer
-  /** Event wire messages, newline-separated, when there are any. */
-  events?: string
-  /** Error code (`RM_ERR_*`), for errors. */
-  errorCode?: string
-  /** Error message, for errors. */
-  errorMessage?: string
-  /** Tag of the control request this answers. */
-  tag: number
+  /** Microseconds an idle worker polls for work before it parks (default 0: park at once). */
+  spinUs?: number
 }
 
 /** Builds the graph of a plan without running it: output format and latencies, for planning. */
@@ -153,22 +140,6 @@ export interface NodeTiming {
 
 /** Node types the engine can build, in the order of docs/pipelines.md. */
 export declare function nodeTypes(): Array<string>
-
-/** What an output is (see `remotemedia_dsp::pool::OutputKind`). */
-export declare const enum OutputType {
-  /** The answer to one binary message. */
-  Audio = 0,
-  /** A malformed message (no audio; the session goes on). */
-  FrameError = 1,
-  /** The tail after a flush. */
-  Flushed = 2,
-  /** A live parameter change was applied, or rejected with an error. */
-  ParamsApplied = 3,
-  /** The session stopped after its final flush. */
-  Stopped = 4,
-  /** The session died (a node panicked). */
-  Failed = 5,
-}
 
 /**
  * Parses a WAV header (16-bit PCM or 32-bit float, any rate and channel count).

@@ -840,7 +840,6 @@ module.exports.NativeSession = nativeBinding.NativeSession
 module.exports.enableFaultNodes = nativeBinding.enableFaultNodes
 module.exports.inspectPlan = nativeBinding.inspectPlan
 module.exports.nodeTypes = nativeBinding.nodeTypes
-module.exports.OutputType = nativeBinding.OutputType
 module.exports.parseWav = nativeBinding.parseWav
 module.exports.s16leToF32 = nativeBinding.s16leToF32
 module.exports.wavHeader = nativeBinding.wavHeader

@@ -45,6 +45,8 @@ export interface Socket {
   ping(): void;
   /** Bytes accepted by send but not yet written to the network. */
   bufferedAmount(): number;
+  /** Runs `fn` with the socket's writes held back and written together after it (uWS `cork`). */
+  cork?(fn: () => void): void;
 }
 
 /** A stored pipeline version, as the session needs it. */
@@ -274,8 +276,8 @@ export class StreamSession {
   }
 
   /** Admits one message against the rate limit; false means the session was closed for it. */
-  private admit(): boolean {
-    if (this.rate.take()) return true;
+  private admit(now?: number): boolean {
+    if (this.rate.take(now)) return true;
     this.error('RM_ERR_RATE_LIMITED', `more than ${this.rate.ratePerSecond} messages per second`);
     this.closeWith(CloseCode.PolicyViolation, 'message rate limit exceeded');
     return false;
@@ -327,13 +329,15 @@ export class StreamSession {
       fn();
       return true;
     } catch (err) {
-      if (err instanceof RemoteMediaError && err.code === 'RM_ERR_SESSION_CLOSED') return false;
-      this.error(
-        err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE',
-        String((err as Error).message),
-      );
+      this.engineError(err);
       return false;
     }
+  }
+
+  /** An engine call threw: see `guard`. */
+  private engineError(err: unknown): void {
+    if (err instanceof RemoteMediaError && err.code === 'RM_ERR_SESSION_CLOSED') return;
+    this.error(err instanceof RemoteMediaError ? err.code : 'RM_ERR_NATIVE', String((err as Error).message));
   }
 
   private start(m: StartMessage): void {
@@ -360,7 +364,11 @@ export class StreamSession {
         planned.plan,
         m.input,
         { encoding: outputEncoding },
-        { maxMessageBytes: this.deps.config.maxFrameBytes, queueLimitMs: this.deps.config.sessionQueueMs },
+        {
+          maxMessageBytes: this.deps.config.maxFrameBytes,
+          queueLimitMs: this.deps.config.sessionQueueMs,
+          cork: this.socket.cork,
+        },
         (out) => this.onOutput(out),
       );
     } catch (err) {
@@ -476,23 +484,25 @@ export class StreamSession {
       this.closeWith(CloseCode.PolicyViolation, 'binary message before start');
       return;
     }
-    if (this.state !== 'streaming' || this.native === undefined || !this.admit()) return;
-    const frame = this.framesReceived;
-    this.receivedAt.mark(frame);
-    const native = this.native;
-    let dropped: number[] | null = null;
-    if (
-      !this.guard(() => {
-        dropped = native.push(data);
-      })
-    )
+    const now = performance.now();
+    if (this.state !== 'streaming' || this.native === undefined || !this.admit(now)) return;
+    this.receivedAt.mark(this.framesReceived, now);
+    // The per-frame path: no closure per message (see `guard` for the rest).
+    let dropped: number[] | null;
+    try {
+      dropped = this.native.push(data);
+    } catch (err) {
+      this.engineError(err);
       return;
-    this.framesReceived++;
-    if (dropped !== null) {
-      const frames: number[] = dropped;
-      this.send({ type: 'dropped', frames });
-      this.deps.metrics?.dropped(this.transport, frames.length);
     }
+    this.framesReceived++;
+    if (dropped !== null) this.reportDropped(dropped);
+  }
+
+  /** SPEC §4.10: frames that waited longer than SESSION_QUEUE_MS before the engine reached them. */
+  private reportDropped(frames: number[]): void {
+    this.send({ type: 'dropped', frames });
+    this.deps.metrics?.dropped(this.transport, frames.length);
   }
 
   /**
@@ -548,6 +558,9 @@ export class StreamSession {
       }
       case OutputKind.Failed:
         this.fail(catalogCode(out.errorCode, 'RM_ERR_SESSION_FAILED'), out.errorMessage ?? 'session failed');
+        return;
+      case OutputKind.Dropped:
+        this.reportDropped(Array.from({ length: out.count }, (_, i) => out.frame + i));
         return;
     }
   }

@@ -120,22 +120,57 @@ describe.each(['ws', 'uws'] as const)('bad input over %s', (transport) => {
     expect(c.binaries()).toHaveLength(5);
     await done();
   });
+});
 
-  it('drops the oldest frames past SESSION_QUEUE_MS and says which', async () => {
-    const c = await TestClient.connect(url(asrId));
-    c.send(startMono);
-    await c.next('ready');
-    // Far faster than real time: the 200 ms queue overflows.
-    const n = 300;
-    for (let i = 0; i < n; i++) c.sendRaw(frames20ms[i % frames20ms.length] as Buffer, true);
-    c.send({ type: 'stop' });
-    await c.closed;
-    const dropped = c.texts().flatMap((t) => (t.type === 'dropped' ? (t.frames as number[]) : []));
-    const answered = c.binaries().length - 1; // minus the flush tail
-    expect(dropped.length).toBeGreaterThan(0);
-    expect(answered + dropped.length).toBe(n);
-    expect(new Set(dropped).size).toBe(dropped.length);
-    expect(c.texts().find((t) => t.type === 'stats')).toMatchObject({ frames_dropped: dropped.length });
+/** Sends `frames` at once, then stop; resolves with what came back once the session closed. */
+async function blast(url: string, frames: Buffer[]) {
+  const c = await TestClient.connect(url);
+  c.send(startMono);
+  await c.next('ready');
+  for (const f of frames) c.sendRaw(f, true);
+  c.send({ type: 'stop' });
+  expect(await c.closed).toBe(1000);
+  const dropped = c.texts().flatMap((t) => (t.type === 'dropped' ? (t.frames as number[]) : []));
+  return {
+    dropped,
+    answered: c.binaries().length - 1, // minus the flush tail
+    stats: c.texts().find((t) => t.type === 'stats'),
+  };
+}
+
+describe.each(['ws', 'uws'] as const)('the queue bound (SPEC §4.10) over %s', (transport) => {
+  it('answers in full a burst the engine absorbs in time', async () => {
+    const server = await startTestServer({});
+    try {
+      const id = storePipeline(server.app, { name: 'light', nodes: [{ id: 'g', type: 'gain' }] });
+      // Two seconds of audio at once: ten times SESSION_QUEUE_MS (200 ms) of audio queued.
+      const frames = Array.from({ length: 100 }, (_, i) => frames20ms[i % frames20ms.length] as Buffer);
+      const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
+      expect(r.dropped).toEqual([]);
+      expect(r.answered).toBe(100);
+      expect(r.stats).toMatchObject({ frames_in: 100, frames_out: 100, frames_dropped: 0 });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('drops the frames that wait longer than SESSION_QUEUE_MS and says which', async () => {
+    const server = await startTestServer({ SESSION_QUEUE_MS: '1', MAX_FRAME_BYTES: '65536' });
+    try {
+      const id = storePipeline(server.app, asrFrontEnd);
+      // 340 ms messages through the five-node pipeline: each takes the engine far longer than 1 ms.
+      const long = chunk(speech.pcm, 2, 48000, 340);
+      const n = 200;
+      const frames = Array.from({ length: n }, (_, i) => long[i % long.length] as Buffer);
+      const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
+      expect(r.dropped.length).toBeGreaterThan(0);
+      expect(r.answered + r.dropped.length).toBe(n);
+      expect(new Set(r.dropped).size).toBe(r.dropped.length);
+      expect(r.dropped.every((f) => Number.isInteger(f) && f >= 0 && f < n)).toBe(true);
+      expect(r.stats).toMatchObject({ frames_in: n, frames_dropped: r.dropped.length });
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -624,7 +624,7 @@ pub fn fft(plan: Plan) -> Vec<Row> {
 // Branch scheduling (docs/pipelines.md `execution.parallel`, `max_workers`, `parallel_safe`)
 
 /// A plan with one cheap audio path and four independent analysis branches of real weight.
-fn branches_plan(parallel: bool, max_workers: usize) -> String {
+fn branches_plan() -> String {
     json!({
         "input": { "sample_rate": 48000, "channels": 1 },
         "nodes": [
@@ -634,43 +634,28 @@ fn branches_plan(parallel: bool, max_workers: usize) -> String {
             { "id": "vad", "type": "vad", "params": {}, "input": "g" },
             { "id": "dtmf", "type": "dtmf", "params": {}, "input": "g" }
         ],
-        "output": "g",
-        "execution": { "parallel": parallel, "max_workers": max_workers }
+        "output": "g"
     })
     .to_string()
 }
 
-/// The same session with branches run sequentially and concurrently (2 tasks), one 20 ms frame per call.
+/// Four analysis branches, run on the session's worker in plan order (SPEC §5: no helper threads
+/// on the per-frame path), one 20 ms frame per call.
 pub fn branches(plan: Plan) -> Vec<Row> {
     let input = s16le(&test_signal(48_000, 1, 10.0));
     let frame_bytes = 960 * 2;
     let chunks: Vec<&[u8]> = input.chunks_exact(frame_bytes).collect();
-    let mut rows: Vec<Row> = Vec::new();
-    for (parallel, workers) in [(false, 1), (true, 2)] {
-        let p = GraphPlan::from_json(&branches_plan(parallel, workers)).expect("valid plan");
-        let encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
-        let mut s = Session::new(&p, p.input, encodings, 1 << 16).expect("plan builds");
-        let mut k = 0u64;
-        let summary = measure::run(plan, || {
-            s.process(k, chunks[k as usize % chunks.len()]).expect("whole frames");
-            k += 1;
-            s.events().len()
-        });
-        let mode = if parallel { "parallel (max_workers 2)" } else { "sequential" };
-        let value = summary.calls_per_s;
-        let mut row = Row::new(
-            format!("branches.{}", if parallel { "parallel" } else { "sequential" }),
-            format!("4 analysis branches, {mode}"),
-            value,
-            "frames/s",
-            summary,
-        )
+    let p = GraphPlan::from_json(&branches_plan()).expect("valid plan");
+    let encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
+    let mut s = Session::new(&p, p.input, encodings, 1 << 16).expect("plan builds");
+    let mut k = 0u64;
+    let summary = measure::run(plan, || {
+        s.process(k, chunks[k as usize % chunks.len()]).expect("whole frames");
+        k += 1;
+        s.events().len()
+    });
+    let value = summary.calls_per_s;
+    let row = Row::new("branches.sequential", "4 analysis branches, on the session's worker", value, "frames/s", summary)
         .extra("frame", json!("20 ms, 48 kHz mono; spectrum 4096/256 x 128 bands, a second spectrum 4096/256 x 128 bands, vad, dtmf"));
-        if let Some(seq) = rows.first() {
-            let speedup = seq.summary.p50_ns / row.summary.p50_ns;
-            row = row.extra("p50_speedup_vs_sequential", json!(speedup));
-        }
-        rows.push(row);
-    }
-    rows
+    vec![row]
 }

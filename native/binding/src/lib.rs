@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Float32Array};
+use napi::bindgen_prelude::{Buffer, Float32Array, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Status};
 use napi_derive::napi;
 use remotemedia_dsp::codec::{self, Encoding};
 use remotemedia_dsp::format::Format;
 use remotemedia_dsp::plan::Plan;
-use remotemedia_dsp::pool::{Output, OutputKind, Pool, Sink, Slot};
+use remotemedia_dsp::pool::{Batch, Pool, PoolOptions, Sink, Slot};
 use remotemedia_dsp::session::{Encodings, Session};
 use remotemedia_dsp::stats::{LatencyHistogram, Percentiles};
 
@@ -66,74 +66,59 @@ pub struct EngineOptions {
     pub workers: u32,
     /// Pin worker k to core k.
     pub pin_cores: bool,
+    /// Microseconds an idle worker polls for work before it parks (default 0: park at once).
+    pub spin_us: Option<u32>,
 }
 
-/// What an output is (see `remotemedia_dsp::pool::OutputKind`).
-#[napi]
-pub enum OutputType {
-    /// The answer to one binary message.
-    Audio,
-    /// A malformed message (no audio; the session goes on).
-    FrameError,
-    /// The tail after a flush.
-    Flushed,
-    /// A live parameter change was applied, or rejected with an error.
-    ParamsApplied,
-    /// The session stopped after its final flush.
-    Stopped,
-    /// The session died (a node panicked).
-    Failed,
-}
+/// At most one batch per worker is ever queued for the JS thread (the worker waits for the host to
+/// take its previous batch before it delivers the next, see `remotemedia_dsp::pool`), so this bound
+/// (the largest worker count) is never reached; it makes the queue's bound explicit (issue 11).
+const MAX_QUEUED_BATCHES: usize = 256;
 
-/// One finished output, delivered in batches to the engine's callback.
-#[napi(object)]
-pub struct EngineOutput {
-    /// Session id.
-    pub session: u32,
-    /// What happened.
-    pub kind: OutputType,
-    /// The message number this answers, or -1.
-    pub frame: i64,
-    /// Encoded audio, when there is any.
-    pub audio: Option<Buffer>,
-    /// Event wire messages, newline-separated, when there are any.
-    pub events: Option<String>,
-    /// Error code (`RM_ERR_*`), for errors.
-    pub error_code: Option<String>,
-    /// Error message, for errors.
-    pub error_message: Option<String>,
-    /// Tag of the control request this answers.
-    pub tag: u32,
-}
+type OutputCallback = ThreadsafeFunction<OutputBatch, (), OutputBatch, Status, false, true, MAX_QUEUED_BATCHES>;
 
-type OutputCallback = ThreadsafeFunction<Vec<EngineOutput>, (), Vec<EngineOutput>, Status, false, true>;
+/// A worker's batch on its way to the JS thread. It reaches JavaScript as ONE Buffer:
+///
+/// ```text
+///  u32 count │ count × RECORD_WORDS u32 (the index, little-endian) │ payloads (audio, then text)
+/// ```
+/// copied once into memory V8 owns, so the worker gets its buffers back at once (and JS may keep
+/// sub-arrays of the answers as long as it likes).
+pub struct OutputBatch(Batch);
+
+impl ToNapiValue for OutputBatch {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
+        let batch = val.0;
+        let (index, data) = (batch.index(), batch.data());
+        let len = 4 + index.len() * 4 + data.len();
+        let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        // SAFETY: napi_create_buffer returns `len` writable bytes at `ptr` (owned by the new Buffer),
+        // filled completely below before JavaScript can see them.
+        unsafe {
+            let status = napi::sys::napi_create_buffer(env, len, &mut ptr, &mut value);
+            if status != napi::sys::Status::napi_ok || ptr.is_null() {
+                return Err(Error::new(Status::GenericFailure, "could not allocate an output batch".to_string()));
+            }
+            let out = std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len);
+            out[..4].copy_from_slice(&(batch.len() as u32).to_le_bytes());
+            for (dst, w) in out[4..4 + index.len() * 4].chunks_exact_mut(4).zip(index) {
+                dst.copy_from_slice(&w.to_le_bytes());
+            }
+            out[4 + index.len() * 4..].copy_from_slice(data);
+        }
+        drop(batch);
+        Ok(value)
+    }
+}
 
 struct JsSink(OutputCallback);
 
 impl Sink for JsSink {
-    fn deliver(&self, batch: Vec<Output>) {
-        let converted = batch
-            .into_iter()
-            .map(|o| EngineOutput {
-                session: o.session as u32,
-                kind: match o.kind {
-                    OutputKind::Audio => OutputType::Audio,
-                    OutputKind::FrameError => OutputType::FrameError,
-                    OutputKind::Flushed => OutputType::Flushed,
-                    OutputKind::ParamsApplied => OutputType::ParamsApplied,
-                    OutputKind::Stopped => OutputType::Stopped,
-                    OutputKind::Failed => OutputType::Failed,
-                },
-                frame: o.frame.map_or(-1, |f| f as i64),
-                audio: if o.audio.is_empty() && o.kind != OutputKind::Audio { None } else { Some(o.audio.into()) },
-                events: if o.events.is_empty() { None } else { Some(o.events) },
-                error_code: o.error.as_ref().map(|e| e.0.to_string()),
-                error_message: o.error.map(|e| e.1),
-                tag: o.tag,
-            })
-            .collect();
-        // NonBlocking on an unbounded queue never waits; it fails only while Node is shutting down.
-        let _ = self.0.call(converted, ThreadsafeFunctionCallMode::NonBlocking);
+    fn deliver(&self, batch: Batch) {
+        // Never waits: the queue cannot fill (see MAX_QUEUED_BATCHES). While Node shuts down the call
+        // fails and drops the batch, which hands its buffers back to the worker.
+        let _ = self.0.call(OutputBatch(batch), ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -254,17 +239,28 @@ pub struct Engine {
 
 #[napi]
 impl Engine {
-    /// Starts the workers. `onOutputs` receives batches of finished outputs on the JS thread.
+    /// Starts the workers. `onBatch` receives each worker's finished outputs on the JS thread as
+    /// one Buffer: a u32 record count, the index (8 u32 per record: session, kind, frame low, frame
+    /// high, tag, payload offset, audio bytes, text bytes) and the payloads (see `OutputBatch`).
     #[napi(constructor)]
     pub fn new(
         options: EngineOptions,
-        #[napi(ts_arg_type = "(outputs: EngineOutput[]) => void")] on_outputs: OutputCallback,
+        #[napi(ts_arg_type = "(batch: Buffer) => void")] on_batch: OutputCallback,
     ) -> Result<Engine> {
-        if options.workers == 0 || options.workers > 256 {
+        if options.workers == 0 || options.workers as usize > MAX_QUEUED_BATCHES {
             return Err(fail("RM_ERR_CONFIG", "workers must be 1..=256"));
         }
-        let sink = Arc::new(JsSink(on_outputs));
-        Ok(Engine { pool: Arc::new(Pool::new(options.workers as usize, options.pin_cores, sink)) })
+        let spin_us = options.spin_us.unwrap_or(0);
+        if spin_us > 10_000 {
+            return Err(fail("RM_ERR_CONFIG", "spinUs must be 0..=10000"));
+        }
+        let sink = Arc::new(JsSink(on_batch));
+        let options = PoolOptions {
+            workers: options.workers as usize,
+            pin_cores: options.pin_cores,
+            spin: std::time::Duration::from_micros(u64::from(spin_us)),
+        };
+        Ok(Engine { pool: Arc::new(Pool::with_options(options, sink)) })
     }
 
     /// Facts about every worker.
@@ -283,8 +279,9 @@ impl Engine {
             .collect()
     }
 
-    /// Builds a session for `plan` and places it on the least-loaded worker. `queueLimitMs` bounds
-    /// its queue in audio time; `null` means unbounded (batch jobs).
+    /// Builds a session for `plan` and places it on the least-loaded worker. A frame that would wait
+    /// longer than `queueLimitMs` (wall clock) before the worker starts it is dropped (SPEC §4.10);
+    /// `null` never drops (batch jobs).
     #[napi]
     pub fn create_session(
         &self,
@@ -296,7 +293,7 @@ impl Engine {
     ) -> Result<NativeSession> {
         let session = build_session(&plan_json, &input, &output_encoding, max_message_bytes)?;
         let info = plan_info(&session);
-        let limit = queue_limit_ms.map_or(u64::MAX, |ms| u64::from(ms) * u64::from(input.sample_rate) / 1000);
+        let limit = queue_limit_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         let frame_bytes = encoding(&input.encoding)?.bytes_per_sample() * input.channels as usize;
         let slot = self.pool.add_session(session, limit, frame_bytes);
         Ok(NativeSession { slot, pool: self.pool.clone(), info })
@@ -463,8 +460,8 @@ impl NativeSession {
         }
     }
 
-    /// Queues one binary message (copied once). Returns the numbers of older messages dropped to
-    /// respect the queue bound, or null when none were.
+    /// Queues one binary message (copied once). Returns the numbers of queued messages dropped
+    /// because they had already waited longer than the queue limit, or null when none were.
     #[napi]
     pub fn push(&self, message: &[u8]) -> Result<Option<Vec<i64>>> {
         let pushed = self.pool.push(&self.slot, message).map_err(|_| closed())?;

@@ -87,13 +87,14 @@ struct Step {
     output_format: Format,
 }
 
-/// An analysis branch: reads a finished buffer (of the input or a chain), emits events, and is
-/// independent of every other branch, so branches may run concurrently (docs/pipelines.md `execution.parallel`).
+/// An analysis branch: reads a finished buffer (of the input or a chain) and emits events. Branches
+/// run on the session's own worker, in plan order: docs/engine.md allows no unpinned helper threads on
+/// the per-frame path, and splitting one session's branches over other workers of the pinned pool costs
+/// a cross-core hand-off per frame that no branch of ours outweighs (see `execution` in plan.rs).
 struct Branch {
     source: Source,
     stage: StageRt,
-    parallel_safe: bool,
-    /// This branch's events of the current block; appended to the graph's in plan order.
+    /// This branch's events of the current block; appended to the graph's.
     events: String,
     event_count: u32,
 }
@@ -141,14 +142,8 @@ pub struct Graph {
     /// Output buffer of each chain step (apart from the steps, so branches on other threads can read
     /// them while the steps' nodes stay on this one).
     outs: Vec<AudioBuf>,
-    /// Analysis branches, ordered for scheduling: the parallel-safe ones grouped by task (task k
-    /// holds plan positions k, k + tasks, k + 2·tasks… of the parallel-safe branches, so heavy
-    /// neighbours land on different threads), then the others.
+    /// Analysis branches, in plan order.
     branches: Vec<Branch>,
-    /// Sizes of the task groups at the front of `branches`; empty when branches run sequentially.
-    branch_groups: Vec<usize>,
-    /// For each branch in plan order, its index in `branches` (events are emitted in plan order).
-    branch_plan_order: Vec<usize>,
     /// The step whose audio is the output; `None` passes the input through.
     output_step: Option<usize>,
     /// Message number of the block being processed.
@@ -238,7 +233,6 @@ impl Graph {
                 branches.push(Branch {
                     source,
                     stage,
-                    parallel_safe: node.parallel_safe,
                     events: String::with_capacity(1024),
                     event_count: 0,
                 });
@@ -264,26 +258,6 @@ impl Graph {
                 None => return Err(GraphError::Plan(format!("output '{id}' is not a node of the plan"))),
             },
         };
-        // docs/pipelines.md `execution`: with `parallel`, up to `max_workers` tasks share the parallel-safe branches.
-        let safe: Vec<usize> = (0..branches.len()).filter(|&i| branches[i].parallel_safe).collect();
-        let tasks = if plan.execution.parallel { plan.execution.max_workers.clamp(1, safe.len().max(1)) } else { 1 };
-        let mut order: Vec<usize> = Vec::with_capacity(branches.len());
-        let mut branch_groups = Vec::new();
-        if tasks > 1 {
-            for g in 0..tasks {
-                let before = order.len();
-                order.extend(safe.iter().enumerate().filter(|(k, _)| k % tasks == g).map(|(_, &i)| i));
-                branch_groups.push(order.len() - before);
-            }
-        }
-        let others: Vec<usize> = (0..branches.len()).filter(|i| !order.contains(i)).collect();
-        order.extend(others);
-        let mut branch_plan_order = vec![0; branches.len()];
-        for (new, &plan_index) in order.iter().enumerate() {
-            branch_plan_order[plan_index] = new;
-        }
-        let mut slots: Vec<Option<Branch>> = branches.into_iter().map(Some).collect();
-        let branches: Vec<Branch> = order.iter().map(|&i| slots[i].take().expect("each branch once")).collect();
         let mut input = AudioBuf::try_new(input_format.channels, max_block_frames).ok_or_else(|| budget.refusal())?;
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
@@ -292,8 +266,6 @@ impl Graph {
             steps,
             outs,
             branches,
-            branch_groups,
-            branch_plan_order,
             output_step,
             frame: 0,
             input_frames: 0,
@@ -348,7 +320,7 @@ impl Graph {
         self.events.clear();
         self.event_count = 0;
         // Chains first, in plan order (each reads an earlier one); then the analysis branches, which
-        // only read finished buffers and so may run concurrently.
+        // only read finished buffers.
         for (i, step) in self.steps.iter_mut().enumerate() {
             let (before, rest) = self.outs.split_at_mut(i);
             let out = &mut rest[0];
@@ -358,39 +330,18 @@ impl Graph {
             });
             run_chain(&mut step.stages, out, &mut step.scratch, flushing, &mut self.events, &mut self.event_count, frame);
         }
-        let (input, outs) = (&self.input, &self.outs);
-        let source = |s: Source| match s {
-            Source::Input => input,
-            Source::Step(j) => &outs[j],
-        };
-        let grouped: usize = self.branch_groups.iter().sum();
-        let (parallel, sequential) = self.branches.split_at_mut(grouped);
-        if !self.branch_groups.is_empty() {
-            let groups = &self.branch_groups;
-            rayon::scope(|scope| {
-                let mut rest: &mut [Branch] = parallel;
-                for &size in groups {
-                    let (group, tail) = std::mem::take(&mut rest).split_at_mut(size);
-                    rest = tail;
-                    scope.spawn(move |_| {
-                        for b in group {
-                            b.run(source(b.source), flushing, frame);
-                        }
-                    });
-                }
-            });
-        }
-        for b in sequential {
-            b.run(source(b.source), flushing, frame);
-        }
-        for &i in &self.branch_plan_order {
-            let b = &self.branches[i];
+        for b in &mut self.branches {
+            let input = match b.source {
+                Source::Input => &self.input,
+                Source::Step(j) => &self.outs[j],
+            };
+            b.run(input, flushing, frame);
             if self.events.len() + b.events.len() <= MAX_EVENT_BYTES_PER_BLOCK {
                 self.events.push_str(&b.events);
                 self.event_count += b.event_count;
                 continue;
             }
-            // SPEC §9: the answer's event text stays bounded; whole events only.
+            // docs/limits.md: the answer's event text stays bounded; whole events only.
             for line in b.events.split_inclusive('\n') {
                 if self.events.len() + line.len() > MAX_EVENT_BYTES_PER_BLOCK {
                     break;

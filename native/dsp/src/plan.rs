@@ -32,7 +32,10 @@ pub struct Plan {
     pub execution: Execution,
 }
 
-/// docs/pipelines.md `execution`, from the seed.
+/// docs/pipelines.md `execution`, from the seed. Accepted and kept in the plan; the engine runs every
+/// branch of a session on that session's pinned worker (docs/engine.md: no unpinned helper threads on the
+/// per-frame path; a cross-worker split pays only when a plan's branches cost far more than a hand-off,
+/// and none of ours do).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Execution {

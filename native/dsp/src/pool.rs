@@ -2,21 +2,32 @@
 //! sessions assigned to it.
 //!
 //! ```text
-//!  push(frame) ─▶ slot.queue (bounded by audio time, drop-oldest) ─▶ worker k's channel gets the
-//!                                                                   slot once ("scheduled" flag)
-//!  worker k: pop one item ─▶ process (catch_unwind) ─▶ outbox ─▶ Sink::deliver(batch) when idle
-//!            or when the outbox is full; a slot with more queued items goes to the back of the
-//!            channel, so sessions on one worker take turns message by message.
+//!  push(frame) ─▶ slot.items ─▶ worker k's run queue gets the slot once ("scheduled"), unpark k
+//!
+//!  worker k, per wake-up: take the whole run queue; for each slot, up to TURN items:
+//!     a frame that waited longer than the queue limit ─▶ dropped (one Dropped record per run)
+//!     anything else ─▶ processed (catch_unwind) ─▶ a record in the batch being filled
+//!  a slot with more items goes to the back of the run queue, so sessions take turns.
+//!
+//!  batch = one byte buffer (audio and texts back to back) + an index of RECORD_WORDS u32 per record
+//!        ─▶ Sink::deliver as soon as the host holds no batch of this worker (else keep filling)
+//!        ◀─ the host drops the batch when it has read it: its buffers go back to the worker
+//!  idle: spin for `spin`, then park until a push (or a returned batch) unparks it
 //! ```
+//! At most one batch per worker is ever with the host, so the host's callback queue holds at most
+//! `workers` entries; a batch that reaches MAX_BATCH_RECORDS / MAX_BATCH_BYTES while the host is busy
+//! makes the worker wait for the host (frames then wait in their queues and are dropped by age).
+//! Steady state allocates nothing: message buffers, the run queue and both batch buffers are reused.
+//!
 //! A session lives on one worker for its whole life, so its messages are processed in order with
 //! its state hot in that core's cache. A panic inside a session ends that session only.
 
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,8 +35,13 @@ use serde_json::Value;
 use crate::session::Session;
 use crate::stats::{NodeStats, SessionStats};
 
-/// Most outputs a worker collects before delivering them, even when more work is waiting.
-const MAX_BATCH: usize = 64;
+/// Items one session may run per turn before the worker moves on to the next session.
+const TURN: usize = 16;
+/// A batch this full is handed over (or, while the host holds the previous one, waits for it).
+const MAX_BATCH_RECORDS: usize = 256;
+/// The same bound in bytes of audio and text: small enough that the host's copy of a batch comes
+/// from its allocator's heap (glibc maps anything over 128 KiB afresh, page faults and all).
+const MAX_BATCH_BYTES: usize = 64 << 10;
 
 /// How often an idle worker beats; a busy one beats between items. A worker whose last beat is
 /// much older than this is stuck in one item (or gone).
@@ -49,50 +65,211 @@ impl Heartbeat {
     }
 }
 
-/// What a worker hands back to the host.
-#[derive(Debug)]
-pub struct Output {
+/// u32 words per record in [`Batch::index`].
+pub const RECORD_WORDS: usize = 8;
+
+/// Word positions inside one record of [`Batch::index`].
+pub mod word {
+    /// Session id (low 32 bits).
+    pub const SESSION: usize = 0;
+    /// [`super::OutputKind`] as a number.
+    pub const KIND: usize = 1;
+    /// Message number, low and high halves; both `u32::MAX` when the record answers no message.
+    pub const FRAME_LO: usize = 2;
+    /// See [`FRAME_LO`].
+    pub const FRAME_HI: usize = 3;
+    /// Control tag (`ParamsApplied`), or the number of frames of a `Dropped` run.
+    pub const TAG: usize = 4;
+    /// Byte offset of the record's payload in [`super::Batch::data`].
+    pub const OFFSET: usize = 5;
+    /// Audio bytes at the start of the payload.
+    pub const AUDIO_LEN: usize = 6;
+    /// UTF-8 text bytes after the audio: event lines, or an error as `CODE\nmessage`.
+    pub const TEXT_LEN: usize = 7;
+}
+
+/// Kinds of output records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum OutputKind {
+    /// The answer to one binary message (audio, then event lines).
+    Audio = 0,
+    /// A malformed message: no answer audio, the session goes on (docs/protocol.md §6). Text: the error.
+    FrameError = 1,
+    /// The tail after `flush` (audio may be empty), then event lines.
+    Flushed = 2,
+    /// A live parameter change was applied (no text) or rejected (text: the error).
+    ParamsApplied = 3,
+    /// The session stopped after its final flush (`stop`), and is gone from the worker.
+    Stopped = 4,
+    /// The session died (a node panicked); it is gone from the worker. Text: the error.
+    Failed = 5,
+    /// Frames that waited longer than the queue limit before the worker reached them (docs/protocol.md, queue bound):
+    /// `frame` is the first, `tag` the count of consecutive frame numbers.
+    Dropped = 6,
+}
+
+impl OutputKind {
+    /// The kind with number `n`.
+    pub fn from_u32(n: u32) -> Option<OutputKind> {
+        use OutputKind::*;
+        [Audio, FrameError, Flushed, ParamsApplied, Stopped, Failed, Dropped].get(n as usize).copied()
+    }
+}
+
+/// One record of a [`Batch`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
     /// The session.
     pub session: u64,
     /// What happened.
     pub kind: OutputKind,
-    /// The message number this answers (docs/protocol.md §3), when it answers one.
+    /// The message number this answers (first dropped one for `Dropped`).
     pub frame: Option<u64>,
-    /// Encoded audio (answers and flush tails).
-    pub audio: Vec<u8>,
-    /// Event messages, one JSON text per line.
-    pub events: String,
-    /// Error code and message, for `Error` and `Failed`.
-    pub error: Option<(&'static str, String)>,
-    /// Request tag of a control item (params), echoed back.
+    /// Control tag, or the count of a `Dropped` run.
     pub tag: u32,
+    /// Encoded audio.
+    pub audio: &'a [u8],
+    /// Event lines, or the error as `CODE\nmessage`.
+    pub text: &'a str,
 }
 
-/// Kinds of [`Output`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputKind {
-    /// The answer to one binary message.
-    Audio,
-    /// A malformed message: no answer audio, the session goes on (docs/protocol.md §6).
-    FrameError,
-    /// The tail after `flush` (audio may be empty).
-    Flushed,
-    /// A live parameter change was applied (or rejected: `error` set).
-    ParamsApplied,
-    /// The session stopped after its final flush (`stop`), and is gone from the worker.
-    Stopped,
-    /// The session died (a node panicked); it is gone from the worker.
-    Failed,
+impl Record<'_> {
+    /// The error code and message of an error record.
+    pub fn error(&self) -> Option<(&str, &str)> {
+        match self.kind {
+            OutputKind::FrameError | OutputKind::Failed | OutputKind::ParamsApplied if !self.text.is_empty() => {
+                Some(self.text.split_once('\n').unwrap_or((self.text, "")))
+            }
+            _ => None,
+        }
+    }
 }
 
-/// Receives finished outputs on a worker thread. Implementations must not block for long.
+/// The buffers of a batch, kept by the worker between batches.
+#[derive(Default)]
+struct Buffers {
+    data: Vec<u8>,
+    index: Vec<u32>,
+}
+
+impl Buffers {
+    fn records(&self) -> usize {
+        self.index.len() / RECORD_WORDS
+    }
+
+    fn full(&self) -> bool {
+        self.records() >= MAX_BATCH_RECORDS || self.data.len() >= MAX_BATCH_BYTES
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.index.clear();
+    }
+
+    /// Appends one record; the payload is `audio` then `text`.
+    fn push(&mut self, session: u64, kind: OutputKind, frame: Option<u64>, tag: u32, audio: &[u8], text: &[u8]) {
+        let offset = self.data.len();
+        self.data.extend_from_slice(audio);
+        self.data.extend_from_slice(text);
+        self.push_index(session, kind, frame, tag, offset, audio.len());
+    }
+
+    /// Appends a record whose text is an error written in place (no intermediate String).
+    fn push_error(&mut self, session: u64, kind: OutputKind, frame: Option<u64>, tag: u32, code: &str, message: &dyn std::fmt::Display) {
+        let offset = self.data.len();
+        let _ = write!(self.data, "{code}\n{message}");
+        self.push_index(session, kind, frame, tag, offset, 0);
+    }
+
+    fn push_index(&mut self, session: u64, kind: OutputKind, frame: Option<u64>, tag: u32, offset: usize, audio_len: usize) {
+        let frame = frame.unwrap_or(u64::MAX);
+        let text_len = self.data.len() - offset - audio_len;
+        self.index.extend_from_slice(&[
+            session as u32,
+            kind as u32,
+            frame as u32,
+            (frame >> 32) as u32,
+            tag,
+            offset as u32,
+            audio_len as u32,
+            text_len as u32,
+        ]);
+    }
+}
+
+/// Finished outputs of one worker: every record's payload back to back in [`Batch::data`], and
+/// [`RECORD_WORDS`] words per record in [`Batch::index`] (see [`word`]). Dropping the batch hands
+/// its buffers back to the worker, which may then deliver its next one.
+pub struct Batch {
+    buffers: Buffers,
+    home: Option<Arc<Shared>>,
+}
+
+impl Batch {
+    /// Payloads of every record.
+    pub fn data(&self) -> &[u8] {
+        &self.buffers.data
+    }
+
+    /// The index, [`RECORD_WORDS`] words per record.
+    pub fn index(&self) -> &[u32] {
+        &self.buffers.index
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.buffers.records()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record `i`.
+    pub fn record(&self, i: usize) -> Record<'_> {
+        let w = &self.buffers.index[i * RECORD_WORDS..(i + 1) * RECORD_WORDS];
+        let frame = u64::from(w[word::FRAME_LO]) | (u64::from(w[word::FRAME_HI]) << 32);
+        let at = w[word::OFFSET] as usize;
+        let audio_end = at + w[word::AUDIO_LEN] as usize;
+        let text = &self.buffers.data[audio_end..audio_end + w[word::TEXT_LEN] as usize];
+        Record {
+            session: u64::from(w[word::SESSION]),
+            kind: OutputKind::from_u32(w[word::KIND]).expect("kinds are written by the worker"),
+            frame: (frame != u64::MAX).then_some(frame),
+            tag: w[word::TAG],
+            audio: &self.buffers.data[at..audio_end],
+            // Texts are written from &str / Display only.
+            text: std::str::from_utf8(text).unwrap_or(""),
+        }
+    }
+
+    /// Every record, in order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        (0..self.len()).map(|i| self.record(i))
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            *lock(&home.returned) = Some(std::mem::take(&mut self.buffers));
+            home.returned_flag.store(true, Ordering::Release);
+            home.unpark();
+        }
+    }
+}
+
+/// Receives finished batches on a worker thread. Implementations must not block for long; they
+/// drop the batch (on any thread) once they have read it.
 pub trait Sink: Send + Sync + 'static {
-    /// Takes a batch of outputs, in order per session.
-    fn deliver(&self, batch: Vec<Output>);
+    /// Takes one batch of records, in order per session.
+    fn deliver(&self, batch: Batch);
 }
 
 enum Item {
-    Frame { frame: u64, bytes: Vec<u8>, samples: u64, received: Instant },
+    Frame { frame: u64, bytes: Vec<u8>, received: Instant },
     Params { node: String, params: Vec<(String, Value)>, tag: u32 },
     Flush,
     Stop,
@@ -100,8 +277,6 @@ enum Item {
 
 struct SlotState {
     items: VecDeque<Item>,
-    /// Sample frames of audio waiting in `items`.
-    queued_samples: u64,
     scheduled: bool,
     /// No more pushes or controls are accepted (stopping, stopped, failed or closed).
     closed: bool,
@@ -117,8 +292,9 @@ struct SlotState {
 pub struct Slot {
     id: u64,
     worker: usize,
-    /// Queue bound in sample frames (docs/configuration.md `SESSION_QUEUE_MS`).
-    queue_limit_samples: u64,
+    /// Longest a frame may wait before the worker starts it (docs/configuration.md `SESSION_QUEUE_MS`);
+    /// `None` never drops (batch jobs).
+    queue_limit: Option<Duration>,
     /// Bytes per sample frame of the input encoding.
     frame_bytes: usize,
     next_frame: AtomicU64,
@@ -137,8 +313,14 @@ pub enum PushError {
 pub struct Pushed {
     /// The message's number.
     pub frame: u64,
-    /// Older messages dropped to make room (their numbers), oldest first.
+    /// Queued messages dropped because they had already waited longer than the queue limit
+    /// (their numbers, oldest first).
     pub dropped: Vec<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic while holding it; the state is plain data and stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Slot {
@@ -153,8 +335,7 @@ impl Slot {
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
-        // A poisoned lock means a panic while holding it; the state is plain data and stays usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// A snapshot of the session's counters and histograms.
@@ -171,11 +352,31 @@ impl Slot {
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
+
+    fn stale(&self, received: Instant, now: Instant) -> bool {
+        self.queue_limit.is_some_and(|limit| now.saturating_duration_since(received) > limit)
+    }
 }
 
-enum Msg {
-    Run(Arc<Slot>),
-    Shutdown,
+/// What one worker shares with the pool and with its batches.
+struct Shared {
+    /// Slots with work, in turn order.
+    run: Mutex<VecDeque<Arc<Slot>>>,
+    /// Set when `run` gets a slot; lets the idle worker spin without taking the lock.
+    queued: AtomicBool,
+    /// The buffers of the batch the host has finished with.
+    returned: Mutex<Option<Buffers>>,
+    returned_flag: AtomicBool,
+    shutdown: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl Shared {
+    fn unpark(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
 }
 
 /// Facts about one worker thread.
@@ -194,12 +395,24 @@ pub struct WorkerInfo {
 }
 
 struct WorkerHandle {
-    tx: Sender<Msg>,
+    shared: Arc<Shared>,
     join: Mutex<Option<JoinHandle<()>>>,
     core: Option<usize>,
-    pinned: Arc<std::sync::atomic::AtomicBool>,
+    pinned: Arc<AtomicBool>,
     sessions: Arc<AtomicUsize>,
     heart: Heartbeat,
+}
+
+/// How the workers wait for work.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    /// Worker threads.
+    pub workers: usize,
+    /// Pin worker k to the k-th core (round robin).
+    pub pin_cores: bool,
+    /// How long an idle worker polls for new work before it parks (a park and its wake-up cost
+    /// a few microseconds each; polling costs the core meanwhile).
+    pub spin: Duration,
 }
 
 /// The pool of worker threads.
@@ -210,20 +423,34 @@ pub struct Pool {
 
 impl Pool {
     /// Starts `workers` threads; with `pin_cores`, worker k is pinned to the k-th core (round robin).
-    /// A failure to pin is reported in [`Pool::workers`], not fatal.
+    /// A failure to pin is reported in [`Pool::workers`], not fatal. Idle workers park at once.
     pub fn new(workers: usize, pin_cores: bool, sink: Arc<dyn Sink>) -> Pool {
-        let cores = if pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        Pool::with_options(PoolOptions { workers, pin_cores, spin: Duration::ZERO }, sink)
+    }
+
+    /// Starts the pool with every option.
+    pub fn with_options(options: PoolOptions, sink: Arc<dyn Sink>) -> Pool {
+        quiet_worker_panics();
+        let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let epoch = Instant::now();
-        let handles = (0..workers.max(1))
+        let handles = (0..options.workers.max(1))
             .map(|k| {
-                let (tx, rx) = channel();
+                let shared = Arc::new(Shared {
+                    run: Mutex::new(VecDeque::with_capacity(256)),
+                    queued: AtomicBool::new(false),
+                    returned: Mutex::new(None),
+                    returned_flag: AtomicBool::new(false),
+                    shutdown: AtomicBool::new(false),
+                    thread: OnceLock::new(),
+                });
                 let core = cores.get(k % cores.len().max(1)).copied();
-                let pinned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let pinned = Arc::new(AtomicBool::new(false));
                 let sessions = Arc::new(AtomicUsize::new(0));
                 let heart = Heartbeat { epoch, last_ms: Arc::new(AtomicU64::new(0)) };
-                let (own_tx, sink, pinned_flag, sessions_count) = (tx.clone(), sink.clone(), pinned.clone(), sessions.clone());
                 let worker_heart = heart.clone();
-                let (ready_tx, ready_rx) = channel();
+                let (me, sink, pinned_flag, sessions_count) = (shared.clone(), sink.clone(), pinned.clone(), sessions.clone());
+                let spin = options.spin;
+                let (ready_tx, ready_rx) = std::sync::mpsc::channel();
                 let join = std::thread::Builder::new()
                     .name(format!("rm-worker-{k}"))
                     .spawn(move || {
@@ -233,11 +460,12 @@ impl Pool {
                         // nnnoiseless caches FFT plans per thread; build them now, not on a live frame.
                         crate::nodes::denoise::prepare_thread();
                         let _ = ready_tx.send(());
-                        worker_loop(rx, own_tx, sink, sessions_count, worker_heart);
+                        Worker { me, sink, sessions: sessions_count, spin, heart: worker_heart }.run();
                     })
                     .expect("spawn worker thread");
+                let _ = shared.thread.set(join.thread().clone());
                 let _ = ready_rx.recv();
-                WorkerHandle { tx, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions, heart }
+                WorkerHandle { shared, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions, heart }
             })
             .collect();
         Pool { workers: handles, next_id: AtomicU64::new(1) }
@@ -258,9 +486,10 @@ impl Pool {
             .collect()
     }
 
-    /// Places a built session on the least-loaded worker. `queue_limit_samples` bounds its queue
-    /// (`u64::MAX` for batch jobs, which must lose nothing).
-    pub fn add_session(&self, session: Session, queue_limit_samples: u64, frame_bytes: usize) -> Arc<Slot> {
+    /// Places a built session on the least-loaded worker. A frame that would wait longer than
+    /// `queue_limit` before the worker starts it is dropped (`None` for batch jobs, which must lose
+    /// nothing).
+    pub fn add_session(&self, session: Session, queue_limit: Option<Duration>, frame_bytes: usize) -> Arc<Slot> {
         // Least loaded, preferring workers that beat lately over one stuck in an item.
         let stuck = |k: usize| self.workers[k].heart.since_ms() > 10 * BEAT_INTERVAL.as_millis() as u64;
         let worker = (0..self.workers.len())
@@ -276,12 +505,11 @@ impl Pool {
         Arc::new(Slot {
             id,
             worker,
-            queue_limit_samples,
+            queue_limit,
             frame_bytes,
             next_frame: AtomicU64::new(0),
             state: Mutex::new(SlotState {
                 items: VecDeque::new(),
-                queued_samples: 0,
                 scheduled: false,
                 closed: false,
                 discarded: false,
@@ -292,10 +520,11 @@ impl Pool {
         })
     }
 
-    /// Queues one binary message (copied once, into a pooled buffer). When the queue then holds more
-    /// audio than its limit, the oldest queued messages are dropped and named in the result
-    /// (docs/protocol.md §6). The message itself is always queued. A message with a partial sample frame is
-    /// queued too and answered with an error in order.
+    /// Queues one binary message (copied once, into a pooled buffer). Queued messages that have
+    /// already waited longer than the queue limit are dropped and named in the result (docs/protocol.md, queue bound);
+    /// the worker drops the ones it reaches too late itself (a `Dropped` record). The message itself
+    /// is always queued. A message with a partial sample frame is queued too and answered with an
+    /// error in order.
     pub fn push(&self, slot: &Arc<Slot>, bytes: &[u8]) -> Result<Pushed, PushError> {
         let samples = (bytes.len() / slot.frame_bytes.max(1)) as u64;
         let received = Instant::now();
@@ -303,28 +532,32 @@ impl Pool {
         if st.closed {
             return Err(PushError::Closed);
         }
+        let mut dropped = Vec::new();
+        if slot.queue_limit.is_some() {
+            // Receive times grow along the queue: the stale frames are the oldest ones. Control
+            // items stay, in their place.
+            let mut at = 0;
+            while at < st.items.len() {
+                match &st.items[at] {
+                    Item::Frame { received: r, .. } if slot.stale(*r, received) => {
+                        if let Some(Item::Frame { frame, bytes, .. }) = st.items.remove(at) {
+                            st.stats.frames_dropped += 1;
+                            st.free.push(bytes);
+                            dropped.push(frame);
+                        }
+                    }
+                    Item::Frame { .. } => break,
+                    _ => at += 1,
+                }
+            }
+        }
         let frame = slot.next_frame.fetch_add(1, Ordering::Relaxed);
         let mut buf = st.free.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(bytes);
-        st.items.push_back(Item::Frame { frame, bytes: buf, samples, received });
-        st.queued_samples += samples;
+        st.items.push_back(Item::Frame { frame, bytes: buf, received });
         st.stats.frames_in += 1;
         st.stats.samples_in += samples;
-        let mut dropped = Vec::new();
-        while st.queued_samples > slot.queue_limit_samples {
-            // Drop the oldest audio message that is not the one just queued; control items stay.
-            let Some(pos) = st.items.iter().position(|it| matches!(it, Item::Frame { .. })) else { break };
-            if pos == st.items.len() - 1 {
-                break;
-            }
-            if let Some(Item::Frame { frame, bytes, samples, .. }) = st.items.remove(pos) {
-                st.queued_samples -= samples;
-                st.stats.frames_dropped += 1;
-                st.free.push(bytes);
-                dropped.push(frame);
-            }
-        }
         self.schedule(slot, &mut st);
         Ok(Pushed { frame, dropped })
     }
@@ -354,7 +587,7 @@ impl Pool {
         self.control(slot, Item::Flush)
     }
 
-    /// Flushes, then ends the session (an `Stopped` output follows the `Flushed` one).
+    /// Flushes, then ends the session (a `Stopped` record follows the `Flushed` one).
     pub fn stop(&self, slot: &Arc<Slot>) -> Result<(), PushError> {
         self.control(slot, Item::Stop)
     }
@@ -363,7 +596,6 @@ impl Pool {
     pub fn close(&self, slot: &Arc<Slot>) {
         let mut st = slot.lock();
         st.items.clear();
-        st.queued_samples = 0;
         st.closed = true;
         st.discarded = true;
         if st.session.take().is_some() {
@@ -374,7 +606,7 @@ impl Pool {
     fn schedule(&self, slot: &Arc<Slot>, st: &mut SlotState) {
         if !st.scheduled {
             st.scheduled = true;
-            let _ = self.workers[slot.worker].tx.send(Msg::Run(slot.clone()));
+            enqueue(&self.workers[slot.worker].shared, slot.clone());
         }
     }
 
@@ -382,17 +614,16 @@ impl Pool {
     pub fn session_count(&self) -> usize {
         self.workers.iter().map(|w| w.sessions.load(Ordering::Relaxed)).sum()
     }
-}
 
-impl Pool {
     /// Stops every worker after the work already queued to it, and waits for them. Sessions that
     /// are still open get no further answers. Safe to call more than once.
     pub fn shutdown(&self) {
         for w in &self.workers {
-            let _ = w.tx.send(Msg::Shutdown);
+            w.shared.shutdown.store(true, Ordering::Release);
+            w.shared.unpark();
         }
         for w in &self.workers {
-            let handle = w.join.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let handle = lock(&w.join).take();
             if let Some(j) = handle {
                 let _ = j.join();
             }
@@ -406,177 +637,257 @@ impl Drop for Pool {
     }
 }
 
-fn worker_loop(rx: Receiver<Msg>, own_tx: Sender<Msg>, sink: Arc<dyn Sink>, sessions: Arc<AtomicUsize>, heart: Heartbeat) {
-    let mut outbox: Vec<Output> = Vec::with_capacity(MAX_BATCH);
-    let mut next = recv_beating(&rx, &heart);
-    loop {
-        heart.beat();
-        match next {
-            Ok(Msg::Run(slot)) => run_one(&slot, &own_tx, &mut outbox, &sessions),
-            Ok(Msg::Shutdown) | Err(_) => {
-                if !outbox.is_empty() {
-                    sink.deliver(std::mem::take(&mut outbox));
-                }
-                return;
+/// A panic on a worker is one session's failure, reported to its client (`Failed`); printing it with
+/// a symbolised backtrace (RUST_BACKTRACE) would hold the worker, and every session on it, for
+/// hundreds of milliseconds. Worker panics print one line; every other thread keeps the previous hook.
+fn quiet_worker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            match std::thread::current().name() {
+                Some(name) if name.starts_with("rm-worker-") => eprintln!("{name}: a session failed: {info}"),
+                _ => previous(info),
             }
-        }
-        next = match rx.try_recv() {
-            Ok(msg) => {
-                if outbox.len() >= MAX_BATCH {
-                    sink.deliver(std::mem::replace(&mut outbox, Vec::with_capacity(MAX_BATCH)));
-                }
-                Ok(msg)
-            }
-            Err(TryRecvError::Empty) => {
-                if !outbox.is_empty() {
-                    sink.deliver(std::mem::replace(&mut outbox, Vec::with_capacity(MAX_BATCH)));
-                }
-                recv_beating(&rx, &heart)
-            }
-            Err(TryRecvError::Disconnected) => Err(RecvError),
-        };
-    }
+        }));
+    });
 }
 
-/// Waits for the next message, beating every `BEAT_INTERVAL` while idle.
-fn recv_beating(rx: &Receiver<Msg>, heart: &Heartbeat) -> Result<Msg, RecvError> {
-    loop {
-        heart.beat();
-        match rx.recv_timeout(BEAT_INTERVAL) {
-            Ok(msg) => return Ok(msg),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Err(RecvError),
-        }
-    }
+fn enqueue(shared: &Shared, slot: Arc<Slot>) {
+    lock(&shared.run).push_back(slot);
+    shared.queued.store(true, Ordering::Release);
+    // Cheap when the worker is awake: unpark only makes a system call for a parked thread.
+    shared.unpark();
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "node panicked".to_string())
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("node panicked")
 }
 
-fn output(session: u64, kind: OutputKind, frame: Option<u64>) -> Output {
-    Output { session, kind, frame, audio: Vec::new(), events: String::new(), error: None, tag: 0 }
+/// What processing one item produced, written into the batch after the (unwind-guarded) DSP.
+enum Done {
+    Audio(u64),
+    FrameError(u64, crate::codec::CodecError),
+    Params(u32, Option<crate::graph::GraphError>),
+    Flushed { stop: bool },
 }
 
-/// Takes one item of `slot`, processes it, and reschedules the slot if more are waiting.
-fn run_one(slot: &Arc<Slot>, own_tx: &Sender<Msg>, outbox: &mut Vec<Output>, sessions: &AtomicUsize) {
-    let (item, session) = {
-        let mut st = slot.lock();
-        let item = st.items.pop_front();
-        if let Some(Item::Frame { samples, .. }) = &item {
-            st.queued_samples -= samples;
+struct Worker {
+    me: Arc<Shared>,
+    sink: Arc<dyn Sink>,
+    sessions: Arc<AtomicUsize>,
+    spin: Duration,
+    heart: Heartbeat,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut filling = Buffers::default();
+        // The buffers of the batch that is not with the host (None while one is).
+        let mut spare: Option<Buffers> = Some(Buffers::default());
+        let mut ready: VecDeque<Arc<Slot>> = VecDeque::with_capacity(256);
+        loop {
+            self.heart.beat();
+            if spare.is_none() && self.me.returned_flag.swap(false, Ordering::Acquire) {
+                spare = lock(&self.me.returned).take();
+            }
+            if !filling.index.is_empty() {
+                if let Some(mut next) = spare.take() {
+                    next.clear();
+                    let batch = std::mem::replace(&mut filling, next);
+                    self.sink.deliver(Batch { buffers: batch, home: Some(self.me.clone()) });
+                }
+            }
+            let shutdown = self.me.shutdown.load(Ordering::Acquire);
+            if !filling.full() || shutdown {
+                self.me.queued.store(false, Ordering::Release);
+                std::mem::swap(&mut *lock(&self.me.run), &mut ready);
+                if !ready.is_empty() {
+                    while let Some(slot) = ready.pop_front() {
+                        self.heart.beat();
+                        self.run_slot(&slot, &mut filling);
+                        if filling.full() && !shutdown {
+                            // The rest keep their turn, ahead of the slots requeued meanwhile.
+                            let mut run = lock(&self.me.run);
+                            while let Some(s) = ready.pop_back() {
+                                run.push_front(s);
+                            }
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            }
+            if shutdown {
+                // The host may be waiting for this thread to end and return nothing meanwhile:
+                // hand over what is left without waiting for the batch it holds.
+                if !filling.index.is_empty() {
+                    self.sink.deliver(Batch { buffers: filling, home: None });
+                }
+                return;
+            }
+            self.idle(filling.full(), filling.index.is_empty() || spare.is_some());
         }
-        match (item, st.session.take()) {
-            (Some(item), Some(session)) => (item, session),
-            (_, session) => {
-                // Nothing to do, or the session was closed meanwhile.
-                st.session = session;
-                st.scheduled = false;
+    }
+
+    /// Waits until there is something to do: a slot to run (unless the batch is full), or the
+    /// host's batch back (when a filled one waits for it). Spins first, then parks, beating every
+    /// BEAT_INTERVAL.
+    fn idle(&self, full: bool, nothing_to_deliver: bool) {
+        let wanted = || {
+            (!full && self.me.queued.load(Ordering::Acquire))
+                || (!nothing_to_deliver && self.me.returned_flag.load(Ordering::Acquire))
+                || self.me.shutdown.load(Ordering::Acquire)
+        };
+        if !self.spin.is_zero() {
+            let until = Instant::now() + self.spin;
+            while Instant::now() < until {
+                for _ in 0..64 {
+                    if wanted() {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        while !wanted() {
+            self.heart.beat();
+            std::thread::park_timeout(BEAT_INTERVAL);
+        }
+    }
+
+    /// Runs up to TURN items of `slot` (fewer once the batch is full), writing their records;
+    /// requeues the slot if more wait.
+    fn run_slot(&self, slot: &Arc<Slot>, out: &mut Buffers) {
+        for _ in 0..TURN {
+            if out.full() {
+                break;
+            }
+            self.heart.beat();
+            let (item, session, started) = {
+                let mut st = slot.lock();
+                let started = Instant::now();
+                // docs/protocol.md, queue bound: a frame that waited longer than the limit before its start is dropped.
+                let mut run: Option<(u64, u32)> = None;
+                while let Some(Item::Frame { received, .. }) = st.items.front() {
+                    if st.session.is_none() || !slot.stale(*received, started) {
+                        break;
+                    }
+                    if let Some(Item::Frame { frame, bytes, .. }) = st.items.pop_front() {
+                        st.free.push(bytes);
+                        st.stats.frames_dropped += 1;
+                        run = Some(run.map_or((frame, 1), |(first, n)| (first, n + 1)));
+                    }
+                }
+                if let Some((first, n)) = run {
+                    out.push(slot.id, OutputKind::Dropped, Some(first), n, &[], &[]);
+                }
+                match (st.items.pop_front(), st.session.take()) {
+                    (Some(item), Some(session)) => (item, session, started),
+                    (_, session) => {
+                        // Nothing to do, or the session was closed meanwhile.
+                        st.session = session;
+                        st.scheduled = false;
+                        return;
+                    }
+                }
+            };
+            if !self.run_item(slot, item, session, started, out) {
                 return;
             }
         }
-    };
-    let mut session = session;
-    let started = Instant::now();
-    let mut keep = true;
-    let mut returned: Option<Vec<u8>> = None;
-    let mut timing: Option<(Instant, std::time::Duration)> = None;
-    let result = catch_unwind(AssertUnwindSafe(|| match item {
-        Item::Frame { frame, bytes, received, .. } => {
-            let out = match session.process(frame, &bytes) {
-                Ok(()) => {
-                    let mut o = output(slot.id, OutputKind::Audio, Some(frame));
-                    o.audio = session.output().to_vec();
-                    o.events = session.events().to_string();
-                    o
-                }
-                Err(e) => {
-                    let mut o = output(slot.id, OutputKind::FrameError, Some(frame));
-                    o.error = Some(("RM_ERR_BAD_FRAME", e.to_string()));
-                    o
-                }
-            };
-            returned = Some(bytes);
-            timing = Some((received, started.duration_since(received)));
-            vec![out]
-        }
-        Item::Params { node, params, tag } => {
-            let mut o = output(slot.id, OutputKind::ParamsApplied, None);
-            o.tag = tag;
-            for (name, value) in &params {
-                if let Err(e) = session.graph_mut().set_param(&node, name, value) {
-                    o.error = Some(("RM_ERR_BAD_PARAMS", e.to_string()));
-                    break;
-                }
-            }
-            vec![o]
-        }
-        Item::Flush | Item::Stop => {
-            let stop = matches!(item, Item::Stop);
-            let frame = slot.next_frame.load(Ordering::Relaxed);
-            session.flush(frame);
-            let mut o = output(slot.id, OutputKind::Flushed, None);
-            o.audio = session.output().to_vec();
-            o.events = session.events().to_string();
-            if stop {
-                keep = false;
-                vec![o, output(slot.id, OutputKind::Stopped, None)]
-            } else {
-                vec![o]
-            }
-        }
-    }));
-    let done = Instant::now();
-    let mut st = slot.lock();
-    match result {
-        Ok(outs) => {
-            if let Some((received, wait)) = timing {
-                let s = &mut st.stats;
-                s.queue_wait.record_ns(wait.as_nanos() as u64);
-                s.process.record_ns(done.duration_since(started).as_nanos() as u64);
-                s.engine.record_ns(done.duration_since(received).as_nanos() as u64);
-                for (stat, (_, _, ns)) in s.nodes.iter_mut().zip(session.graph().node_timings()) {
-                    stat.process.record_ns(ns);
-                }
-            }
-            for o in &outs {
-                match o.kind {
-                    OutputKind::Audio => st.stats.frames_out += 1,
-                    OutputKind::FrameError => st.stats.frame_errors += 1,
-                    _ => {}
-                }
-                st.stats.events += o.events.lines().count() as u64;
-            }
-            st.stats.non_finite_samples = session.non_finite_samples();
-            outbox.extend(outs);
-            if let Some(b) = returned {
-                st.free.push(b);
-            }
-            if keep && !st.discarded {
-                st.session = Some(session);
-            } else {
-                sessions.fetch_sub(1, Ordering::Relaxed);
-                st.items.clear();
-                st.queued_samples = 0;
-            }
-        }
-        Err(payload) => {
-            let mut o = output(slot.id, OutputKind::Failed, None);
-            o.error = Some(("RM_ERR_SESSION_FAILED", panic_message(payload.as_ref())));
-            outbox.push(o);
-            st.closed = true;
-            st.items.clear();
-            st.queued_samples = 0;
-            sessions.fetch_sub(1, Ordering::Relaxed);
+        let mut st = slot.lock();
+        if st.session.is_some() && !st.items.is_empty() {
+            drop(st);
+            enqueue(&self.me, slot.clone());
+        } else {
+            st.scheduled = false;
         }
     }
-    if st.session.is_some() && !st.items.is_empty() {
-        let _ = own_tx.send(Msg::Run(slot.clone()));
-    } else {
+
+    /// Processes one item; false when the slot is done (no more items, or the session ended).
+    fn run_item(&self, slot: &Arc<Slot>, item: Item, mut session: Box<Session>, started: Instant, out: &mut Buffers) -> bool {
+        let mut returned: Option<Vec<u8>> = None;
+        let mut received_at: Option<Instant> = None;
+        let result = catch_unwind(AssertUnwindSafe(|| match item {
+            Item::Frame { frame, bytes, received } => {
+                let done = match session.process(frame, &bytes) {
+                    Ok(()) => Done::Audio(frame),
+                    Err(e) => Done::FrameError(frame, e),
+                };
+                returned = Some(bytes);
+                received_at = Some(received);
+                done
+            }
+            Item::Params { node, params, tag } => {
+                let error = params.iter().find_map(|(name, value)| session.graph_mut().set_param(&node, name, value).err());
+                Done::Params(tag, error)
+            }
+            Item::Flush | Item::Stop => {
+                session.flush(slot.next_frame.load(Ordering::Relaxed));
+                Done::Flushed { stop: matches!(item, Item::Stop) }
+            }
+        }));
+        let done_at = Instant::now();
+        let id = slot.id;
+        let mut st = slot.lock();
+        if let Some(b) = returned {
+            st.free.push(b);
+        }
+        let mut keep = true;
+        match result {
+            Ok(done) => {
+                match done {
+                    Done::Audio(frame) => {
+                        out.push(id, OutputKind::Audio, Some(frame), 0, session.output(), session.events().as_bytes());
+                        st.stats.frames_out += 1;
+                        st.stats.events += u64::from(session.event_count());
+                    }
+                    Done::FrameError(frame, e) => {
+                        out.push_error(id, OutputKind::FrameError, Some(frame), 0, "RM_ERR_BAD_FRAME", &e);
+                        st.stats.frame_errors += 1;
+                    }
+                    Done::Params(tag, None) => out.push(id, OutputKind::ParamsApplied, None, tag, &[], &[]),
+                    Done::Params(tag, Some(e)) => {
+                        out.push_error(id, OutputKind::ParamsApplied, None, tag, "RM_ERR_BAD_PARAMS", &e);
+                    }
+                    Done::Flushed { stop } => {
+                        out.push(id, OutputKind::Flushed, None, 0, session.output(), session.events().as_bytes());
+                        st.stats.events += u64::from(session.event_count());
+                        if stop {
+                            out.push(id, OutputKind::Stopped, None, 0, &[], &[]);
+                            keep = false;
+                        }
+                    }
+                }
+                st.stats.non_finite_samples = session.non_finite_samples();
+                if let Some(received) = received_at {
+                    let s = &mut st.stats;
+                    s.queue_wait.record_ns(started.saturating_duration_since(received).as_nanos() as u64);
+                    s.process.record_ns(done_at.saturating_duration_since(started).as_nanos() as u64);
+                    s.engine.record_ns(done_at.saturating_duration_since(received).as_nanos() as u64);
+                    for (stat, (_, _, ns)) in s.nodes.iter_mut().zip(session.graph().node_timings()) {
+                        stat.process.record_ns(ns);
+                    }
+                }
+                if keep && !st.discarded {
+                    st.session = Some(session);
+                    return true;
+                }
+            }
+            Err(payload) => {
+                out.push_error(id, OutputKind::Failed, None, 0, "RM_ERR_SESSION_FAILED", &panic_message(payload.as_ref()));
+                st.closed = true;
+            }
+        }
+        // The session ended (stopped, failed, or closed by the host while it ran).
+        self.sessions.fetch_sub(1, Ordering::Relaxed);
+        st.items.clear();
         st.scheduled = false;
+        false
     }
 }

@@ -112,4 +112,9 @@ impl Session {
     pub fn events(&self) -> &str {
         self.graph.events()
     }
+
+    /// Number of events of the last message.
+    pub fn event_count(&self) -> u32 {
+        self.graph.event_count()
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use remotemedia_dsp::codec::Encoding;
 use remotemedia_dsp::format::Format;
 use remotemedia_dsp::plan::Plan;
-use remotemedia_dsp::pool::{Output, OutputKind, Pool, Sink};
+use remotemedia_dsp::pool::{Batch, OutputKind, Pool, Sink};
 use remotemedia_dsp::session::{Encodings, Session};
 use serde_json::json;
 
@@ -82,23 +82,68 @@ fn malformed_messages_change_no_state() {
     assert_eq!(from_s16(s.output()), vec![5, -5]);
 }
 
+/// One record of a batch, owned.
+#[derive(Clone, Debug)]
+struct Output {
+    session: u64,
+    kind: OutputKind,
+    frame: Option<u64>,
+    tag: u32,
+    audio: Vec<u8>,
+    text: String,
+}
+
+/// Collects every record; while `gate` is closed, `deliver` blocks (and with it the worker).
 #[derive(Default)]
-struct Collect(Mutex<Vec<Output>>);
+struct Collect {
+    outputs: Mutex<Vec<Output>>,
+    gate: Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Calls of `deliver` so far (including one blocked at the gate).
+    deliveries: std::sync::atomic::AtomicUsize,
+}
+
+/// Opens the gate when dropped, so that a failing test does not leave the worker blocked forever.
+struct OpenOnDrop(Arc<Collect>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set_gate(false);
+    }
+}
 
 impl Sink for Collect {
-    fn deliver(&self, batch: Vec<Output>) {
-        self.0.lock().unwrap().extend(batch);
+    fn deliver(&self, batch: Batch) {
+        self.deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut closed = self.gate.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+        let owned = batch.records().map(|r| Output {
+            session: r.session,
+            kind: r.kind,
+            frame: r.frame,
+            tag: r.tag,
+            audio: r.audio.to_vec(),
+            text: r.text.to_string(),
+        });
+        self.outputs.lock().unwrap().extend(owned);
     }
 }
 
 impl Collect {
+    fn set_gate(&self, closed: bool) {
+        *self.gate.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+
     fn wait_for(&self, pred: impl Fn(&[Output]) -> bool) -> Vec<Output> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             {
-                let v = self.0.lock().unwrap();
+                let v = self.outputs.lock().unwrap();
                 if pred(&v) {
-                    return v.iter().map(|o| Output { audio: o.audio.clone(), events: o.events.clone(), error: o.error.clone(), ..*o }).collect();
+                    return v.clone();
                 }
             }
             assert!(Instant::now() < deadline, "timed out waiting for outputs");
@@ -117,8 +162,8 @@ fn a_panicking_session_fails_alone_and_the_worker_goes_on() {
         "nodes": [ { "id": "boom", "type": "__panic", "params": { "after_frames": 100 }, "input": null } ],
         "output": "boom" }));
     let good = gain_plan(-6.0206, 1);
-    let a = pool.add_session(Session::new(&faulty, faulty.input, S16, 4096).unwrap(), u64::MAX, 2);
-    let b = pool.add_session(Session::new(&good, good.input, S16, 4096).unwrap(), u64::MAX, 2);
+    let a = pool.add_session(Session::new(&faulty, faulty.input, S16, 4096).unwrap(), None, 2);
+    let b = pool.add_session(Session::new(&good, good.input, S16, 4096).unwrap(), None, 2);
     for _ in 0..5 {
         let _ = pool.push(&a, &s16(&[1000; 80]));
         pool.push(&b, &s16(&[1000; 80])).unwrap();
@@ -127,7 +172,7 @@ fn a_panicking_session_fails_alone_and_the_worker_goes_on() {
     let a_outs: Vec<_> = outs.iter().filter(|o| o.session == a.id()).collect();
     assert_eq!(a_outs.iter().filter(|o| o.kind == OutputKind::Audio).count(), 1, "first 80 frames pass");
     let failed = a_outs.iter().find(|o| o.kind == OutputKind::Failed).expect("a failure output");
-    assert_eq!(failed.error.as_ref().unwrap().0, "RM_ERR_SESSION_FAILED");
+    assert!(failed.text.starts_with("RM_ERR_SESSION_FAILED\n"), "{}", failed.text);
     assert!(a.is_closed());
     assert!(pool.push(&a, &s16(&[0; 80])).is_err());
     let b_frames: Vec<u64> = outs.iter().filter(|o| o.session == b.id()).map(|o| o.frame.unwrap()).collect();
@@ -150,9 +195,9 @@ fn a_worker_stuck_in_one_item_stops_beating_and_new_sessions_avoid_it() {
         "nodes": [ { "id": "s", "type": "__stall", "params": { "after_frames": 0, "ms": 1500 }, "input": null } ],
         "output": "s" }));
     let p = gain_plan(0.0, 1);
-    let busy = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), u64::MAX, 2);
-    let stuck = pool.add_session(Session::new(&stall, stall.input, S16, 4096).unwrap(), u64::MAX, 2);
-    let _busier = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), u64::MAX, 2);
+    let busy = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    let stuck = pool.add_session(Session::new(&stall, stall.input, S16, 4096).unwrap(), None, 2);
+    let _busier = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
     assert_ne!(busy.worker(), stuck.worker());
     pool.push(&stuck, &s16(&[0; 80])).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
@@ -160,33 +205,67 @@ fn a_worker_stuck_in_one_item_stops_beating_and_new_sessions_avoid_it() {
     assert!(workers[stuck.worker()].since_beat_ms >= 1000, "{workers:?}");
     assert!(workers[1 - stuck.worker()].since_beat_ms < 200, "{workers:?}");
     // The stuck worker has fewer sessions, yet is not given the new one.
-    let fresh = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), u64::MAX, 2);
+    let fresh = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
     assert_ne!(fresh.worker(), stuck.worker());
     sink.wait_for(|v| v.iter().any(|o| o.session == stuck.id()));
     std::thread::sleep(Duration::from_millis(250));
     assert!(pool.workers().iter().all(|w| w.since_beat_ms < 200), "it beats again once the item is done");
 }
 
+/// SPEC §4.10: a frame is dropped only when it waited longer than the queue limit before the worker
+/// started it; drops found at push time come back from `push`, those the worker finds in a record.
 #[test]
-fn a_full_queue_drops_its_oldest_messages() {
+fn frames_that_wait_past_the_queue_limit_are_dropped_and_named() {
     let sink = Arc::new(Collect::default());
     let pool = Pool::new(1, false, sink.clone());
     let p = gain_plan(0.0, 1);
-    // Block the worker with a long message on another session so the queue fills.
-    let big = pool.add_session(Session::new(&p, p.input, S16, 1 << 24).unwrap(), u64::MAX, 2);
-    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), 160, 2);
-    pool.push(&big, &s16(&vec![1; 4_000_000])).unwrap();
-    let mut dropped = Vec::new();
-    for _ in 0..10 {
-        dropped.extend(pool.push(&s, &s16(&[1; 80])).unwrap().dropped);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), Some(Duration::from_millis(30)), 2);
+    // Frame 0's batch blocks the worker in `deliver` until the gate opens.
+    let _gate = OpenOnDrop(sink.clone());
+    sink.set_gate(true);
+    pool.push(&s, &s16(&[1; 80])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.deliveries.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the worker never delivered");
+        std::thread::sleep(Duration::from_millis(1));
     }
-    // At most 160 frames (two messages) stay queued; the rest are dropped oldest first.
-    assert!(dropped.len() >= 8, "dropped {dropped:?}");
-    assert_eq!(dropped[..], (0..dropped.len() as u64).collect::<Vec<_>>()[..]);
-    let outs = sink.wait_for(|v| v.iter().filter(|o| o.session == s.id()).count() == 10 - dropped.len());
-    let frames: Vec<u64> = outs.iter().filter(|o| o.session == s.id()).map(|o| o.frame.unwrap()).collect();
-    assert_eq!(frames, (dropped.len() as u64..10).collect::<Vec<_>>());
-    assert_eq!(s.stats().frames_dropped, dropped.len() as u64);
+    for _ in 1..=5 {
+        assert_eq!(pool.push(&s, &s16(&[1; 80])).unwrap().dropped, Vec::<u64>::new());
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    // Frames 1..=5 have waited too long: pushing frame 6 drops them.
+    assert_eq!(pool.push(&s, &s16(&[1; 80])).unwrap().dropped, vec![1, 2, 3, 4, 5]);
+    pool.push(&s, &s16(&[1; 80])).unwrap();
+    pool.push(&s, &s16(&[1; 80])).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    // Frames 6..=8 are stale when the worker gets to them.
+    sink.set_gate(false);
+    let outs = sink.wait_for(|v| v.iter().any(|o| o.kind == OutputKind::Dropped));
+    pool.push(&s, &s16(&[1; 80])).unwrap();
+    let outs = sink.wait_for(|v| v.len() == outs.len() + 1);
+    let seen: Vec<(OutputKind, Option<u64>, u32)> = outs.iter().map(|o| (o.kind, o.frame, o.tag)).collect();
+    assert_eq!(
+        seen,
+        vec![(OutputKind::Audio, Some(0), 0), (OutputKind::Dropped, Some(6), 3), (OutputKind::Audio, Some(9), 0)]
+    );
+    assert_eq!(s.stats().frames_dropped, 8);
+}
+
+#[test]
+fn a_burst_the_worker_absorbs_in_time_is_answered_in_full() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), Some(Duration::from_millis(200)), 2);
+    // Two seconds of audio at once, far more than 200 ms of it queued.
+    for _ in 0..100 {
+        assert!(pool.push(&s, &s16(&[1; 160])).unwrap().dropped.is_empty());
+    }
+    let outs = sink.wait_for(|v| v.len() == 100);
+    let frames: Vec<u64> = outs.iter().map(|o| o.frame.unwrap()).collect();
+    assert_eq!(frames, (0..100).collect::<Vec<_>>());
+    assert!(outs.iter().all(|o| o.kind == OutputKind::Audio));
+    assert_eq!(s.stats().frames_dropped, 0);
 }
 
 #[test]
@@ -198,7 +277,7 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
         assert_eq!(w.pinned, w.core.is_some());
     }
     let p = gain_plan(0.0, 1);
-    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), u64::MAX, 2);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
     pool.push(&s, &s16(&[7; 10])).unwrap();
     pool.stop(&s).unwrap();
     assert!(pool.push(&s, &s16(&[7; 10])).is_err());
@@ -212,8 +291,8 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
-/// docs/pipelines.md `execution.parallel`: independent analysis branches may run concurrently; the result must
-/// not change, event order included.
+/// docs/pipelines.md `execution.parallel`: whatever the execution hints, the result is the same, event
+/// order included (branches run on the session's worker, in plan order).
 #[test]
 fn parallel_branches_give_the_same_events_as_sequential_ones() {
     let (planes, rate) = remotemedia_dsp::testing::read_fixture_audio("speech-48k-mono.wav");

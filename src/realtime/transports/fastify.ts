@@ -14,6 +14,9 @@ import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 import { guarded } from './guard.js';
 
+/** One options object for every binary send (ws would otherwise get a fresh one per answer). */
+const BINARY = { binary: true } as const;
+
 function adapt(ws: WebSocket): Socket {
   const open = () => ws.readyState === ws.OPEN;
   return {
@@ -21,7 +24,7 @@ function adapt(ws: WebSocket): Socket {
       if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      if (open()) ws.send(data, { binary: true });
+      if (open()) ws.send(data, BINARY);
     },
     close: (code, reason) => {
       if (open()) ws.close(code, reason);
@@ -45,7 +48,8 @@ export const fastifyTransport = fp(
     const { deps } = registry;
     await app.register(websocket, {
       // The session applies MAX_FRAME_BYTES (1009) itself, the same way on both transports.
-      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes) },
+      // No permessage-deflate: PCM hardly compresses, and it would cost a zlib pass per message.
+      options: { maxPayload: transportMaxPayload(app.config.maxFrameBytes), perMessageDeflate: false },
       // The plugin's default logs every socket error at error level and then destroys the socket. A
       // protocol error from the client (WS_ERR_*: invalid UTF-8, over maxPayload) is the client's fault
       // and `ws` has already closed with the right code (1007, 1009): log it at debug, let the close

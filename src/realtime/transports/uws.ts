@@ -69,6 +69,12 @@ function adapt(ws: WebSocket<UserData>): Socket {
       if (!data.closed) ws.ping();
     },
     bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
+    // Outside uWS's own callbacks every send is a write(2) of its own; corked, the answers of one
+    // engine batch go out in one.
+    cork: (fn) => {
+      if (data.closed) fn();
+      else ws.cork(fn);
+    },
   };
 }
 
