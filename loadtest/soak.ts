@@ -1,5 +1,5 @@
 /**
- * Soak run (SPEC §9; not part of `npm test`): starts `remotemedia serve` on its default settings and
+ * Soak run (docs/limits.md; not part of `npm test`): starts `remotemedia serve` on its default settings and
  * sends it the adversarial suite's random traffic (loadtest/traffic.ts) on both transports for a given
  * time, printing the server's RSS as it goes. The server must stay up, every session must end in valid
  * answers or a catalogued close code, and RSS must stay flat.
@@ -28,7 +28,7 @@ const { values } = parseArgs({
 const durationMs = Number(values.duration) * 1000;
 const parallel = Number(values.parallel);
 const reportMs = Number(values.report) * 1000;
-/** MAX_FRAME_BYTES of a server on its defaults (SPEC §1). */
+/** MAX_FRAME_BYTES of a server on its defaults (docs/configuration.md). */
 const MAX_FRAME_BYTES = 65536;
 const MiB = 1024 * 1024;
 

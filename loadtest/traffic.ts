@@ -1,5 +1,5 @@
 /**
- * Random realtime traffic (SPEC §9): random message sequences — valid and broken control messages in
+ * Random realtime traffic (docs/limits.md): random message sequences — valid and broken control messages in
  * any order, random JSON, binary frames of random sizes, invalid UTF-8, oversized messages — sent to
  * either transport, and the check that every one ends in a valid answer or a catalogued close code.
  * Used by the adversarial suite (test/realtime/adversarial.test.ts) and the soak run (loadtest/soak.ts).
@@ -113,7 +113,7 @@ function isUtf8(bytes: Uint8Array): boolean {
   }
 }
 
-/** Close codes a session may end with for random input (RFC 6455 §7.4.1, SPEC §4.7, §4.11). */
+/** Close codes a session may end with for random input (RFC 6455 §7.4.1, docs/protocol.md §6). */
 function closeAllowed(
   code: number,
   transport: Transport,

@@ -102,17 +102,17 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** Origins a request (or WebSocket upgrade) may come from; empty = no check. */
   readonly allowedOrigins: readonly string[];
-  /** SPEC §7: when set, Twilio upgrades must carry a valid X-Twilio-Signature (else 403). */
+  /** docs/telephony/README.md: when set, Twilio upgrades must carry a valid X-Twilio-Signature (else 403). */
   readonly twilioAuthToken: string | undefined;
-  /** SPEC §7: hosts a pipeline's `sink.url` may name (`host`, `host:port` or `*.domain`); empty = no sinks. */
+  /** docs/telephony/README.md: hosts a pipeline's `sink.url` may name (`host`, `host:port` or `*.domain`); empty = no sinks. */
   readonly sinkAllowlist: readonly string[];
-  /** How long a session whose socket dropped is kept for a resume (SPEC §4.9); 0 = no resume. */
+  /** How long a session whose socket dropped is kept for a resume (docs/protocol.md §8); 0 = no resume. */
   readonly resumeGraceMs: number;
   /** Output a session keeps for replay after a resume (per session). */
   readonly resumeBufferBytes: number;
   /** On SIGTERM, how long /readyz fails while sessions go on, before draining starts. */
   readonly drainDelayMs: number;
-  /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (SPEC §8); empty = SQLite. */
+  /** `postgres://…`: pipelines live in PostgreSQL, shared by every instance (README.md "Deployment"); empty = SQLite. */
   readonly storeUrl: string;
   /** PostgreSQL connections per instance. */
   readonly storePoolMax: number;
@@ -130,11 +130,11 @@ export interface Config {
   readonly heartbeatMs: number;
   /** A native worker whose loop has not beaten for this long is stalled: /readyz 503, its sessions closed 1011. */
   readonly workerStallMs: number;
-  /** SPEC §9: most memory one session of a plan may hold (estimated at validation). */
+  /** docs/limits.md: most memory one session of a plan may hold (estimated at validation). */
   readonly maxSessionMemoryBytes: number;
-  /** SPEC §9: most estimated operations per second of audio one session may take. */
+  /** docs/limits.md: most estimated operations per second of audio one session may take. */
   readonly maxSessionOpsPerSec: number;
-  /** SPEC §9: most events per second of audio a plan may emit. */
+  /** docs/limits.md: most events per second of audio a plan may emit. */
   readonly maxEventsPerSec: number;
   /** Concurrent `/process` jobs; more get 503 + Retry-After. Default: twice the workers. */
   readonly maxConcurrentJobs: number;
@@ -292,7 +292,7 @@ export const settingHelp: Record<SettingName, string> = {
     'concurrent /process requests; more get 503 RM_ERR_TOO_MANY_JOBS + Retry-After (default 2 × WORKERS)',
 };
 
-/** The plan bounds of SPEC §9 this configuration sets (see pipeline/bounds.ts). */
+/** The plan bounds of docs/limits.md this configuration sets (see pipeline/bounds.ts). */
 export function planBounds(config: Config): PlanBounds {
   return {
     maxSessionMemoryBytes: config.maxSessionMemoryBytes,

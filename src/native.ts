@@ -31,7 +31,7 @@ export const OutputKind = {
   ParamsApplied: 3,
   Stopped: 4,
   Failed: 5,
-  /** Frames that waited longer than the queue limit (SPEC §4.10): `frame` is the first, `count` how many. */
+  /** Frames that waited longer than the queue limit (docs/protocol.md (queue bound)): `frame` is the first, `count` how many. */
   Dropped: 6,
 } as const;
 export type OutputKindValue = (typeof OutputKind)[keyof typeof OutputKind];
@@ -134,7 +134,7 @@ export interface SessionOptions {
   /** Holds the session's writes back while a batch's outputs for it are handled (uWS `cork`). */
   cork?: ((fn: () => void) => void) | undefined;
   /** Longest a frame may wait (wall clock) before the engine starts it, else it is dropped
-   * (SPEC §4.10); null = never drop (batch jobs). */
+   * (docs/protocol.md (queue bound)); null = never drop (batch jobs). */
   queueLimitMs: number | null;
 }
 

@@ -86,7 +86,7 @@ export class JobSlots {
 }
 
 export interface OfflineLimits {
-  /** SPEC §9 plan bounds (from the configuration). */
+  /** docs/limits.md plan bounds (from the configuration). */
   bounds?: PlanBounds;
   /** Most bytes the result (audio and events) may take; larger jobs are refused before they run. */
   maxOutputBytes?: number;

@@ -114,7 +114,7 @@ function planUncached(document: unknown, options: EnginePlanOptions): EnginePlan
   const { bounds = DEFAULT_PLAN_BOUNDS, pipelineId: _pipelineId, ...planOptions } = options;
   const planned = planPipeline(document, planOptions);
   if (!planned.ok) return planned;
-  // SPEC §9: refuse what one session could not afford before the engine allocates anything for it.
+  // docs/limits.md: refuse what one session could not afford before the engine allocates anything for it.
   const over = checkBounds(planned.plan, bounds);
   if (over.length > 0) return { ok: false, errors: over };
   let info: ReturnType<typeof inspectPlan>;

@@ -62,7 +62,7 @@ describe('config', () => {
     expect(Object.isFrozen(c.allowedOrigins)).toBe(true);
   });
 
-  it('reads the SPEC §9 bounds and MAX_CONCURRENT_JOBS', () => {
+  it('reads the docs/limits.md bounds and MAX_CONCURRENT_JOBS', () => {
     const defaults = loadConfig({ WORKERS: '3' }, []);
     expect(defaults).toMatchObject({
       maxSessionMemoryBytes: 64 * 1024 * 1024,
@@ -108,7 +108,7 @@ describe('config', () => {
     expect(attempt).toThrow(new RegExp(`\\b${name}=`));
   });
 
-  it('reads the store settings (SPEC §8) and refuses a STORE_URL that is not PostgreSQL', () => {
+  it('reads the store settings (README.md "Deployment") and refuses a STORE_URL that is not PostgreSQL', () => {
     expect(loadConfig({}, [])).toMatchObject({
       storeUrl: '',
       storePoolMax: 10,

@@ -1,5 +1,5 @@
 /**
- * Defence in depth (SPEC §9): whatever gets past validation, the engine refuses a plan too big for it
+ * Defence in depth (docs/limits.md): whatever gets past validation, the engine refuses a plan too big for it
  * with a catalogued error instead of aborting the process, and bounds the events of one answer even
  * when a live `params` message sets a spectrum's hop to 1.
  */

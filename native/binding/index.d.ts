@@ -21,7 +21,7 @@ export declare class Engine {
   workers(): Array<WorkerInfo>
   /**
    * Builds a session for `plan` and places it on the least-loaded worker. A frame that would wait
-   * longer than `queueLimitMs` (wall clock) before the worker starts it is dropped (SPEC §4.10);
+   * longer than `queueLimitMs` (wall clock) before the worker starts it is dropped (docs/protocol.md (queue bound));
    * `null` never drops (batch jobs).
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession

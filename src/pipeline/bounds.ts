@@ -1,5 +1,5 @@
 /**
- * Resource bounds of a plan (SPEC §9): before the engine builds anything, estimate what one session of
+ * Resource bounds of a plan (docs/limits.md): before the engine builds anything, estimate what one session of
  * the plan costs, and refuse plans over the configured bounds with a code naming the bound:
  *
  * - memory (`RM_PIPE_MEMORY_BOUND`): the block buffers of every audio node, sized like the engine sizes

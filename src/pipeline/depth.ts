@@ -1,5 +1,5 @@
 /**
- * A linear pre-scan of a document's nesting, before any parser or recursive walk sees it (SPEC §9: no
+ * A linear pre-scan of a document's nesting, before any parser or recursive walk sees it (docs/limits.md: no
  * request body can end the process or stall the event loop). Deeply nested JSON makes recursive
  * consumers overflow the stack (a 500), and deeply nested YAML makes the YAML parser slow and its
  * error reports huge. Pipeline documents nest a few levels; anything past the bounds here is refused.

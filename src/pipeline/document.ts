@@ -40,11 +40,11 @@ export const nodeSpecSchema = z.strictObject({
   parallel_safe: z.boolean().default(true),
 });
 
-/** Nodes a sink's playback audio runs through (SPEC §7), at most. */
+/** Nodes a sink's playback audio runs through (docs/telephony/README.md), at most. */
 export const MAX_PLAYBACK_NODES = 32;
 
 /**
- * SPEC §7: where a provider session's processed audio and events go, and what plays back from it. The
+ * docs/telephony/README.md: where a provider session's processed audio and events go, and what plays back from it. The
  * host is checked against SINK_ALLOWLIST when a call starts (the document does not know the server's
  * settings); the playback nodes are planned for the format the sink declares.
  */

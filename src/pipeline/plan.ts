@@ -22,7 +22,7 @@ export interface PlanStage {
   readonly folded?: readonly string[];
   /**
    * With `folded` (gains only): each merged gain's own `db`, in the same order. The engine keeps them, so
-   * a live `params` message to any of the merged nodes changes its own share of the sum (SPEC §4.6:
+   * a live `params` message to any of the merged nodes changes its own share of the sum (docs/protocol.md §5:
    * a node named in a document stays addressable after optimization).
    */
   readonly folded_db?: readonly number[];

@@ -2,7 +2,7 @@
  * Bearer-key authentication (docs/rest.md): with API_KEYS set, every route but health needs
  * `Authorization: Bearer <key>`; WebSocket upgrades may pass `?token=` instead.
  *
- * SPEC §9: the decision is made on the route Fastify matched (`request.routeOptions`), never on a
+ * docs/limits.md: the decision is made on the route Fastify matched (`request.routeOptions`), never on a
  * string test of the raw URL, so a URL that merely looks like an open or streaming path
  * (`/v1/pipelines?x=/stream`, `/v1/sessions/x%2Fstream`) is authenticated like any other request.
  * No route is exempt but the open ones: WebSocket routes are checked here too (accepting `?token=`),

@@ -56,7 +56,7 @@ function tooDeep(): RemoteMediaError {
 export const bodiesPlugin = fp(
   async (app: FastifyInstance) => {
     // JSON: Fastify's own parser (prototype-poisoning checks included), after a linear depth scan, so
-    // no recursive consumer of the value can overflow the stack (SPEC §9).
+    // no recursive consumer of the value can overflow the stack (docs/limits.md).
     const json = app.getDefaultJsonParser('error', 'error');
     app.addContentTypeParser(
       'application/json',

@@ -246,7 +246,7 @@ export const metricsPlugin = fp(
       },
     });
 
-    // SPEC §7: telephony calls per provider (calls, DTMF, bad provider messages, barge-ins, sink outages).
+    // docs/telephony/README.md: telephony calls per provider (calls, DTMF, bad provider messages, barge-ins, sink outages).
     const telephony = new Counter({
       name: 'remotemedia_telephony_events_total',
       help: 'Telephony call events by provider: call, dtmf, provider_error, cleared, interrupted, sink_down',

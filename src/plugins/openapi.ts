@@ -46,7 +46,7 @@ export const openapiPlugin = fp(
           { name: 'sessions', description: 'Live streaming sessions' },
           {
             name: 'telephony',
-            description: 'Telephony provider endpoints and listeners (SPEC §7; docs/telephony/ in the repo)',
+            description: 'Telephony provider endpoints and listeners (docs/telephony/README.md; docs/telephony/ in the repo)',
           },
           { name: 'operations', description: 'Health, readiness, metrics' },
         ],

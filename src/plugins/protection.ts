@@ -12,7 +12,7 @@ import { originAllowed } from '../origins.js';
 import { sendProblem } from './problems.js';
 import { GUARD_RANK, guardEveryRoute } from './route-guards.js';
 
-/** Probe routes, by the route Fastify matched (never a string test of the raw URL: SPEC §9). */
+/** Probe routes, by the route Fastify matched (never a string test of the raw URL: docs/limits.md). */
 const probes = new Set(['/healthz', '/readyz']);
 /** How often the event-loop delay is sampled. */
 const PRESSURE_SAMPLE_MS = 250;

@@ -1,5 +1,5 @@
 /**
- * Guards that run on the route Fastify matched (SPEC §9: "authentication is decided on the route that
+ * Guards that run on the route Fastify matched (docs/limits.md: "authentication is decided on the route that
  * will actually run, never on a string test of the raw URL"). A guard is added to every route as it is
  * registered, as a route-level `onRequest` hook, so it sees exactly the route that will run; unknown
  * URLs run no route and get the 404 handler.

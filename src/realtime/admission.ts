@@ -10,7 +10,7 @@ import { verifyTwilioUpgrade } from './providers/twilio-signature.js';
 import type { ProviderName } from './providers/wire.js';
 import type { PipelineRef } from './session.js';
 
-/** The realtime endpoints of a pipeline: the protocol of SPEC §4, or a telephony provider's (SPEC §7). */
+/** The realtime endpoints of a pipeline: the protocol of docs/protocol.md, or a telephony provider's (docs/telephony/README.md). */
 export type Endpoint = 'stream' | ProviderName;
 
 /**
@@ -104,7 +104,7 @@ export async function admit(
   if (!policy.authorize(headers, url)) {
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
   }
-  // SPEC §7: with TWILIO_AUTH_TOKEN set, a Twilio upgrade must be signed by Twilio.
+  // docs/telephony/README.md: with TWILIO_AUTH_TOKEN set, a Twilio upgrade must be signed by Twilio.
   if (
     request.endpoint === 'twilio' &&
     config.twilioAuthToken !== undefined &&

@@ -1,5 +1,5 @@
 /**
- * Playback to a telephony provider (SPEC §7): one model for every provider. Audio (already in the
+ * Playback to a telephony provider (docs/telephony/README.md): one model for every provider. Audio (already in the
  * provider's format) is cut into 20 ms chunks and sent one chunk per 20 ms of wall clock, each followed
  * by a provider mark; the provider's echo of that mark is the only evidence that the caller heard the
  * chunk, so `played_ms` counts confirmed chunks and is exact to the chunk.
@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { bytesPerSample } from './protocol.js';
 import type { AudioFormat, Outbound, ProviderWire } from './providers/wire.js';
 
-/** Playback chunk length (SPEC §7: "paced in 20 ms chunks"). */
+/** Playback chunk length (docs/telephony/README.md: "paced in 20 ms chunks"). */
 export const CHUNK_MS = 20;
 
 /** The byte that encodes silence in each encoding (G.711 §A: μ-law 0xFF, A-law 0xD5). */

@@ -47,7 +47,7 @@ const paramsMessage = z.strictObject({
 
 const simple = (type: 'flush' | 'stop' | 'ping') => z.strictObject({ type: z.literal(type) });
 
-/** SPEC §4.9: picks a session whose socket dropped up on this socket. */
+/** docs/protocol.md §8: picks a session whose socket dropped up on this socket. */
 const resumeMessage = z.strictObject({
   type: z.literal('resume'),
   session_id: z.string().min(1).max(64),
@@ -153,7 +153,7 @@ export type ServerMessage =
       input: StreamFormatMessage;
       output: StreamFormatMessage;
       latency_ms: number;
-      /** SPEC §4.9: present when RESUME_GRACE_MS is not 0. */
+      /** docs/protocol.md §8: present when RESUME_GRACE_MS is not 0. */
       resume_token?: string;
     }
   | { type: 'resumed'; next_frame: number }

@@ -20,7 +20,7 @@ import { Watchdog } from './watchdog.js';
 
 export class SessionRegistry implements Occupancy {
   readonly sessions = new Map<string, StreamSession>();
-  /** The telephony calls among the sessions (SPEC §7), by session id, for `/v1/sessions/{id}/listen`. */
+  /** The telephony calls among the sessions (docs/telephony/README.md), by session id, for `/v1/sessions/{id}/listen`. */
   readonly calls = new Map<string, ProviderCall>();
   /** Live sessions per canonical client IP (MAX_SESSIONS_PER_IP). */
   private readonly perIp = new Map<string, number>();
@@ -28,7 +28,7 @@ export class SessionRegistry implements Occupancy {
   private readonly policy: AdmissionPolicy;
   readonly watchdog: Watchdog;
 
-  /** What sessions need; `findSession` lets a socket resume a parked session (SPEC §4.9). */
+  /** What sessions need; `findSession` lets a socket resume a parked session (docs/protocol.md §8). */
   readonly deps: RealtimeDeps;
 
   constructor(deps: RealtimeDeps, lookup: PipelineLookup, authorize: Authorize) {

@@ -1,5 +1,5 @@
 /**
- * Resume (SPEC §4.9): what a session keeps so that a client whose socket dropped can pick it up on a new
+ * Resume (docs/protocol.md §8): what a session keeps so that a client whose socket dropped can pick it up on a new
  * socket — a secret token, and the tail of what was sent, indexed by binary answer:
  *
  *   answers  … 41   42  [text] 43   44  [text] 45        (oldest dropped first, RESUME_BUFFER_BYTES)

@@ -4,7 +4,7 @@
  *
  *   awaiting_start ──start──▶ streaming ──stop──▶ stopping ──Stopped──▶ closed
  *        │                        │  └─engine failure──▶ closed (1011)
- *        └─binary──▶ closed (1008) └─client gone──▶ parked ──resume──▶ streaming (SPEC §4.9)
+ *        └─binary──▶ closed (1008) └─client gone──▶ parked ──resume──▶ streaming (docs/protocol.md §8)
  *                                                     └─RESUME_GRACE_MS──▶ closed
  * A parked session is still `streaming` without a socket: the engine finishes the frames in flight and
  * their answers wait in the replay log (resume.ts).
@@ -72,7 +72,7 @@ export interface RealtimeMetrics {
   handlerError(transport: string): void;
   /** A session closed: count what it observed since the last scrape. */
   ended(session: StreamSession): void;
-  /** A telephony call event (SPEC §7), counted per provider: see providers/call.ts. */
+  /** A telephony call event (docs/telephony/README.md), counted per provider: see providers/call.ts. */
   telephony?(provider: string, event: string): void;
 }
 
@@ -128,7 +128,7 @@ export interface SessionInfo {
   engine_latency: LatencySummary;
   queue_wait: LatencySummary;
   nodes: Array<{ id: string; type: string; process: LatencySummary }>;
-  /** Provider sessions only (SPEC §7): provider, call ids, sink and playback state. */
+  /** Provider sessions only (docs/telephony/README.md): provider, call ids, sink and playback state. */
   telephony?: TelephonyInfo;
 }
 
@@ -367,7 +367,12 @@ export class StreamSession {
         {
           maxMessageBytes: this.deps.config.maxFrameBytes,
           queueLimitMs: this.deps.config.sessionQueueMs,
-          cork: this.socket.cork,
+          // Whichever socket carries the session when a batch arrives (a resume replaces it).
+          cork: (fn) => {
+            const socket = this.socket;
+            if (socket?.cork) socket.cork(fn);
+            else fn();
+          },
         },
         (out) => this.onOutput(out),
       );
@@ -398,7 +403,7 @@ export class StreamSession {
   }
 
   /**
-   * SPEC §4.9: this socket picks up session `m.session_id`, parked (or whose old socket has not noticed
+   * docs/protocol.md §8: this socket picks up session `m.session_id`, parked (or whose old socket has not noticed
    * yet that it is dead). The client gets `resumed` with the next frame index, then every message sent
    * after its last answer; from then on this socket carries that session.
    */
@@ -499,7 +504,7 @@ export class StreamSession {
     if (dropped !== null) this.reportDropped(dropped);
   }
 
-  /** SPEC §4.10: frames that waited longer than SESSION_QUEUE_MS before the engine reached them. */
+  /** docs/protocol.md (queue bound): frames that waited longer than SESSION_QUEUE_MS before the engine reached them. */
   private reportDropped(frames: number[]): void {
     this.send({ type: 'dropped', frames });
     this.deps.metrics?.dropped(this.transport, frames.length);
@@ -583,7 +588,7 @@ export class StreamSession {
   }
 
   /**
-   * `socket` closed. A streaming session with resume on is parked for RESUME_GRACE_MS (SPEC §4.9); any
+   * `socket` closed. A streaming session with resume on is parked for RESUME_GRACE_MS (docs/protocol.md §8); any
    * other is dropped. A socket the session has already replaced is no news.
    */
   private socketClosed(socket: Socket): void {

@@ -1,5 +1,5 @@
 /**
- * The sink of a provider session (SPEC §7): the server dials the pipeline's `sink.url` as a WebSocket
+ * The sink of a provider session (docs/telephony/README.md): the server dials the pipeline's `sink.url` as a WebSocket
  * client, says `session` on every (re)connect, then streams processed audio and events to it and takes
  * playback audio and commands back. The call never waits for the sink:
  *
@@ -151,7 +151,7 @@ export class SinkLink {
 }
 
 /**
- * SPEC §7: may a sink URL be dialled? Entries are `host`, `host:port` or `*.domain` (any subdomain);
+ * docs/telephony/README.md: may a sink URL be dialled? Entries are `host`, `host:port` or `*.domain` (any subdomain);
  * hosts compare case-insensitively (RFC 3986 §3.2.2), an entry without a port allows every port.
  */
 export function sinkHostAllowed(allowlist: readonly string[], url: string): boolean {

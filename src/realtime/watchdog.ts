@@ -62,7 +62,7 @@ export class Watchdog {
   private check(s: StreamSession, now: number): void {
     const { startTimeoutMs, idleTimeoutMs, heartbeatMs } = this.limits;
     const a = s.activity;
-    // A parked session (SPEC §4.9) has no client to time: RESUME_GRACE_MS bounds it.
+    // A parked session (docs/protocol.md §8) has no client to time: RESUME_GRACE_MS bounds it.
     if (s.state === 'closed' || s.parked) return;
     if (startTimeoutMs > 0 && s.state === 'awaiting_start' && now - a.openedAt >= startTimeoutMs) {
       s.refuse(

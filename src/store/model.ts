@@ -1,5 +1,5 @@
 /**
- * What every pipeline store shares (SPEC §3, §8): the records, ids, cursors and preconditions, and the
+ * What every pipeline store shares (docs/rest.md, README.md "Deployment"): the records, ids, cursors and preconditions, and the
  * `PipelineStore` interface that the SQLite store (sqlite-thread.ts) and the PostgreSQL store
  * (postgres.ts) implement and that one test suite checks for both.
  */
@@ -52,12 +52,12 @@ export interface Page<D = unknown> {
 }
 
 export interface GetOptions {
-  /** Read a deleted pipeline's versions too (sessions keep theirs, SPEC §3). */
+  /** Read a deleted pipeline's versions too (sessions keep theirs, docs/rest.md). */
   includeDeleted?: boolean;
 }
 
 /**
- * A committed write, as other instances learn of it (SPEC §8). `resync` means changes may have been
+ * A committed write, as other instances learn of it (README.md "Deployment"). `resync` means changes may have been
  * missed (the notification channel was down): forget everything cached.
  */
 export type PipelineChange =

@@ -1,5 +1,5 @@
 /**
- * Picks the store from the configuration (SPEC §1, §8): PostgreSQL when `STORE_URL` is set, otherwise
+ * Picks the store from the configuration (docs/configuration.md, README.md "Deployment"): PostgreSQL when `STORE_URL` is set, otherwise
  * the embedded SQLite file in `DATA_DIR`.
  */
 import type { PipelineStore } from './model.js';

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL pipeline store (SPEC §8, `STORE_URL=postgres://…`): several instances share one
+ * The PostgreSQL pipeline store (README.md "Deployment", `STORE_URL=postgres://…`): several instances share one
  * database. Same records and rules as the SQLite store (one test suite checks both):
  * - pooled connections (`STORE_POOL_MAX`), a server-side statement timeout (`STORE_STATEMENT_TIMEOUT_MS`)
  *   and a connect timeout, so a slow or absent database is a 503, never a hung request;
@@ -170,7 +170,7 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
       query_timeout: statementTimeoutMs + 2000,
       idle_in_transaction_session_timeout: statementTimeoutMs * 2,
       application_name: 'remotemedia',
-      // An acknowledged write is on disk whatever the database's default says (SPEC §8).
+      // An acknowledged write is on disk whatever the database's default says (README.md "Deployment").
       options: '-c synchronous_commit=on',
     };
     const pool = new pg.Pool({ ...clientConfig, max: options.poolMax ?? 10 });

@@ -1,5 +1,5 @@
 /**
- * The embedded SQLite store (SPEC §1), off the JS thread. One store thread per process
+ * The embedded SQLite store (docs/configuration.md), off the JS thread. One store thread per process
  * (sqlite-worker.ts) owns every SQLite connection; each call of a `SqliteStore` is one message to it.
  * A commit with `synchronous=FULL` waits for an fsync, which can take tens of milliseconds on a busy
  * disk: on the JS thread that would stall every session's audio, on the store thread it delays only

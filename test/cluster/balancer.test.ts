@@ -1,5 +1,5 @@
 /**
- * Several instances (SPEC §8), as the README's deployment section runs them: three server processes
+ * Several instances (README.md "Deployment"), as the README's deployment section runs them: three server processes
  * from dist/ on one PostgreSQL, Debian's HAProxy in front (least connections, health checks on /readyz,
  * WebSocket upgrades), all on loopback. Create through the balancer, stream through every instance,
  * update mid-stream, SIGTERM one instance (its sessions drain with 1001, /readyz takes it out, new
@@ -131,7 +131,7 @@ describe.skipIf(admin === undefined || haproxy === undefined)(
         output(first[0] as Session).equals(Buffer.concat(Array.from({ length: 10 }, (_, n) => frame(n)))),
       ).toBe(false);
 
-      // Update mid-stream: running sessions keep version 1 (SPEC §3), new ones get version 2 anywhere.
+      // Update mid-stream: running sessions keep version 1 (docs/rest.md), new ones get version 2 anywhere.
       const put = await fetch(`${lb.url}/v1/pipelines/${id}`, {
         method: 'PUT',
         headers: { 'content-type': 'application/json', 'if-match': created.headers.get('etag') ?? '' },

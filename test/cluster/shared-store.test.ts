@@ -1,5 +1,5 @@
 /**
- * Several instances on one PostgreSQL (SPEC §8), in one process: two apps built with the same
+ * Several instances on one PostgreSQL (README.md "Deployment"), in one process: two apps built with the same
  * STORE_URL. A pipeline made through one is served and planned by the other at once, the other hears
  * of every change within a second (and drops its memoised plans), and If-Match holds across them.
  */
@@ -62,7 +62,7 @@ describe.skipIf(admin === undefined)('two instances on one PostgreSQL', () => {
     const put = await a.inject({ method: 'PUT', url: `/v1/pipelines/${id}`, payload: doc(-3) });
     expect(put.statusCode).toBe(200);
     expect(await heard).toEqual({ kind: 'updated', id, version: 2 });
-    expect(Date.now() - t0).toBeLessThan(1000); // SPEC §8: "its new version within one second"
+    expect(Date.now() - t0).toBeLessThan(1000); // README.md "Deployment": "its new version within one second"
     // Both apps share this process's plan cache: the notification dropped the pipeline's plans.
     expect(cachedPlanCount(id)).toBe(0);
     expect((await b.inject({ method: 'GET', url: `/v1/pipelines/${id}` })).json()).toMatchObject({

@@ -125,7 +125,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const cost = perSessionCost();
     const { requests, limits } = container.resources;
     expect(millicores(requests.cpu)).toBeGreaterThanOrEqual(config.maxSessions * cost.cpuMillicores);
-    const perSessionMiB = cost.memoryMiB + config.resumeBufferBytes / 2 ** 20; // + the replay log (SPEC §4.9)
+    const perSessionMiB = cost.memoryMiB + config.resumeBufferBytes / 2 ** 20; // + the replay log (docs/protocol.md §8)
     expect(mebibytes(requests.memory)).toBeGreaterThanOrEqual(
       cost.baseMiB + config.maxSessions * perSessionMiB,
     );

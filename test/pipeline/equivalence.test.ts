@@ -39,7 +39,7 @@ function maxAbsDiff(a: Buffer, b: Buffer): number {
   return max;
 }
 
-/** Plans the SPEC §9 bounds refuse (a spectrum with hop 1…) never run; equivalence is about the rest. */
+/** Plans the docs/limits.md bounds refuse (a spectrum with hop 1…) never run; equivalence is about the rest. */
 const refusedByBounds = (r: { ok: boolean; errors?: readonly { code: string }[] } | undefined) =>
   r !== undefined && !r.ok && (r.errors ?? []).every((e) => /_BOUND$|_EVENT_RATE$/.test(e.code));
 

@@ -1,5 +1,5 @@
 /**
- * SPEC §9: authentication and the Origin check are decided on the route that will actually run, so a
+ * docs/limits.md: authentication and the Origin check are decided on the route that will actually run, so a
  * URL that merely looks like a streaming or open path gets no further without a key.
  */
 import { request } from 'node:http';

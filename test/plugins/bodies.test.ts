@@ -1,5 +1,5 @@
 /**
- * SPEC §9: deeply nested bodies (JSON and YAML) get 400 with a code, never a 500 or a stalled or dead
+ * docs/limits.md: deeply nested bodies (JSON and YAML) get 400 with a code, never a 500 or a stalled or dead
  * process; client errors are not logged at error level and carry no stack.
  */
 import { Writable } from 'node:stream';

@@ -1,5 +1,5 @@
 /**
- * The adversarial suite (SPEC §9): random message sequences on both transports against a real server.
+ * The adversarial suite (docs/limits.md): random message sequences on both transports against a real server.
  * Every case ends in valid answers or a catalogued close code, the process stays up, a real-time session
  * streaming alongside is not disturbed, and memory stays bounded. `loadtest/soak.ts` runs the same
  * traffic for an hour.
@@ -11,7 +11,7 @@ import { type Running, startTestServer, storePipeline } from '../support/server.
 import { TestClient } from '../support/ws-client.js';
 
 const MAX_FRAME_BYTES = 4096;
-/** Messages the suite sends in all (SPEC issue: at least 10^5 in CI time). */
+/** Messages the suite sends in all (issue 11: at least 10^5 in CI time). */
 const MESSAGES = 100_000;
 /** Sessions run at once, each with its own random sequence. */
 const PARALLEL = 8;

@@ -1,5 +1,5 @@
 /**
- * Live params survive optimization (SPEC §4.6, issue 11): a `params` message to a gain that constant
+ * Live params survive optimization (docs/protocol.md §5, issue 11): a `params` message to a gain that constant
  * folding merged into its neighbour changes that gain's own share, on both transports.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * SPEC §6 and §4.5 end to end on both transports: non-finite f32le input is replaced by 0 and counted,
+ * docs/audio.md and §4.5 end to end on both transports: non-finite f32le input is replaced by 0 and counted,
  * never poisoning a filter; event `sample` positions go on counting across a flush.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * SPEC §4.11: both transports give the same answers and close codes for the same input. Every bad input
+ * docs/protocol.md: both transports give the same answers and close codes for the same input. Every bad input
  * runs against the `ws` port and the uWebSockets.js port of one server, and the two transcripts must match.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-/** The playback model of SPEC §7 (src/realtime/playback.ts) over a real provider wire. */
+/** The playback model of docs/telephony/README.md (src/realtime/playback.ts) over a real provider wire. */
 import { describe, expect, it } from 'vitest';
 import { CHUNK_MS, Playback, type PlaybackReport } from '../../src/realtime/playback.js';
 import { TwilioWire } from '../../src/realtime/providers/twilio.js';

@@ -1,4 +1,4 @@
-/** The provider wire adapters of SPEC §7, message by message, as each provider documents its protocol. */
+/** The provider wire adapters of docs/telephony/README.md, message by message, as each provider documents its protocol. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AsteriskWire } from '../../src/realtime/providers/asterisk.js';

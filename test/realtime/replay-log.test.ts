@@ -1,4 +1,4 @@
-/** The replay log of a session (SPEC §4.9, resume.ts): what a resume sends again, within its byte bound. */
+/** The replay log of a session (docs/protocol.md §8, resume.ts): what a resume sends again, within its byte bound. */
 import { describe, expect, it } from 'vitest';
 import { ReplayLog, tokenMatches } from '../../src/realtime/resume.js';
 

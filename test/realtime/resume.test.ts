@@ -1,5 +1,5 @@
 /**
- * Resume (SPEC §4.9) on both transports, with real sockets killed at random points: a stream whose
+ * Resume (docs/protocol.md §8) on both transports, with real sockets killed at random points: a stream whose
  * socket drops (several times) and is resumed gives byte for byte the output of the same stream without a
  * drop. A wrong token is refused with 1008; after RESUME_GRACE_MS the session is gone.
  */

@@ -138,7 +138,7 @@ async function blast(url: string, frames: Buffer[]) {
   };
 }
 
-describe.each(['ws', 'uws'] as const)('the queue bound (SPEC §4.10) over %s', (transport) => {
+describe.each(['ws', 'uws'] as const)('the queue bound (docs/protocol.md (queue bound)) over %s', (transport) => {
   it('answers in full a burst the engine absorbs in time', async () => {
     const server = await startTestServer({});
     try {

@@ -1,4 +1,4 @@
-/** The sink client of SPEC §7 (src/realtime/sink.ts): allowlist, reconnects, bounded sending. */
+/** The sink client of docs/telephony/README.md (src/realtime/sink.ts): allowlist, reconnects, bounded sending. */
 import { describe, expect, it } from 'vitest';
 import { defaultSinkOptions, SinkLink, type SinkState, sinkHostAllowed } from '../../src/realtime/sink.js';
 import { TestSink, until } from '../support/telephony.js';

@@ -1,5 +1,5 @@
 /**
- * SPEC §7 end to end: provider simulators (test/support/telephony.ts) against the real server on both
+ * docs/telephony/README.md end to end: provider simulators (test/support/telephony.ts) against the real server on both
  * listeners, with a real sink on loopback.
  */
 import { spawn } from 'node:child_process';
@@ -21,7 +21,7 @@ import {
 import { TestClient } from '../support/ws-client.js';
 
 const providers: Provider[] = ['twilio', 'vonage', 'jambonz', 'asterisk'];
-/** SPEC §7 done-when asks for two-minute calls; CI runs short ones (TELEPHONY_LONG=1 for the long ones). */
+/** docs/telephony/README.md done-when asks for two-minute calls; CI runs short ones (TELEPHONY_LONG=1 for the long ones). */
 const CALL_SECONDS = process.env.TELEPHONY_LONG === '1' ? 120 : 1;
 
 let server: Running;
@@ -433,7 +433,7 @@ describe('sink trouble and provider trouble', () => {
     }
   });
 
-  it('answers bad provider messages per SPEC §9 without disturbing the call next door', async () => {
+  it('answers bad provider messages per docs/limits.md without disturbing the call next door', async () => {
     const neighbour = await ProviderSim.connect(server.base.ws, plainId, 'twilio');
     neighbour.start({ id: 'neighbour' });
     const info = await sessionOf('neighbour');

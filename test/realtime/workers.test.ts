@@ -1,5 +1,5 @@
 /**
- * Worker health (SPEC §9): a native worker that stops beating — here one stuck in a node for seconds —
+ * Worker health (docs/limits.md): a native worker that stops beating — here one stuck in a node for seconds —
  * makes /readyz answer 503 and its sessions are closed 1011; once it beats again, the server is ready.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The adversarial suite of issue 11 for the REST API (SPEC §9): fast-check over random pipeline
+ * The adversarial suite of issue 11 for the REST API (docs/limits.md): fast-check over random pipeline
  * documents (valid, with extreme params, corrupted, deeply nested) and random WAV headers against the
  * real app. Every answer is a 2xx or a 4xx whose `code` is in the one catalog; never a 5xx; the process
  * stays alive and its memory bounded. (The WebSocket message-sequence part lives with the transports.)

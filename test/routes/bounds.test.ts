@@ -1,5 +1,5 @@
 /**
- * SPEC §9: validation refuses, with 422 and a code naming the bound, any pipeline whose per-session
+ * docs/limits.md: validation refuses, with 422 and a code naming the bound, any pipeline whose per-session
  * memory or per-frame work exceeds the configured bounds; and no plan can end the process.
  */
 import type { FastifyInstance } from 'fastify';

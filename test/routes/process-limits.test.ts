@@ -1,5 +1,5 @@
 /**
- * `/process` limits (SPEC §1 `MAX_CONCURRENT_JOBS`, §9): concurrent jobs over the bound get 503 +
+ * `/process` limits (docs/configuration.md `MAX_CONCURRENT_JOBS`, docs/limits.md): concurrent jobs over the bound get 503 +
  * Retry-After; a job whose result would be too large is refused before it runs; the plan cache is
  * bounded by bytes.
  */

@@ -1,5 +1,5 @@
 /**
- * The stores one suite runs against (SPEC §8: "the same store test suite runs against SQLite and
+ * The stores one suite runs against (README.md "Deployment": "the same store test suite runs against SQLite and
  * PostgreSQL"): each test gets an empty store of its own — a fresh DATA_DIR, or a fresh database.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

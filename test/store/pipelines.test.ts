@@ -1,5 +1,5 @@
 /**
- * The pipeline store contract (SPEC §3, §8), one suite for every store: SQLite (on its own thread) and
+ * The pipeline store contract (docs/rest.md, README.md "Deployment"), one suite for every store: SQLite (on its own thread) and
  * PostgreSQL. Each test gets an empty store.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';

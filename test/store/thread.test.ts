@@ -1,5 +1,5 @@
 /**
- * The SQLite store does its I/O on the store thread, not on the JS thread that carries audio (SPEC §8:
+ * The SQLite store does its I/O on the store thread, not on the JS thread that carries audio (README.md "Deployment":
  * "store I/O never blocks the event loop"): while writes are in flight, the JS thread keeps running
  * callbacks, and a failure of the store thread fails store calls, never the process.
  */

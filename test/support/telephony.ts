@@ -1,5 +1,5 @@
 /**
- * Telephony provider simulators for tests (SPEC §7): each plays the provider's side of its documented
+ * Telephony provider simulators for tests (docs/telephony/README.md): each plays the provider's side of its documented
  * WebSocket protocol against a real server, including what real providers do that users get wrong —
  * Twilio's numbers as strings and `both_tracks` media, marks echoed after `clear`. Each keeps a playout
  * model: outbound media plays one 20 ms chunk per 20 ms, and a mark is reported when everything sent

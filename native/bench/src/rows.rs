@@ -639,7 +639,7 @@ fn branches_plan() -> String {
     .to_string()
 }
 
-/// Four analysis branches, run on the session's worker in plan order (SPEC §5: no helper threads
+/// Four analysis branches, run on the session's worker in plan order (docs/engine.md: no helper threads
 /// on the per-frame path), one 20 ms frame per call.
 pub fn branches(plan: Plan) -> Vec<Row> {
     let input = s16le(&test_signal(48_000, 1, 10.0));

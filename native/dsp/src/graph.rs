@@ -19,7 +19,7 @@ use crate::node::{param_number, Ctx, NodeError, Processor, MAX_EVENT_BYTES_PER_B
 use crate::nodes;
 use crate::plan::Plan;
 
-/// Most bytes of audio buffers one session's graph may hold (SPEC §9). Validation refuses plans far
+/// Most bytes of audio buffers one session's graph may hold (docs/limits.md). Validation refuses plans far
 /// below this (`MAX_SESSION_MEMORY_BYTES`); this bound holds whatever reaches the engine, so that no
 /// plan can make it allocate without limit and abort the process.
 pub const MAX_GRAPH_BUFFER_BYTES: usize = 512 << 20;

@@ -84,7 +84,7 @@ pub fn check_range<T: PartialOrd + fmt::Display>(
     }
 }
 
-/// Most bytes of event text one block (one answer) may carry (SPEC §9: "events per frame and bytes
+/// Most bytes of event text one block (one answer) may carry (docs/limits.md: "events per frame and bytes
 /// per answer are bounded"). Validation refuses plans whose events would come near it; this bound
 /// holds whatever gets past validation (a live `hop` change, say). Events beyond it are dropped.
 pub const MAX_EVENT_BYTES_PER_BLOCK: usize = 1 << 20;
@@ -108,7 +108,7 @@ pub struct Ctx<'a> {
     /// Session input rate / this node's input rate: converts positions to input sample frames.
     pub to_input_frames: f64,
     /// Input sample frames of the session before this node's stream began: a flush resets every
-    /// node, and `sample` positions go on counting from where the session was (SPEC §4.5).
+    /// node, and `sample` positions go on counting from where the session was (docs/protocol.md §4).
     pub origin: u64,
 }
 

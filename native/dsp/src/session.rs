@@ -21,7 +21,7 @@ pub struct Session {
     graph: Graph,
     encodings: Encodings,
     out: Vec<u8>,
-    /// Non-finite input samples (NaN, ±Inf in `f32le`) replaced by 0 so far (SPEC §6).
+    /// Non-finite input samples (NaN, ±Inf in `f32le`) replaced by 0 so far (docs/audio.md).
     non_finite: u64,
 }
 
@@ -76,7 +76,7 @@ impl Session {
         let n = input.planes_mut(&mut planes);
         codec::decode(bytes, self.encodings.input, &mut planes[..n])?;
         if self.encodings.input == codec::Encoding::F32le {
-            // SPEC §6: NaN and ±Inf would poison every filter's state for the rest of the session.
+            // docs/audio.md: NaN and ±Inf would poison every filter's state for the rest of the session.
             self.non_finite += codec::zero_non_finite(&mut planes[..n]);
         }
         self.graph.run(frame);

@@ -87,7 +87,7 @@ pub struct SessionStats {
     pub events: u64,
     /// Sample frames received.
     pub samples_in: u64,
-    /// Non-finite input samples (NaN, ±Inf) replaced by 0 (SPEC §6).
+    /// Non-finite input samples (NaN, ±Inf) replaced by 0 (docs/audio.md).
     pub non_finite_samples: u64,
     /// Time from hand-off to the worker until processing started.
     pub queue_wait: LatencyHistogram,

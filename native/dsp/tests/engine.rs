@@ -212,7 +212,7 @@ fn a_worker_stuck_in_one_item_stops_beating_and_new_sessions_avoid_it() {
     assert!(pool.workers().iter().all(|w| w.since_beat_ms < 200), "it beats again once the item is done");
 }
 
-/// SPEC §4.10: a frame is dropped only when it waited longer than the queue limit before the worker
+/// docs/protocol.md (queue bound): a frame is dropped only when it waited longer than the queue limit before the worker
 /// started it; drops found at push time come back from `push`, those the worker finds in a record.
 #[test]
 fn frames_that_wait_past_the_queue_limit_are_dropped_and_named() {

@@ -1,4 +1,4 @@
-//! SPEC §9 and §6 on the engine itself: no plan can make it allocate without bound or flood events,
+//! docs/limits.md and docs/audio.md on the engine itself: no plan can make it allocate without bound or flood events,
 //! non-finite input never poisons state, and event positions go on across a flush.
 
 use remotemedia_dsp::codec::Encoding;

@@ -14,7 +14,7 @@ pub enum Mode {
 /// What the far end speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// SPEC §4: start → ready, binary frames each answered once, stop → stats.
+    /// docs/protocol.md: start → ready, binary frames each answered once, stop → stats.
     Product,
     /// A raw echo server that answers every message with the same bytes.
     Echo,

@@ -1,7 +1,7 @@
 //! The frames one session has sent and not yet seen resolved.
 //!
-//! SPEC §4.4: the server answers the n-th frame with the n-th binary message, in order, unless it
-//! reports the frame in `dropped` (§4.7, §4.10) or answers it with an `error` naming the frame. So the
+//! docs/protocol.md: the server answers the n-th frame with the n-th binary message, in order, unless it
+//! reports the frame in `dropped` (docs/protocol.md §6 and queue bound) or answers it with an `error` naming the frame. So the
 //! oldest unresolved frame is the one a binary answer belongs to:
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! `rm-loadgen`: a native WebSocket load generator for RemoteMedia's realtime protocol (SPEC §4) and
+//! `rm-loadgen`: a native WebSocket load generator for RemoteMedia's realtime protocol (docs/protocol.md) and
 //! for raw echo servers, cheap enough per message that the server, not the generator, is what a run
 //! measures. It measures its own CPU (getrusage) and reports it beside every figure.
 //!

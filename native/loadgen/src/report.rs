@@ -32,7 +32,7 @@ pub struct Tally {
     pub connect_errors: u64,
     /// Sessions the server closed while streaming, by close code (1006 = no close frame).
     pub closed_early: BTreeMap<u16, u64>,
-    /// Per-session `stats` messages (SPEC §4.6), as sent.
+    /// Per-session `stats` messages (docs/protocol.md §5), as sent.
     pub server_stats: Vec<Value>,
 }
 

@@ -1,4 +1,4 @@
-//! Creating the pipeline to stream through, over the product's REST API (SPEC §3: `POST /v1/pipelines`).
+//! Creating the pipeline to stream through, over the product's REST API (docs/rest.md: `POST /v1/pipelines`).
 //! One blocking request before the run starts, so plain `std::net` does.
 
 use std::io::{Read, Write};

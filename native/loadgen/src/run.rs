@@ -273,7 +273,7 @@ pub fn run(opts: &Options, target: &Target, audio: &crate::audio::Audio) -> io::
         )?;
     }
 
-    // Stop: the product flushes, sends `stats` and closes 1000 (SPEC §4.6); echo servers just close.
+    // Stop: the product flushes, sends `stats` and closes 1000 (docs/protocol.md §5); echo servers just close.
     let mut stop = Vec::new();
     match opts.protocol {
         Protocol::Product => ws::encode_frame(ws::OP_TEXT, br#"{"type":"stop"}"#, &mut stop),
@@ -571,7 +571,7 @@ impl Runner<'_> {
 
     fn on_answer(&mut self, i: usize, payload: &[u8], now: u64) {
         if self.conns[i].state == State::Stopping && self.conns[i].ledger.open() == 0 {
-            return; // the flush tail after `stop` (SPEC §4.6)
+            return; // the flush tail after `stop` (docs/protocol.md §5)
         }
         let Some((frame, sent_ns)) = self.conns[i].ledger.answer() else {
             self.tally.unexpected += 1;

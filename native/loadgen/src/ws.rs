@@ -17,7 +17,7 @@ pub const OP_PING: u8 = 0x9;
 /// Pong.
 pub const OP_PONG: u8 = 0xA;
 
-/// The largest server message accepted: far above any answer of ours (SPEC §4: 64 KiB frames).
+/// The largest server message accepted: far above any answer of ours (docs/protocol.md: 64 KiB frames).
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// The largest HTTP response head accepted before the `101`.
 pub const MAX_HEAD: usize = 16 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Asterisk `chan_websocket` (SPEC §7), as the Asterisk documentation describes the WebSocket channel
+ * Asterisk `chan_websocket` (docs/telephony/README.md), as the Asterisk documentation describes the WebSocket channel
  * driver (docs.asterisk.org, Configuration / Channel Drivers / WebSocket, "Protocol"), for a dial string
  * such as `Dial(WebSocket/remotemedia/c(slin16))`.
  *

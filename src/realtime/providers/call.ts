@@ -1,5 +1,5 @@
 /**
- * One telephony call (SPEC §7): a provider's WebSocket mapped onto an ordinary StreamSession whose input
+ * One telephony call (docs/telephony/README.md): a provider's WebSocket mapped onto an ordinary StreamSession whose input
  * format is the provider's, plus the call's sink and playback.
  *
  *   provider ──wire.text/binary──▶ ProviderCall ──start / frames / stop──▶ StreamSession ──▶ engine
@@ -33,13 +33,13 @@ import {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Playback audio queued per call, at most (SPEC §9: bounded memory; a flooding sink is cut off here). */
+/** Playback audio queued per call, at most (docs/limits.md: bounded memory; a flooding sink is cut off here). */
 export const MAX_PLAYBACK_QUEUE_MS = 60_000;
 /** Listeners per session on `/v1/sessions/{id}/listen`. */
 export const MAX_LISTENERS = 8;
 /** Unsent bytes a listener may hold; a listener that does not read misses what comes meanwhile. */
 export const MAX_LISTENER_BUFFER = 1024 * 1024;
-/** Sink marks waiting to be played, per call (SPEC §9: a sink cannot grow them without bound). */
+/** Sink marks waiting to be played, per call (docs/limits.md: a sink cannot grow them without bound). */
 export const MAX_PENDING_MARKS = 1024;
 
 export interface TelephonyInfo {
@@ -194,7 +194,7 @@ export class ProviderCall {
         this.session.onMessage(ev.audio, true);
         return;
       case 'dtmf': {
-        // Shaped like the `dtmf` node's events (SPEC §2): name "digit", data.digit; the node is the provider.
+        // Shaped like the `dtmf` node's events (docs/pipelines.md): name "digit", data.digit; the node is the provider.
         const data =
           ev.duration_ms === null ? { digit: ev.digit } : { digit: ev.digit, duration_ms: ev.duration_ms };
         const frame = Math.max(0, this.framesIn - 1);
@@ -218,7 +218,7 @@ export class ProviderCall {
         this.playback?.flow(ev.paused);
         return;
       case 'stop':
-        // SPEC §4.6 semantics: flush, stats (to the sink), then the close.
+        // docs/protocol.md §5 semantics: flush, stats (to the sink), then the close.
         this.session.onMessage(Buffer.from('{"type":"stop"}'), false);
         return;
       case 'cleared':
@@ -228,7 +228,7 @@ export class ProviderCall {
         this.providerErrors++;
         this.deps.metrics?.telephony?.(this.providerName, 'provider_error');
         this.fanOut(JSON.stringify({ type: 'error', code: ev.code, message: ev.message }));
-        // SPEC §9: a bad message ends only this call, with a close code and the catalog code as reason.
+        // docs/limits.md: a bad message ends only this call, with a close code and the catalog code as reason.
         if (ev.fatal) this.session.kill(CloseCode.PolicyViolation, `${ev.code}: ${ev.message}`.slice(0, 120));
         return;
     }

@@ -1,4 +1,4 @@
-/** The provider adapters of SPEC §7, by endpoint name. */
+/** The provider adapters of docs/telephony/README.md, by endpoint name. */
 import { AsteriskWire } from './asterisk.js';
 import { JambonzWire } from './jambonz.js';
 import { TwilioWire } from './twilio.js';

@@ -1,5 +1,5 @@
 /**
- * jambonz `listen` (SPEC §7), as jambonz documents the verb (docs.jambonz.org/verbs/verbs/listen) and its
+ * jambonz `listen` (docs/telephony/README.md), as jambonz documents the verb (docs.jambonz.org/verbs/verbs/listen) and its
  * bidirectional streaming audio (docs "Bidirectional (streaming) audio", release 0.9.0 and later).
  *
  *   awaiting_metadata ──first text message (call attributes + sampleRate + mixType)──▶ streaming

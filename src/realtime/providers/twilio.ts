@@ -1,5 +1,5 @@
 /**
- * Twilio Media Streams (SPEC §7), as Twilio documents it in "Media Streams - WebSocket Messages"
+ * Twilio Media Streams (docs/telephony/README.md), as Twilio documents it in "Media Streams - WebSocket Messages"
  * (twilio.com/docs/voice/media-streams/websocket-messages). Every message is a JSON text message with an
  * `event`; Twilio sends `connected`, `start`, `media`, `dtmf`, `mark`, `stop`; a bidirectional stream
  * (`<Connect><Stream>`) accepts `media`, `mark` and `clear` back.

@@ -1,5 +1,5 @@
 /**
- * Vonage Voice API WebSockets (SPEC §7), as Vonage documents them in "WebSockets in the Vonage Voice API"
+ * Vonage Voice API WebSockets (docs/telephony/README.md), as Vonage documents them in "WebSockets in the Vonage Voice API"
  * (developer.vonage.com/en/voice/voice-api/concepts/websockets) and the NCCO `connect` action with a
  * `websocket` endpoint.
  *

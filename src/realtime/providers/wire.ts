@@ -1,5 +1,5 @@
 /**
- * What every telephony provider adapter (SPEC §7) has in common: the normalised inbound events a
+ * What every telephony provider adapter (docs/telephony/README.md) has in common: the normalised inbound events a
  * provider's messages map to, the outbound messages a playback asks for, and small parsing helpers with
  * hard limits. Each provider module (`twilio.ts`, `vonage.ts`, `jambonz.ts`, `asterisk.ts`) is a pure
  * state machine over one connection: no sockets, no timers, never throws.
@@ -10,7 +10,7 @@ import type { WireEncoding } from '../protocol.js';
 export const providerNames = ['twilio', 'vonage', 'jambonz', 'asterisk'] as const;
 export type ProviderName = (typeof providerNames)[number];
 
-/** A mono or stereo PCM / G.711 format, as the session protocol (SPEC §4.2) names it. */
+/** A mono or stereo PCM / G.711 format, as the session protocol (docs/protocol.md) names it. */
 export interface AudioFormat {
   encoding: WireEncoding;
   sample_rate: number;
@@ -39,7 +39,7 @@ export type Inbound =
   | { kind: 'ignore' }
   /**
    * A bad message. `fatal` ones (out of order, unsupported format) end the call with 1008; the others are
-   * counted and reported, and the call goes on (SPEC §9).
+   * counted and reported, and the call goes on (docs/limits.md).
    */
   | { kind: 'error'; code: ErrorCode; message: string; fatal: boolean };
 

@@ -111,7 +111,7 @@ export const fastifyTransport = fp(
         });
       },
     );
-    // SPEC §7: one endpoint per telephony provider, each an ordinary session behind the provider's protocol.
+    // docs/telephony/README.md: one endpoint per telephony provider, each an ordinary session behind the provider's protocol.
     // jambonz asks for the subprotocol `audio.jambonz.org` and Asterisk for `media`: ws answers with the
     // first one offered.
     for (const provider of providerNames) {
@@ -142,7 +142,7 @@ export const fastifyTransport = fp(
         },
       );
     }
-    // SPEC §7: the processed audio and events of a provider session, for sessions without a sink.
+    // docs/telephony/README.md: the processed audio and events of a provider session, for sessions without a sink.
     app.get<{ Params: { id: string } }>(
       '/v1/sessions/:id/listen',
       {

@@ -1,6 +1,6 @@
 /**
  * Serialized `GET /v1/pipelines/{id}` bodies per (id, version). A stored version never changes (a PUT
- * makes a new version, SPEC §3), so an entry never goes stale: a request still asks the store which
+ * makes a new version, docs/rest.md), so an entry never goes stale: a request still asks the store which
  * version is current (or whether the pipeline was deleted), and only planning and serializing the
  * body are saved. Bounded: the oldest entry goes first.
  */

@@ -61,7 +61,7 @@ export const sessionSchema = z
         provider_errors: z.int(),
       })
       .optional()
-      .describe('telephony sessions only (SPEC §7)'),
+      .describe('telephony sessions only (docs/telephony/README.md)'),
   })
   .meta({ id: 'Session' });
 

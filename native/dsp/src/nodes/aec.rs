@@ -1,4 +1,4 @@
-//! `aec`: acoustic echo cancellation (SPEC §2, round 2). The far-end reference (what was played to
+//! `aec`: acoustic echo cancellation (docs/pipelines.md, round 2). The far-end reference (what was played to
 //! the caller) arrives as one channel of the input, the near end (the caller's microphone) as
 //! another; the output is the near end, mono, with the echo of the reference removed.
 //!

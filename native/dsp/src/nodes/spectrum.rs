@@ -276,7 +276,7 @@ impl AnalysisNode for Spectrum {
             self.last_emit = Some(at);
             self.next_emit = at + self.hop as u64;
             if ctx.over_budget() {
-                // The event would be dropped (SPEC §9 bound): skip the transform too.
+                // The event would be dropped (docs/limits.md bound): skip the transform too.
                 continue;
             }
             self.analyse();

@@ -1,4 +1,4 @@
-//! Stepped-sine fidelity tests (SPEC §6 round 2): every preset against the [`Band`] it states.
+//! Stepped-sine fidelity tests (docs/audio.md round 2): every preset against the [`Band`] it states.
 //!
 //! A tone of known frequency and amplitude goes through the node (48k↔16k, the polyphase engine,
 //! f32 output: nothing is rounded to 16 bits), the filter's start-up and flushed tail are cut off,
