@@ -46,7 +46,8 @@ export const openapiPlugin = fp(
           { name: 'sessions', description: 'Live streaming sessions' },
           {
             name: 'telephony',
-            description: 'Telephony provider endpoints and listeners (docs/telephony/README.md; docs/telephony/ in the repo)',
+            description:
+              'Telephony provider endpoints and listeners (docs/telephony/README.md; docs/telephony/ in the repo)',
           },
           { name: 'operations', description: 'Health, readiness, metrics' },
         ],

@@ -138,41 +138,44 @@ async function blast(url: string, frames: Buffer[]) {
   };
 }
 
-describe.each(['ws', 'uws'] as const)('the queue bound (docs/protocol.md (queue bound)) over %s', (transport) => {
-  it('answers in full a burst the engine absorbs in time', async () => {
-    const server = await startTestServer({});
-    try {
-      const id = storePipeline(server.app, { name: 'light', nodes: [{ id: 'g', type: 'gain' }] });
-      // Two seconds of audio at once: ten times SESSION_QUEUE_MS (200 ms) of audio queued.
-      const frames = Array.from({ length: 100 }, (_, i) => frames20ms[i % frames20ms.length] as Buffer);
-      const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
-      expect(r.dropped).toEqual([]);
-      expect(r.answered).toBe(100);
-      expect(r.stats).toMatchObject({ frames_in: 100, frames_out: 100, frames_dropped: 0 });
-    } finally {
-      await server.close();
-    }
-  });
+describe.each(['ws', 'uws'] as const)(
+  'the queue bound (docs/protocol.md (queue bound)) over %s',
+  (transport) => {
+    it('answers in full a burst the engine absorbs in time', async () => {
+      const server = await startTestServer({});
+      try {
+        const id = storePipeline(server.app, { name: 'light', nodes: [{ id: 'g', type: 'gain' }] });
+        // Two seconds of audio at once: ten times SESSION_QUEUE_MS (200 ms) of audio queued.
+        const frames = Array.from({ length: 100 }, (_, i) => frames20ms[i % frames20ms.length] as Buffer);
+        const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
+        expect(r.dropped).toEqual([]);
+        expect(r.answered).toBe(100);
+        expect(r.stats).toMatchObject({ frames_in: 100, frames_out: 100, frames_dropped: 0 });
+      } finally {
+        await server.close();
+      }
+    });
 
-  it('drops the frames that wait longer than SESSION_QUEUE_MS and says which', async () => {
-    const server = await startTestServer({ SESSION_QUEUE_MS: '1', MAX_FRAME_BYTES: '65536' });
-    try {
-      const id = storePipeline(server.app, asrFrontEnd);
-      // 340 ms messages through the five-node pipeline: each takes the engine far longer than 1 ms.
-      const long = chunk(speech.pcm, 2, 48000, 340);
-      const n = 200;
-      const frames = Array.from({ length: n }, (_, i) => long[i % long.length] as Buffer);
-      const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
-      expect(r.dropped.length).toBeGreaterThan(0);
-      expect(r.answered + r.dropped.length).toBe(n);
-      expect(new Set(r.dropped).size).toBe(r.dropped.length);
-      expect(r.dropped.every((f) => Number.isInteger(f) && f >= 0 && f < n)).toBe(true);
-      expect(r.stats).toMatchObject({ frames_in: n, frames_dropped: r.dropped.length });
-    } finally {
-      await server.close();
-    }
-  });
-});
+    it('drops the frames that wait longer than SESSION_QUEUE_MS and says which', async () => {
+      const server = await startTestServer({ SESSION_QUEUE_MS: '1', MAX_FRAME_BYTES: '65536' });
+      try {
+        const id = storePipeline(server.app, asrFrontEnd);
+        // 340 ms messages through the five-node pipeline: each takes the engine far longer than 1 ms.
+        const long = chunk(speech.pcm, 2, 48000, 340);
+        const n = 200;
+        const frames = Array.from({ length: n }, (_, i) => long[i % long.length] as Buffer);
+        const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
+        expect(r.dropped.length).toBeGreaterThan(0);
+        expect(r.answered + r.dropped.length).toBe(n);
+        expect(new Set(r.dropped).size).toBe(r.dropped.length);
+        expect(r.dropped.every((f) => Number.isInteger(f) && f >= 0 && f < n)).toBe(true);
+        expect(r.stats).toMatchObject({ frames_in: n, frames_dropped: r.dropped.length });
+      } finally {
+        await server.close();
+      }
+    });
+  },
+);
 
 describe.each(['ws', 'uws'] as const)('admission and limits over %s', (transport) => {
   it('checks API keys (header or ?token=) and MAX_SESSIONS before the upgrade', async () => {

@@ -544,7 +544,10 @@ describe('sink trouble and provider trouble', () => {
 
   it('closes a call whose pipeline cannot take the provider format with 1008 RM_ERR_FORMAT_CONFLICT', async () => {
     // denoise needs 48 kHz; Twilio sends 8 kHz and the pipeline does not resample first.
-    const id = await storePipeline(server.app, { name: 'needs-48k', nodes: [{ id: 'clean', type: 'denoise' }] });
+    const id = await storePipeline(server.app, {
+      name: 'needs-48k',
+      nodes: [{ id: 'clean', type: 'denoise' }],
+    });
     const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
     sim.start({ id: 'conflict' });
     expect(await sim.closed).toBe(1008);
@@ -604,7 +607,10 @@ describe('X-Twilio-Signature', () => {
   const token = 'test-auth-token';
   beforeAll(async () => {
     signed = await startTestServer({ TWILIO_AUTH_TOKEN: token });
-    id = await storePipeline(signed.app, { name: 'plain', nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }] });
+    id = await storePipeline(signed.app, {
+      name: 'plain',
+      nodes: [{ id: 'g', type: 'gain', params: { db: -6 } }],
+    });
   });
   afterAll(() => signed.close());
 
