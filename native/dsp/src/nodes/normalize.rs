@@ -24,12 +24,12 @@
 //! coefficients `c^K`, and within the next block the linear gain moves in a straight line from
 //! the old value to the new one. One logarithm and one exponential per block instead of per
 //! sample is what keeps a 20 ms frame under a microsecond; the control lags by at most one
-//! block (1 ms at 16 kHz), far below every time constant the params allow.
+//! block (2 ms at 16 kHz, 0.7 ms at 48 kHz), below every time constant the default params use.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks};
+use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, CHUNK};
 use crate::buffer::AudioView;
 use crate::format::Format;
 use crate::node::{param_number, check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
@@ -39,8 +39,10 @@ const TYPE: &str = "normalize";
 pub const SILENCE_DBFS: f64 = -70.0;
 /// The most the gain may cut.
 pub const MIN_GAIN_DB: f64 = -60.0;
+/// dB per doubling of amplitude, 20·log10(2).
+const DB_PER_OCTAVE: f64 = 20.0 * std::f64::consts::LOG10_2;
 /// Frames per step of the control path (see the module docs).
-pub const BLOCK: usize = 16;
+pub const BLOCK: usize = 32;
 
 /// Which level the target refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -107,7 +109,10 @@ pub struct Normalize {
     pos: usize,
     block_ms: [f64; BLOCK],
     block_peak: [f32; BLOCK],
-    gains: [f32; BLOCK],
+    /// Detector inputs and gains of up to [`CHUNK`] frames of one call.
+    scratch_ms: [f64; CHUNK],
+    scratch_peak: [f32; CHUNK],
+    gains: [f32; CHUNK],
 }
 
 impl Normalize {
@@ -132,7 +137,9 @@ impl Normalize {
             pos: 0,
             block_ms: [0.0; BLOCK],
             block_peak: [0.0; BLOCK],
-            gains: [0.0; BLOCK],
+            scratch_ms: [0.0; CHUNK],
+            scratch_peak: [0.0; CHUNK],
+            gains: [0.0; CHUNK],
         };
         node.apply(p);
         Ok(node)
@@ -165,9 +172,10 @@ impl Normalize {
         }
         self.mean_square = self.rms_decay * self.mean_square + ms;
         self.peak = peak.max(self.peak * self.peak_decay);
+        // 10·log10(x) = 10·log10(2)·log2(x): log2 and exp2 are the cheapest of their families.
         let level_db = match p.mode {
-            Mode::Rms => 10.0 * self.mean_square.max(1e-30).log10(),
-            Mode::Peak => 20.0 * self.peak.max(1e-15).log10(),
+            Mode::Rms => DB_PER_OCTAVE * 0.5 * self.mean_square.max(1e-30).log2(),
+            Mode::Peak => DB_PER_OCTAVE * self.peak.max(1e-15).log2(),
         };
         if level_db >= SILENCE_DBFS {
             let wanted = (p.target_dbfs - level_db).clamp(MIN_GAIN_DB, p.max_gain_db);
@@ -177,7 +185,7 @@ impl Normalize {
             // A live lowering of max_gain_db still applies during silence.
             self.gain_db = p.max_gain_db + self.attack_coef * (self.gain_db - p.max_gain_db);
         }
-        let to = (self.gain_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32;
+        let to = (self.gain_db / DB_PER_OCTAVE).exp2() as f32;
         self.gain_from = self.gain_to;
         self.gain_step = (to - self.gain_to) / BLOCK as f32;
         self.gain_to = to;
@@ -228,20 +236,27 @@ impl InPlaceNode for Normalize {
         let frames = view.frames();
         let mut start = 0;
         while start < frames {
-            let (from, to) = (self.pos, BLOCK.min(self.pos + frames - start));
-            let len = to - from;
-            frame_mean_squares(view, start, &mut self.block_ms[from..to]);
-            frame_peaks(view, start, &mut self.block_peak[from..to]);
-            for (j, g) in self.gains[from..to].iter_mut().enumerate() {
-                *g = self.gain_from + self.gain_step * (from + j + 1) as f32;
+            let len = CHUNK.min(frames - start);
+            frame_mean_squares(view, start, &mut self.scratch_ms[..len]);
+            frame_peaks(view, start, &mut self.scratch_peak[..len]);
+            let mut i = 0;
+            while i < len {
+                let (from, to) = (self.pos, BLOCK.min(self.pos + len - i));
+                let n = to - from;
+                self.block_ms[from..to].copy_from_slice(&self.scratch_ms[i..i + n]);
+                self.block_peak[from..to].copy_from_slice(&self.scratch_peak[i..i + n]);
+                for (j, g) in self.gains[i..i + n].iter_mut().enumerate() {
+                    *g = self.gain_from + self.gain_step * (from + j + 1) as f32;
+                }
+                i += n;
+                self.pos = to;
+                if to == BLOCK {
+                    self.end_block();
+                    self.pos = 0;
+                }
             }
-            apply_gains(view, start, &self.gains[from..to]);
+            apply_gains(view, start, &self.gains[..len]);
             start += len;
-            self.pos = to;
-            if to == BLOCK {
-                self.end_block();
-                self.pos = 0;
-            }
         }
     }
 }
