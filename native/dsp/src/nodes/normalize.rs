@@ -29,7 +29,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dynamics::{apply_gains, coef, frame_mean_squares, frame_peaks, CHUNK};
+use super::dynamics::coef;
 use crate::buffer::AudioView;
 use crate::format::Format;
 use crate::node::{param_number, check_range, parse_params, Ctx, InPlaceNode, NodeCore, NodeError};
@@ -107,12 +107,11 @@ pub struct Normalize {
     gain_to: f32,
     /// Frames of the current block seen so far, and their detector inputs.
     pos: usize,
-    block_ms: [f64; BLOCK],
-    block_peak: [f32; BLOCK],
-    /// Detector inputs and gains of up to [`CHUNK`] frames of one call.
-    scratch_ms: [f64; CHUNK],
-    scratch_peak: [f32; CHUNK],
-    gains: [f32; CHUNK],
+    /// The current block's weighted mean-square sum, in four partial sums by frame index mod 4
+    /// (a fixed order, so the result does not depend on where calls split the block).
+    block_ms: [f64; 4],
+    /// The current block's largest weighted peak.
+    block_peak: f64,
 }
 
 impl Normalize {
@@ -135,11 +134,8 @@ impl Normalize {
             gain_step: 0.0,
             gain_to: 1.0,
             pos: 0,
-            block_ms: [0.0; BLOCK],
-            block_peak: [0.0; BLOCK],
-            scratch_ms: [0.0; CHUNK],
-            scratch_peak: [0.0; CHUNK],
-            gains: [0.0; CHUNK],
+            block_ms: [0.0; 4],
+            block_peak: 0.0,
         };
         node.apply(p);
         Ok(node)
@@ -164,14 +160,11 @@ impl Normalize {
     /// Advances the detectors over the finished block and picks the gain the next block glides to.
     fn end_block(&mut self) {
         let p = self.params;
-        let mut ms = 0.0;
-        let mut peak = 0f64;
-        for j in 0..BLOCK {
-            ms += self.rms_weights[j] * self.block_ms[j];
-            peak = peak.max(self.peak_weights[j] * f64::from(self.block_peak[j]));
-        }
+        let ms = (self.block_ms[0] + self.block_ms[1]) + (self.block_ms[2] + self.block_ms[3]);
         self.mean_square = self.rms_decay * self.mean_square + ms;
-        self.peak = peak.max(self.peak * self.peak_decay);
+        self.peak = self.block_peak.max(self.peak * self.peak_decay);
+        self.block_ms = [0.0; 4];
+        self.block_peak = 0.0;
         // 10·log10(x) = 10·log10(2)·log2(x): log2 and exp2 are the cheapest of their families.
         let level_db = match p.mode {
             Mode::Rms => DB_PER_OCTAVE * 0.5 * self.mean_square.max(1e-30).log2(),
@@ -228,35 +221,40 @@ impl NodeCore for Normalize {
         self.gain_step = 0.0;
         self.gain_to = 1.0;
         self.pos = 0;
+        self.block_ms = [0.0; 4];
+        self.block_peak = 0.0;
     }
 }
 
 impl InPlaceNode for Normalize {
     fn process(&mut self, view: &mut AudioView<'_>, _ctx: &mut Ctx<'_>) {
         let frames = view.frames();
+        let channels = view.channels();
+        let per_channel = 1.0 / channels.max(1) as f64;
         let mut start = 0;
         while start < frames {
-            let len = CHUNK.min(frames - start);
-            frame_mean_squares(view, start, &mut self.scratch_ms[..len]);
-            frame_peaks(view, start, &mut self.scratch_peak[..len]);
-            let mut i = 0;
-            while i < len {
-                let (from, to) = (self.pos, BLOCK.min(self.pos + len - i));
-                let n = to - from;
-                self.block_ms[from..to].copy_from_slice(&self.scratch_ms[i..i + n]);
-                self.block_peak[from..to].copy_from_slice(&self.scratch_peak[i..i + n]);
-                for (j, g) in self.gains[i..i + n].iter_mut().enumerate() {
-                    *g = self.gain_from + self.gain_step * (from + j + 1) as f32;
+            // One pass per channel over the rest of the current block: detector sums and gain ramp.
+            let (from, to) = (self.pos, BLOCK.min(self.pos + frames - start));
+            let n = to - from;
+            let (g0, step) = (self.gain_from, self.gain_step);
+            for c in 0..channels {
+                let x = &mut view.channel_mut(c)[start..start + n];
+                let mut peak = self.block_peak;
+                for (i, x) in x.iter_mut().enumerate() {
+                    let j = from + i;
+                    let v = f64::from(*x);
+                    self.block_ms[j % 4] += self.rms_weights[j] * per_channel * v * v;
+                    peak = peak.max(self.peak_weights[j] * v.abs());
+                    *x *= g0 + step * (j + 1) as f32;
                 }
-                i += n;
-                self.pos = to;
-                if to == BLOCK {
-                    self.end_block();
-                    self.pos = 0;
-                }
+                self.block_peak = peak;
             }
-            apply_gains(view, start, &self.gains[..len]);
-            start += len;
+            start += n;
+            self.pos = to;
+            if to == BLOCK {
+                self.end_block();
+                self.pos = 0;
+            }
         }
     }
 }
