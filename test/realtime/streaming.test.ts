@@ -56,7 +56,8 @@ describe.each(['ws', 'uws'] as const)('streaming over %s', (transport) => {
       output: { encoding: 's16le', sample_rate: 16000, channels: 1 },
     });
     expect(ready.latency_ms).toBeGreaterThan(0);
-    expect(ready.latency_ms).toBeLessThanOrEqual(5);
+    // resample `high` (SPEC §6 round 2, flat to 0.9 × Nyquist) delays 94 frames at 16 kHz.
+    expect(ready.latency_ms).toBeLessThanOrEqual(6);
     c.close();
   });
 
@@ -75,8 +76,12 @@ describe.each(['ws', 'uws'] as const)('streaming over %s', (transport) => {
       's16le',
     );
     expect(Buffer.concat(binaries).equals(batch.audio)).toBe(true);
+    // `frame` is the message an event came with (SPEC §4.5): 20 ms messages here, one-second ones in
+    // the batch; everything else, the sample position included, must match.
+    const withoutFrame = (events: readonly Record<string, unknown>[]) =>
+      events.map(({ frame: _frame, ...rest }) => rest);
     const events = c.texts().filter((t) => t.type === 'event');
-    expect(events).toEqual(batch.events);
+    expect(withoutFrame(events)).toEqual(withoutFrame(batch.events));
     const stats = c.texts().find((t) => t.type === 'stats');
     expect(stats).toMatchObject({
       frames_in: messages.length,

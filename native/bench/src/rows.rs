@@ -351,7 +351,7 @@ pub fn normalize(plan: Plan) -> Row {
         buf.channel_mut(0).copy_from_slice(&signal[at..at + chunk]);
         at = if at + 2 * chunk > signal.len() { 0 } else { at + chunk };
         let mut view = buf.view_mut(0, chunk);
-        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "norm", frame: 0, position: 0, to_input_frames: 1.0 };
+        let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "norm", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
         node.process(&mut view, &mut ctx);
         chunk
     });

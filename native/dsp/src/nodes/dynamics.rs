@@ -21,19 +21,6 @@ pub(crate) fn frame_peaks(view: &AudioView<'_>, start: usize, out: &mut [f32]) {
     }
 }
 
-/// Writes the mean over channels of `x²` for frames `start..start + out.len()` into `out`.
-pub(crate) fn frame_mean_squares(view: &AudioView<'_>, start: usize, out: &mut [f64]) {
-    out.fill(0.0);
-    for c in 0..view.channels() {
-        let x = &view.channel(c)[start..start + out.len()];
-        for (s, &x) in out.iter_mut().zip(x) {
-            *s += f64::from(x) * f64::from(x);
-        }
-    }
-    let k = 1.0 / view.channels().max(1) as f64;
-    out.iter_mut().for_each(|s| *s *= k);
-}
-
 /// Multiplies every channel of frames `start..start + gains.len()` by the frame's gain.
 pub(crate) fn apply_gains(view: &mut AudioView<'_>, start: usize, gains: &[f32]) {
     for c in 0..view.channels() {
