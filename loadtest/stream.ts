@@ -48,26 +48,38 @@ ${scenarios
   .join('\n')}
 `;
 
-const { values: flags } = parseArgs({
-  options: {
-    scenarios: { type: 'string' },
-    runs: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '10' },
-    'frame-ms': { type: 'string', default: '20' },
-    sessions: { type: 'string' },
-    'in-flight': { type: 'string' },
-    wav: { type: 'string' },
-    env: { type: 'string', multiple: true, default: [] },
-    'cpu-prof': { type: 'boolean', default: false },
-    'skip-build': { type: 'boolean', default: false },
-    out: { type: 'string', default: join(root, 'bench/stream.json') },
-    sweep: { type: 'string' },
-    'sweep-scenario': { type: 'string', default: 'paced-asr-500-uws' },
-    'budget-ms': { type: 'string', default: '5' },
-    nice: { type: 'string', default: '0' },
-    help: { type: 'boolean', default: false },
-  },
-});
+const { values: flags } = usageErrorExits2(() =>
+  parseArgs({
+    options: {
+      scenarios: { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '10' },
+      'frame-ms': { type: 'string', default: '20' },
+      sessions: { type: 'string' },
+      'in-flight': { type: 'string' },
+      wav: { type: 'string' },
+      env: { type: 'string', multiple: true, default: [] },
+      'cpu-prof': { type: 'boolean', default: false },
+      'skip-build': { type: 'boolean', default: false },
+      out: { type: 'string', default: join(root, 'bench/stream.json') },
+      sweep: { type: 'string' },
+      'sweep-scenario': { type: 'string', default: 'paced-asr-500-uws' },
+      'budget-ms': { type: 'string', default: '5' },
+      nice: { type: 'string', default: '0' },
+      help: { type: 'boolean', default: false },
+    },
+  }),
+);
+
+/** Runs the flag parser; a bad flag prints the usage to stderr and exits 2 (the usual status of a usage error). */
+function usageErrorExits2<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}`);
+    process.exit(2);
+  }
+}
 
 function positive(name: string, value: string | undefined, max: number): number | undefined {
   if (value === undefined) return undefined;

@@ -167,6 +167,11 @@ export class StreamSession {
     private readonly deps: RealtimeDeps,
     readonly pipeline: PipelineRef,
     readonly transport: string,
+    /**
+     * Whether a dropped socket parks the session for a `resume` (docs/protocol.md §8). Telephony calls say
+     * no: no provider protocol has a resume, so a call whose provider hung up ends at once.
+     */
+    private readonly resumeAllowed = true,
   ) {
     sessionCounter += 1;
     this.id = `ss_${Date.now().toString(36)}${sessionCounter.toString(36)}`;
@@ -390,6 +395,7 @@ export class StreamSession {
       channels: this.native.info.channels,
     };
     this.state = 'streaming';
+    const resumes = this.resumeAllowed && this.deps.config.resumeGraceMs > 0;
     this.send({
       type: 'ready',
       session_id: this.id,
@@ -397,9 +403,9 @@ export class StreamSession {
       input: m.input,
       output: this.output,
       latency_ms: Math.round(this.native.info.latencyMs * 1000) / 1000,
-      ...(this.deps.config.resumeGraceMs > 0 ? { resume_token: this.resumeToken } : {}),
+      ...(resumes ? { resume_token: this.resumeToken } : {}),
     });
-    if (this.deps.config.resumeGraceMs > 0) this.replay = new ReplayLog(this.deps.config.resumeBufferBytes);
+    if (resumes) this.replay = new ReplayLog(this.deps.config.resumeBufferBytes);
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * The deployment files (deploy/k8s, deploy/compose) agree with the server: every setting they pass is one
  * the server accepts, ports and probes match its configuration, the grace periods cover preStop + drain,
- * resource requests cover MAX_SESSIONS at the per-session cost measured in bench/stream.json, and the
+ * resource requests cover MAX_SESSIONS at the per-session cost measured in bench/stream-round1.json, and the
  * compose balancer runs the directives the multi-instance test exercises.
  */
 import { execFileSync } from 'node:child_process';
@@ -54,7 +54,7 @@ const seconds = (s: string) => Number(/^(\d+)s$/.exec(s)?.[1] ?? Number.NaN);
 
 /** Per-session cost of the 5-node pipeline, from the paced streaming runs (the dearer transport). */
 function perSessionCost(): { cpuMillicores: number; memoryMiB: number; baseMiB: number } {
-  const bench = JSON.parse(readFileSync(join(root, 'bench/stream.json'), 'utf8'));
+  const bench = JSON.parse(readFileSync(join(root, 'bench/stream-round1.json'), 'utf8'));
   type Row = {
     target: string;
     report: { sessions: { held: number } };
@@ -121,7 +121,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
   });
 
-  it('request the resources MAX_SESSIONS sessions cost (bench/stream.json), and one worker per core', () => {
+  it('request the resources MAX_SESSIONS sessions cost (bench/stream-round1.json), and one worker per core', () => {
     const cost = perSessionCost();
     const { requests, limits } = container.resources;
     expect(millicores(requests.cpu)).toBeGreaterThanOrEqual(config.maxSessions * cost.cpuMillicores);

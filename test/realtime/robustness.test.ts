@@ -144,7 +144,7 @@ describe.each(['ws', 'uws'] as const)(
     it('answers in full a burst the engine absorbs in time', async () => {
       const server = await startTestServer({});
       try {
-        const id = storePipeline(server.app, { name: 'light', nodes: [{ id: 'g', type: 'gain' }] });
+        const id = await storePipeline(server.app, { name: 'light', nodes: [{ id: 'g', type: 'gain' }] });
         // Two seconds of audio at once: ten times SESSION_QUEUE_MS (200 ms) of audio queued.
         const frames = Array.from({ length: 100 }, (_, i) => frames20ms[i % frames20ms.length] as Buffer);
         const r = await blast(`${server.base[transport]}/v1/pipelines/${id}/stream`, frames);
@@ -159,7 +159,7 @@ describe.each(['ws', 'uws'] as const)(
     it('drops the frames that wait longer than SESSION_QUEUE_MS and says which', async () => {
       const server = await startTestServer({ SESSION_QUEUE_MS: '1', MAX_FRAME_BYTES: '65536' });
       try {
-        const id = storePipeline(server.app, asrFrontEnd);
+        const id = await storePipeline(server.app, asrFrontEnd);
         // 340 ms messages through the five-node pipeline: each takes the engine far longer than 1 ms.
         const long = chunk(speech.pcm, 2, 48000, 340);
         const n = 200;

@@ -89,7 +89,8 @@ export class ProviderCall {
   ) {
     this.wire = createWire(providerName);
     this.rate = new TokenBucket(deps.config.maxMessagesPerSec);
-    this.session = new StreamSession(this.pipelineSocket(), deps, pipeline, transport);
+    // No provider protocol can resume a call: when the provider hangs up, the session ends.
+    this.session = new StreamSession(this.pipelineSocket(), deps, pipeline, transport, false);
     this.session.describe = () => ({ telephony: this.info() });
     const spec = isObject(pipeline.definition) ? sinkSchema.safeParse(pipeline.definition.sink) : undefined;
     this.sinkSpec = spec?.success ? spec.data : undefined;
