@@ -52,7 +52,7 @@ interface UserData {
   closed: boolean;
 }
 
-function adapt(ws: WebSocket<UserData>): Socket {
+function adapt<T extends { closed: boolean }>(ws: WebSocket<T>): Socket {
   const data = ws.getUserData();
   // uWS throws on any call to a closed socket, so every call checks first.
   return {
@@ -274,21 +274,7 @@ export function startUwsListener(
     open: (ws) => {
       guarded(deps, 'open', undefined, () => {
         const data = ws.getUserData();
-        const listener: Socket = {
-          sendText: (text) => {
-            if (!data.closed) ws.send(text, false);
-          },
-          sendBinary: (bytes) => {
-            if (!data.closed) ws.send(bytes, true);
-          },
-          close: (code, reason) => {
-            if (!data.closed) ws.end(code, reason);
-          },
-          ping: () => {
-            if (!data.closed) ws.ping();
-          },
-          bufferedAmount: () => (data.closed ? 0 : ws.getBufferedAmount()),
-        };
+        const listener = adapt(ws);
         data.listener = listener;
         const call = registry.calls.get(data.id);
         if (call === undefined || !call.addListener(listener)) {
