@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { planBounds } from '../config.js';
 import { planWithEngine } from '../planner.js';
+import { CurrentPipelines } from '../realtime/current-pipelines.js';
 import { SessionRegistry } from '../realtime/registry.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 import { fastifyTransport } from '../realtime/transports/fastify.js';
@@ -19,6 +20,20 @@ declare module 'fastify' {
 export const realtimePlugin = fp(
   async (app: FastifyInstance, opts: { metrics?: RealtimeMetrics }) => {
     const bounds = planBounds(app.config);
+    const store = app.store;
+    const pipelines = new CurrentPipelines({
+      load: async (id) => {
+        const p = await store.get(id);
+        return p && { id: p.id, version: p.version, definition: p.definition };
+      },
+      get hearsEveryChange() {
+        return store.hearsEveryChange;
+      },
+    });
+    const unsubscribe = store.subscribe((change) =>
+      pipelines.forget(change.kind === 'resync' ? undefined : change.id),
+    );
+    app.addHook('onClose', async () => unsubscribe());
     const registry = new SessionRegistry(
       {
         config: app.config,
@@ -30,10 +45,7 @@ export const realtimePlugin = fp(
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
         log: app.log,
       },
-      async (id) => {
-        const p = await app.store.get(id);
-        return p && { id: p.id, version: p.version, definition: p.definition };
-      },
+      pipelines.lookup,
       app.authorize,
     );
     app.decorate('realtime', registry);

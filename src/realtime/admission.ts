@@ -46,8 +46,11 @@ export interface UpgradeRequest {
   endpoint?: Endpoint;
 }
 
-/** Looks up the current version of a stored pipeline (in the store: asynchronous, off the audio path). */
-export type PipelineLookup = (id: string) => Promise<PipelineRef | undefined>;
+/**
+ * Looks up the current version of a stored pipeline: from memory when it can (current-pipelines.ts), else
+ * from the store (asynchronous, off the audio path).
+ */
+export type PipelineLookup = (id: string) => PipelineRef | undefined | Promise<PipelineRef | undefined>;
 
 /** Decides whether a request may use the route it targets (see plugins/auth.ts). */
 export type Authorize = (headers: UpgradeHeaders, url: string) => boolean;
@@ -61,9 +64,12 @@ export interface AdmissionPolicy {
 /** How full the server is, as the registry counts it. */
 export interface Occupancy {
   readonly isDraining: boolean;
-  readonly size: number;
-  /** Live sessions from one (canonical) client IP, both transports together. */
-  sessionsFrom(ip: string): number;
+  /**
+   * Sessions with a client connected (all but the parked ones, docs/protocol.md §8): in total and from one
+   * (canonical) client IP, both transports together. A parked session makes way when a new one starts.
+   */
+  readonly connected: number;
+  connectedFrom(ip: string): number;
 }
 
 export type Admission =
@@ -89,13 +95,30 @@ export function pipelineIdOf(url: string): string | null | undefined {
 
 /**
  * docs/protocol.md §1: the Origin allowlist, auth, then 404, draining and capacity — all before the upgrade.
- * Draining and capacity are checked after the store answered, so they hold when the answer goes out.
+ * Synchronous when the pipeline is known in memory (the transport can answer inside its own callback);
+ * otherwise draining and capacity are checked after the store answered, so they hold when the answer goes out.
  */
-export async function admit(
+export function admit(
   policy: AdmissionPolicy,
   occupancy: Occupancy,
   request: UpgradeRequest,
-): Promise<Admission> {
+): Admission | Promise<Admission> {
+  const id = precheck(policy, request);
+  if (typeof id !== 'string') return id;
+  let found: ReturnType<PipelineLookup>;
+  try {
+    found = policy.lookup(id);
+  } catch (err) {
+    return storeRefusal(err);
+  }
+  if (found instanceof Promise) {
+    return found.then((pipeline) => decide(policy.config, occupancy, request, id, pipeline), storeRefusal);
+  }
+  return decide(policy.config, occupancy, request, id, found);
+}
+
+/** What can be refused without the store; else the pipeline id the request names. */
+function precheck(policy: AdmissionPolicy, request: UpgradeRequest): Admission | string {
   const { config } = policy;
   const { url, headers } = request;
   if (!originAllowed(config.allowedOrigins, headers)) {
@@ -127,23 +150,33 @@ export async function admit(
       message: `malformed URL ${url.slice(0, 200)}`,
     };
   }
-  let pipeline: PipelineRef | undefined;
-  try {
-    pipeline = id === undefined ? undefined : await policy.lookup(id);
-  } catch (err) {
-    // The store is busy or down (RM_ERR_STORE_BUSY, 503): refuse this upgrade, keep every session.
-    const code: ErrorCode = err instanceof RemoteMediaError ? err.code : 'RM_ERR_STORE';
-    const message = err instanceof Error ? err.message : String(err);
-    return { ok: false, status: errorCatalog[code].status, code, message, retryAfter: 1 };
-  }
-  if (pipeline === undefined) {
-    return {
-      ok: false,
-      status: 404,
-      code: 'RM_ERR_PIPELINE_NOT_FOUND',
-      message: `no pipeline '${id ?? ''}'`,
-    };
-  }
+  if (id === undefined) return notFound('');
+  return id;
+}
+
+/** The store is busy or down (RM_ERR_STORE_BUSY, 503): refuse this upgrade, keep every session. */
+function storeRefusal(err: unknown): Admission {
+  const code: ErrorCode = err instanceof RemoteMediaError ? err.code : 'RM_ERR_STORE';
+  const message = err instanceof Error ? err.message : String(err);
+  return { ok: false, status: errorCatalog[code].status, code, message, retryAfter: 1 };
+}
+
+function notFound(id: string): Admission {
+  return { ok: false, status: 404, code: 'RM_ERR_PIPELINE_NOT_FOUND', message: `no pipeline '${id}'` };
+}
+
+/**
+ * 404, draining and capacity. Parked sessions are not counted here: the socket may be the one that
+ * resumes them, and one that starts a new session instead makes the oldest of them end (registry.ts).
+ */
+function decide(
+  config: Config,
+  occupancy: Occupancy,
+  request: UpgradeRequest,
+  id: string,
+  pipeline: PipelineRef | undefined,
+): Admission {
+  if (pipeline === undefined) return notFound(id);
   if (occupancy.isDraining) {
     return {
       ok: false,
@@ -153,7 +186,8 @@ export async function admit(
       retryAfter: 5,
     };
   }
-  if (occupancy.sessionsFrom(canonicalIp(request.ip)) >= config.maxSessionsPerIp) {
+  const ip = canonicalIp(request.ip);
+  if (occupancy.connectedFrom(ip) >= config.maxSessionsPerIp) {
     return {
       ok: false,
       status: 429,
@@ -162,7 +196,7 @@ export async function admit(
       retryAfter: 1,
     };
   }
-  if (occupancy.size >= config.maxSessions) {
+  if (occupancy.connected >= config.maxSessions) {
     return {
       ok: false,
       status: 503,

@@ -24,6 +24,11 @@ export class SessionRegistry implements Occupancy {
   readonly calls = new Map<string, ProviderCall>();
   /** Live sessions per canonical client IP (MAX_SESSIONS_PER_IP). */
   private readonly perIp = new Map<string, number>();
+  /** Each live session's canonical client IP. */
+  private readonly peers = new Map<string, string>();
+  /** Parked sessions (docs/protocol.md §8): in total and per canonical client IP. */
+  private readonly parked = new Set<string>();
+  private readonly parkedPerIp = new Map<string, number>();
   private draining = false;
   private readonly policy: AdmissionPolicy;
   readonly watchdog: Watchdog;
@@ -53,8 +58,43 @@ export class SessionRegistry implements Occupancy {
     return this.perIp.get(ip) ?? 0;
   }
 
-  /** docs/protocol.md §1: may this upgrade go ahead? (admission.ts) */
-  admit(request: UpgradeRequest): Promise<Admission> {
+  get connected(): number {
+    return this.sessions.size - this.parked.size;
+  }
+
+  connectedFrom(ip: string): number {
+    return this.sessionsFrom(ip) - (this.parkedPerIp.get(ip) ?? 0);
+  }
+
+  /**
+   * A session from `ip` is starting: while that puts the address or the server over its limit, the
+   * oldest parked session (of that address, then any) ends to make room (docs/protocol.md §8).
+   */
+  private makeRoom(ip: string): void {
+    while (this.sessionsFrom(ip) > this.deps.config.maxSessionsPerIp && this.evictParked(ip));
+    while (this.sessions.size > this.deps.config.maxSessions && this.evictParked());
+  }
+
+  /** Ends the oldest parked session (of `ip` when given); false when there is none. */
+  private evictParked(ip?: string): boolean {
+    // Oldest first: a Set iterates in insertion order.
+    for (const id of this.parked) {
+      if (ip === undefined || this.peers.get(id) === ip) return this.sessions.get(id)?.evict() ?? false;
+    }
+    return false;
+  }
+
+  private countParked(id: string, peer: string, parked: boolean): void {
+    if (parked === this.parked.has(id)) return;
+    if (parked) this.parked.add(id);
+    else this.parked.delete(id);
+    const n = (this.parkedPerIp.get(peer) ?? 0) + (parked ? 1 : -1);
+    if (n > 0) this.parkedPerIp.set(peer, n);
+    else this.parkedPerIp.delete(peer);
+  }
+
+  /** docs/protocol.md §1: may this upgrade go ahead? (admission.ts; synchronous when it can be) */
+  admit(request: UpgradeRequest): Admission | Promise<Admission> {
     return admit(this.policy, this, request);
   }
   /** Whether a request carries valid credentials (listeners, which are not admitted to a pipeline). */
@@ -66,9 +106,12 @@ export class SessionRegistry implements Occupancy {
   add(session: StreamSession, ip: string): void {
     const peer = canonicalIp(ip);
     this.sessions.set(session.id, session);
+    this.peers.set(session.id, peer);
     this.perIp.set(peer, this.sessionsFrom(peer) + 1);
     const release = () => {
+      this.countParked(session.id, peer, false);
       this.sessions.delete(session.id);
+      this.peers.delete(session.id);
       this.calls.delete(session.id);
       const left = this.sessionsFrom(peer) - 1;
       if (left > 0) this.perIp.set(peer, left);
@@ -80,6 +123,8 @@ export class SessionRegistry implements Occupancy {
     };
     // The socket resumed another session, which it carries from now on: no session of its own ended.
     session.onDelegated = release;
+    session.onParked = (parked) => this.countParked(session.id, peer, parked);
+    session.onStarting = () => this.makeRoom(peer);
   }
 
   /** Adds a telephony call: its session like any other, and the call for listeners. */

@@ -152,6 +152,10 @@ export class StreamSession {
   describe: (() => { telephony: TelephonyInfo }) | undefined;
   /** Called once when this socket's session turned out to be another's resume (see `resume`). */
   onDelegated: (() => void) | undefined;
+  /** Called when the session is parked (true) or resumed (false) (docs/protocol.md §8). */
+  onParked: ((parked: boolean) => void) | undefined;
+  /** Called when a `start` is accepted, before the session is planned: the registry makes room then. */
+  onStarting: (() => void) | undefined;
   /** The socket the session talks through; undefined while parked (docs/protocol.md, resume). */
   private socket: Socket | undefined;
   /** Secret the client must present to resume this session. */
@@ -184,6 +188,13 @@ export class StreamSession {
   /** True while the session has no socket and waits for a resume. */
   get parked(): boolean {
     return this.socket === undefined && this.state !== 'closed';
+  }
+
+  /** Ends a parked session for good, to make room for a client that is here (admission.ts). */
+  evict(): boolean {
+    if (!this.parked) return false;
+    this.expire();
+    return true;
   }
 
   /**
@@ -350,6 +361,7 @@ export class StreamSession {
       this.error('RM_ERR_ALREADY_STARTED', 'the session has already started');
       return;
     }
+    this.onStarting?.();
     const planned = this.deps.plan(this.pipeline.definition, {
       sample_rate: m.input.sample_rate,
       channels: m.input.channels,
@@ -471,6 +483,7 @@ export class StreamSession {
     const old = this.socket;
     if (old !== undefined)
       setImmediate(() => old.close(CloseCode.GoingAway, 'resumed on another connection'));
+    if (old === undefined) this.onParked?.(false);
     clearTimeout(this.parkTimer);
     this.parkTimer = undefined;
     this.socket = socket;
@@ -603,6 +616,7 @@ export class StreamSession {
     if (this.state === 'streaming' && this.replay !== undefined) {
       this.parkTimer = setTimeout(() => this.expire(), this.deps.config.resumeGraceMs);
       this.parkTimer.unref();
+      this.onParked?.(true);
       return;
     }
     this.expire();

@@ -96,9 +96,15 @@ export interface PipelineStore<D = unknown> {
   list(options?: ListOptions): Promise<Page<D>>;
   /**
    * Calls `listener` after every committed write of this store and, where the store is shared
-   * (PostgreSQL), of every other instance. Returns the unsubscribe function.
+   * (PostgreSQL), of every other instance. Returns the unsubscribe function. This instance's own writes
+   * are heard before they resolve.
    */
   subscribe(listener: (change: PipelineChange) => void): () => void;
+  /**
+   * True while subscribers hear every committed write (PostgreSQL: while its LISTEN connection is up; the
+   * `resync` after a reconnect covers the gap). What is cached from the store is only trusted meanwhile.
+   */
+  readonly hearsEveryChange: boolean;
   close(): Promise<void>;
 }
 

@@ -11,6 +11,7 @@
  * - every write sends NOTIFY in its transaction (delivered at commit); `subscribe` LISTENs on a connection
  *   of its own, so every instance hears every change within milliseconds.
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { StoreError } from './errors.js';
 import {
@@ -150,6 +151,8 @@ type Client = pg.PoolClient;
 export class PostgresStore<D = unknown> implements PipelineStore<D> {
   readonly kind = 'postgres';
   private readonly feed = new ChangeFeed();
+  /** Tells this instance's NOTIFYs from other instances'. */
+  private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
   private relistenTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -230,15 +233,14 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     const id = newPipelineId();
     const now = new Date().toISOString();
     const definition = toJson(input.definition);
-    return this.tx(async (c) => {
+    return this.write(async (c) => {
       await c.query(
         'INSERT INTO pipelines (id, name, current_version, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)',
         [id, input.name, now],
       );
       await insertVersion(c, id, 1, input, definition, now);
-      await notify(c, { kind: 'created', id, version: 1 });
       return written<D>(c, id, 1);
-    });
+    }, changed('created'));
   }
 
   async get(id: string, version?: number, options: GetOptions = {}): Promise<PipelineVersion<D> | undefined> {
@@ -271,7 +273,7 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     const now = new Date().toISOString();
     const definition = toJson(input.definition);
     const accepted = acceptedVersions(precondition);
-    return this.tx(async (c) => {
+    return this.write(async (c) => {
       // The check is in the UPDATE: a concurrent UPDATE of the row waits for this one's commit, then
       // re-evaluates the WHERE against the new version and matches nothing.
       const bumped = await c.query<{ current_version: number }>(
@@ -283,28 +285,29 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
       const next = bumped.rows[0]?.current_version;
       if (next === undefined) throw await refusal(c, id, accepted ?? []);
       await insertVersion(c, id, next, input, definition, now);
-      await notify(c, { kind: 'updated', id, version: next });
       return written<D>(c, id, next);
-    });
+    }, changed('updated'));
   }
 
   async delete(id: string, precondition: Precondition = {}): Promise<boolean> {
     const now = new Date().toISOString();
     const accepted = acceptedVersions(precondition);
-    return this.tx(async (c) => {
-      const deleted = await c.query(
-        `UPDATE pipelines SET deleted_at = $2, updated_at = $2
+    return this.write(
+      async (c) => {
+        const deleted = await c.query(
+          `UPDATE pipelines SET deleted_at = $2, updated_at = $2
          WHERE id = $1 AND deleted_at IS NULL AND ($3::integer[] IS NULL OR current_version = ANY ($3))`,
-        [id, now, accepted === undefined ? null : [...accepted].filter(isInt4)],
-      );
-      if (deleted.rowCount === 0) {
-        const error = await refusal(c, id, accepted ?? []);
-        if (error.code === 'RM_ERR_PIPELINE_NOT_FOUND') return false;
-        throw error;
-      }
-      await notify(c, { kind: 'deleted', id });
-      return true;
-    });
+          [id, now, accepted === undefined ? null : [...accepted].filter(isInt4)],
+        );
+        if (deleted.rowCount === 0) {
+          const error = await refusal(c, id, accepted ?? []);
+          if (error.code === 'RM_ERR_PIPELINE_NOT_FOUND') return false;
+          throw error;
+        }
+        return true;
+      },
+      (done) => (done ? { kind: 'deleted', id } : undefined),
+    );
   }
 
   async list(options: ListOptions = {}): Promise<Page<D>> {
@@ -332,6 +335,10 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     const unsubscribe = this.feed.subscribe(listener);
     if (this.listener === undefined && this.relistenTimer === undefined) this.listen(0);
     return unsubscribe;
+  }
+
+  get hearsEveryChange(): boolean {
+    return this.listenerReady;
   }
 
   /** Resolves once the listening connection is up (tests wait for it before writing). */
@@ -362,7 +369,7 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     client.on('error', retry);
     client.on('end', retry);
     client.on('notification', (msg) => {
-      const change = parseChange(msg.payload);
+      const change = parseChange(msg.payload, this.origin);
       if (change) this.feed.emit(change);
     });
     client
@@ -397,6 +404,28 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
   }
 
   /** Runs `fn` in one transaction on one pooled connection; a failure rolls it back. */
+  /**
+   * A write transaction that NOTIFYs every instance of `changeOf(result)` at commit; this instance's own
+   * subscribers hear it before the write resolves (and skip the echo of their own NOTIFY).
+   */
+  private async write<T>(
+    fn: (c: Client) => Promise<T>,
+    changeOf: (result: T) => PipelineChange | undefined,
+  ): Promise<T> {
+    let change: PipelineChange | undefined;
+    const result = await this.tx(async (c) => {
+      const r = await fn(c);
+      change = changeOf(r);
+      if (change !== undefined) {
+        const notice: Notice = { ...change, origin: this.origin };
+        await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify(notice)]);
+      }
+      return r;
+    });
+    if (change !== undefined) this.feed.emit(change);
+    return result;
+  }
+
   private async tx<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     let client: Client;
     try {
@@ -469,13 +498,18 @@ async function refusal(c: Client, id: string, accepted: readonly number[]): Prom
   return preconditionFailed(id, row.current_version, accepted);
 }
 
-async function notify(c: Client, change: PipelineChange): Promise<void> {
-  await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify(change)]);
+/** A change as NOTIFY carries it: with the instance that made it, which has already told its own subscribers. */
+type Notice = PipelineChange & { origin?: string };
+
+/** The change a write of a version made. */
+function changed(kind: 'created' | 'updated') {
+  return (v: { id: string; version: number }): PipelineChange => ({ kind, id: v.id, version: v.version });
 }
 
-function parseChange(payload: string | undefined): PipelineChange | undefined {
+function parseChange(payload: string | undefined, self: string): PipelineChange | undefined {
   try {
-    const change = JSON.parse(payload ?? '') as PipelineChange;
+    const { origin, ...change } = JSON.parse(payload ?? '') as Notice;
+    if (origin === self) return undefined;
     if (change.kind === 'deleted' && typeof change.id === 'string') return change;
     if (
       (change.kind === 'created' || change.kind === 'updated') &&

@@ -129,6 +129,8 @@ function storeThread(): StoreThread {
 export class SqliteStore<D = unknown> implements PipelineStore<D> {
   readonly kind = 'sqlite';
   private readonly feed = new ChangeFeed();
+  /** One process owns a database file (DATA_DIR): every write goes through this object. */
+  readonly hearsEveryChange = true;
   private closed = false;
 
   private constructor(

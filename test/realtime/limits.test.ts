@@ -112,6 +112,59 @@ describe('MAX_SESSIONS_PER_IP', () => {
   });
 });
 
+describe('parked sessions and the session limits', () => {
+  /** A started session whose socket then dies without a close: parked (docs/protocol.md §8). */
+  async function parkedSession(url: string): Promise<{ id: string; token: string }> {
+    const c = await TestClient.connect(url);
+    c.send(start);
+    const ready = await c.next('ready');
+    c.ws.terminate();
+    const id = ready.session_id as string;
+    for (let i = 0; i < 200 && server?.app.realtime.get(id)?.parked !== true; i++) await sleep(10);
+    expect(server?.app.realtime.get(id)?.parked).toBe(true);
+    return { id, token: ready.resume_token as string };
+  }
+
+  it.each(transports)(
+    'a client at its MAX_SESSIONS_PER_IP can still resume; a new session ends its oldest parked one (%s)',
+    async (t) => {
+      const { url } = await serve({ MAX_SESSIONS_PER_IP: '2' });
+      const first = await parkedSession(url(t));
+      const second = await parkedSession(url(t));
+      // Both slots are held by parked sessions, yet the client gets in and resumes one of them.
+      const back = await TestClient.connect(url(t));
+      back.send({ type: 'resume', session_id: second.id, resume_token: second.token, last_answer: -1 });
+      expect(await back.next('resumed')).toMatchObject({ next_frame: 0 });
+      // A new session takes the slot of the oldest parked session, which is then gone for good.
+      const fresh = await TestClient.connect(url(t));
+      fresh.send(start);
+      await fresh.next('ready');
+      expect(server?.app.realtime.get(first.id)).toBeUndefined();
+      expect(server?.app.realtime.size).toBe(2);
+      // Two connected sessions: the address is at its limit again.
+      expect(await refusal(url(t))).toEqual({ status: 429, code: 'RM_ERR_TOO_MANY_SESSIONS_PER_IP' });
+      back.close();
+      fresh.close();
+    },
+  );
+
+  it('MAX_SESSIONS: parked sessions make way for clients that are here, oldest first', async () => {
+    const { url } = await serve({ MAX_SESSIONS: '2' });
+    const first = await parkedSession(url('uws'));
+    const second = await parkedSession(url('ws'));
+    const fresh = await TestClient.connect(url('ws'));
+    fresh.send(start);
+    await fresh.next('ready');
+    expect(server?.app.realtime.get(first.id)).toBeUndefined();
+    expect(server?.app.realtime.get(second.id)?.parked).toBe(true);
+    const gone = await TestClient.connect(url('uws'));
+    gone.send({ type: 'resume', session_id: first.id, resume_token: first.token, last_answer: -1 });
+    expect(await gone.closed).toBe(1008);
+    expect(gone.texts()).toEqual([expect.objectContaining({ code: 'RM_ERR_SESSION_GONE' })]);
+    fresh.close();
+  });
+});
+
 describe('MAX_SESSIONS_PER_IP under a burst', () => {
   it('admits no more than the limit when 40 upgrades race on both transports', async () => {
     const { url } = await serve({ MAX_SESSIONS_PER_IP: '5' });

@@ -150,13 +150,7 @@ export function startUwsListener(
           code: 'RM_ERR_INTERNAL',
           message: 'internal server error',
         } as const;
-        // The answer comes after the store lookup: uWS needs onAborted for a response finished later,
-        // and a response to an aborted request must not be touched.
-        let aborted = false;
-        res.onAborted(() => {
-          aborted = true;
-        });
-        let admitting: Promise<Admission> | undefined;
+        let admitting: Admission | Promise<Admission> | undefined;
         let upgrade = { key: '', protocol: '', extensions: '', ip: '' };
         guarded(deps, 'upgrade', undefined, () => {
           const headers = {
@@ -176,33 +170,40 @@ export function startUwsListener(
           };
           admitting = registry.admit({ url, headers, ip: upgrade.ip, endpoint });
         });
-        if (admitting === undefined) {
-          refuse(res, url, internal);
-          return;
-        }
+        /** Answers the upgrade: the WebSocket, or the refusal. */
+        const answer = (admission: Admission) => {
+          let answered = false;
+          guarded(deps, 'upgrade', undefined, () => {
+            if (!admission.ok) {
+              refuse(res, url, admission);
+            } else {
+              const { key, protocol, extensions, ip } = upgrade;
+              res.upgrade<UserData>(
+                { pipeline: admission.pipeline, ip, closed: false },
+                key,
+                protocol,
+                extensions,
+                context,
+              );
+            }
+            answered = true;
+          });
+          if (!answered) refuse(res, url, internal);
+        };
+        if (admitting === undefined) return refuse(res, url, internal);
+        // The pipeline was known in memory: answered inside this callback, corked by uWS itself.
+        if (!(admitting instanceof Promise)) return answer(admitting);
+        // After the store lookup: uWS needs onAborted for a response finished later, and a response to an
+        // aborted request must not be touched. The upgrade is not corked: uWebSockets.js 20.30 can close a
+        // socket upgraded asynchronously inside cork() (uNetworking/uWebSockets#1928, fixed upstream by
+        // #1929), so uWS warns once per such upgrade; the next upgrade to this pipeline is synchronous.
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
         admitting.then(
           (admission) => {
-            if (aborted) return;
-            let answered = false;
-            guarded(deps, 'upgrade', undefined, () => {
-              if (!admission.ok) {
-                refuse(res, url, admission);
-              } else {
-                const { key, protocol, extensions, ip } = upgrade;
-                // Not corked: uWebSockets.js 20.30 can close a socket upgraded asynchronously inside
-                // cork() (uNetworking/uWebSockets#1928, fixed upstream by #1929); its maintainers' advice
-                // until then is to upgrade uncorked.
-                res.upgrade<UserData>(
-                  { pipeline: admission.pipeline, ip, closed: false },
-                  key,
-                  protocol,
-                  extensions,
-                  context,
-                );
-              }
-              answered = true;
-            });
-            if (!answered) refuse(res, url, internal);
+            if (!aborted) answer(admission);
           },
           () => {
             if (!aborted) refuse(res, url, internal);
