@@ -33,6 +33,7 @@ import {
   toJson,
   toPage,
 } from './model.js';
+import { type VersionRow as Row, SELECT_CURRENT, SELECT_VERSION, versionFromRow } from './rows.js';
 
 /**
  * Schema steps, oldest first; step i moves `remotemedia_schema.version` from i to i + 1. Append-only,
@@ -115,35 +116,10 @@ export function toPgStoreError(err: unknown): StoreError {
   return new StoreError('RM_ERR_STORE', `store failure: ${message}`, { cause: err });
 }
 
-interface VersionRow {
-  id: string;
-  name: string;
-  version: number;
-  definition: unknown;
-  source: string;
-  content_type: string;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-}
-
-const SELECT_VERSION = `
-  SELECT p.id, v.name, v.version, v.definition, v.source, v.content_type,
-         p.created_at, v.created_at AS updated_at, p.deleted_at
-  FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id`;
-const SELECT_CURRENT = `${SELECT_VERSION} AND v.version = p.current_version WHERE p.deleted_at IS NULL`;
+type VersionRow = Row<unknown>;
 
 function fromRow<D>(row: VersionRow): PipelineVersion<D> {
-  return {
-    id: row.id,
-    name: row.name,
-    version: row.version,
-    definition: row.definition as D,
-    source: row.source,
-    content_type: row.content_type,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-  };
+  return versionFromRow(row, (definition) => definition as D);
 }
 
 type Client = pg.PoolClient;

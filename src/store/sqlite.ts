@@ -21,18 +21,9 @@ import {
   toJson,
   toPage,
 } from './model.js';
+import { type VersionRow as Row, SELECT_CURRENT, SELECT_VERSION, versionFromRow } from './rows.js';
 
-interface VersionRow {
-  id: string;
-  name: string;
-  version: number;
-  definition: string;
-  source: string;
-  content_type: string;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-}
+type VersionRow = Row<string>;
 
 interface VersionOnlyRow {
   version: number;
@@ -72,11 +63,6 @@ interface HeadRow {
   deleted_at: string | null;
 }
 
-const SELECT_VERSION = `
-  SELECT p.id, v.name, v.version, v.definition, v.source, v.content_type,
-         p.created_at, v.created_at AS updated_at, p.deleted_at
-  FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id`;
-
 export class SyncSqliteStore<D = unknown> {
   readonly db: Db;
   private readonly stmt: {
@@ -94,7 +80,6 @@ export class SyncSqliteStore<D = unknown> {
   /** Over an open database (see `openDatabase`); `SyncSqliteStore.open(dataDir)` does both. */
   constructor(db: Db) {
     this.db = db;
-    const current = `${SELECT_VERSION} AND v.version = p.current_version WHERE p.deleted_at IS NULL`;
     this.stmt = {
       head: db.prepare<[{ id: string }], HeadRow>(
         'SELECT current_version, deleted_at FROM pipelines WHERE id = @id',
@@ -107,10 +92,10 @@ export class SyncSqliteStore<D = unknown> {
          AND v.version = coalesce(@version, p.current_version) WHERE p.id = @id`,
       ),
       firstPage: db.prepare<[{ limit: number }], VersionRow>(
-        `${current} ORDER BY p.created_at, p.id LIMIT @limit`,
+        `${SELECT_CURRENT} ORDER BY p.created_at, p.id LIMIT @limit`,
       ),
       nextPage: db.prepare<[{ created_at: string; id: string; limit: number }], VersionRow>(
-        `${current} AND (p.created_at, p.id) > (@created_at, @id) ORDER BY p.created_at, p.id LIMIT @limit`,
+        `${SELECT_CURRENT} AND (p.created_at, p.id) > (@created_at, @id) ORDER BY p.created_at, p.id LIMIT @limit`,
       ),
       insertPipeline: db.prepare<[{ id: string; name: string; now: string }]>(
         'INSERT INTO pipelines (id, name, current_version, created_at, updated_at) VALUES (@id, @name, 1, @now, @now)',
@@ -257,14 +242,5 @@ function checkPrecondition(id: string, current: number, precondition: Preconditi
 }
 
 function fromRow<D>(row: VersionRow): PipelineVersion<D> {
-  return {
-    id: row.id,
-    name: row.name,
-    version: row.version,
-    definition: JSON.parse(row.definition) as D,
-    source: row.source,
-    content_type: row.content_type,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-  };
+  return versionFromRow(row, (definition) => JSON.parse(definition) as D);
 }
