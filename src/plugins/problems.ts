@@ -70,10 +70,15 @@ const statusCodes: Record<number, ErrorCode> = {
 
 /**
  * A client error is the client's business: one debug line without a stack, so that no client can
- * fill the log with error-level traces. Server errors (5xx) stay at error level, with the stack.
+ * fill the log with error-level traces. Load shed on purpose (503: overloaded, draining, full, store
+ * busy) is one warn line without a stack. Other server errors stay at error level, with the stack.
  */
 function refused(request: FastifyRequest, status: number, code: string): void {
   request.log.debug({ status, code }, 'request refused');
+}
+
+function shed(request: FastifyRequest, err: RemoteMediaError): void {
+  request.log.warn({ status: err.status, code: err.code, reason: err.message }, 'request shed');
 }
 
 export const problemsPlugin = fp(
@@ -83,7 +88,8 @@ export const problemsPlugin = fp(
     );
     app.setErrorHandler((err: FastifyError | RemoteMediaError, request, reply) => {
       if (err instanceof RemoteMediaError) {
-        if (err.status >= 500) request.log.error({ err }, 'request failed');
+        if (err.status === 503) shed(request, err);
+        else if (err.status >= 500) request.log.error({ err }, 'request failed');
         else refused(request, err.status, err.code);
         return sendProblem(reply, err.status, err.code, err.message);
       }

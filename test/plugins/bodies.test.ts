@@ -104,3 +104,37 @@ describe('client errors in the log', () => {
     expect(loud).toEqual([]);
   });
 });
+
+describe('load shed in the log', () => {
+  it('a 503 the server sheds on purpose (overloaded) is one warn line without a stack', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    app = await buildApp(testConfig({ MAX_EVENT_LOOP_DELAY_MS: '20' }), {
+      logger: { level: 'info', stream },
+    });
+    await app.ready();
+    // Hold the event loop well past the bound, then let the pressure sampler see it.
+    const until = Date.now() + 600;
+    while (Date.now() < until);
+    await new Promise((r) => setTimeout(r, 10));
+    let shedCount = 0;
+    for (let i = 0; i < 5 && shedCount === 0; i++) {
+      const res = await app.inject({ method: 'GET', url: '/v1/pipelines' });
+      if (res.statusCode === 503) {
+        expect(res.json().code).toBe('RM_ERR_OVERLOADED');
+        shedCount++;
+      }
+    }
+    expect(shedCount).toBe(1);
+    const shed = lines.filter((l) => l.msg === 'request shed');
+    expect(shed).toHaveLength(1);
+    expect(shed[0]).toMatchObject({ level: 40, code: 'RM_ERR_OVERLOADED', status: 503 });
+    const loud = lines.filter((l) => Number(l.level) >= 50 || JSON.stringify(l).includes('"stack"'));
+    expect(loud).toEqual([]);
+  });
+});
