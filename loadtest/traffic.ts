@@ -168,7 +168,12 @@ export function runCase(
     }, timeoutMs);
     ws.on('error', (err) => {
       if (refused === undefined) problem ??= `socket error: ${err.message}`;
-      if ((err as { code?: string }).code === 'ECONNRESET') reset = true;
+    });
+    // `ws` ends the WebSocket with 1006 on a TCP error without emitting one: watch the socket itself.
+    ws.on('upgrade', (res) => {
+      res.socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNRESET' || err.code === 'EPIPE') reset = true;
+      });
     });
     ws.on('unexpected-response', (_req, res) => {
       refused = res.statusCode;
