@@ -163,7 +163,7 @@ proptest! {
         });
         let Ok(plan) = Plan::from_json(&plan_json.to_string()) else { return Ok(()) };
         let format = Format::new(rate, channels).unwrap();
-        let Ok(mut session) = Session::new(&plan, format, Encodings { input: encoding, output: Encoding::F32le }, 8192) else {
+        let Ok(mut session) = Session::new(&plan, format, Encodings::pcm(encoding, Encoding::F32le), 8192) else {
             return Ok(());
         };
         BUILT.fetch_add(1, Ordering::Relaxed);
