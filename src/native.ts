@@ -58,7 +58,8 @@ export interface EngineOutput {
 const RECORD_WORDS = 8;
 const NO_FRAME = 0xffffffff;
 
-export type Encoding = 's16le' | 'f32le' | 'mulaw' | 'alaw';
+/** A session edge's encoding (docs/protocol.md §2): PCM samples, or one Opus packet per message. */
+export type Encoding = 's16le' | 'f32le' | 'mulaw' | 'alaw' | 'opus';
 
 export interface StreamFormat {
   encoding: Encoding;

@@ -205,7 +205,7 @@ export interface SessionStats {
 
 /** A stream format on the wire. */
 export interface StreamFormat {
-  /** `s16le`, `f32le`, `mulaw` or `alaw`. */
+  /** `s16le`, `f32le`, `mulaw`, `alaw` or `opus`. */
   encoding: string
   /** Sample frames per second. */
   sampleRate: number

@@ -21,11 +21,25 @@ export const CloseCode = {
   InternalError: 1011,
 } as const;
 
-export const encodings = ['s16le', 'f32le', 'mulaw', 'alaw'] as const;
+/** Sample encodings: interleaved samples, any whole number of sample frames per message (docs/protocol.md §3). */
+export const pcmEncodings = ['s16le', 'f32le', 'mulaw', 'alaw'] as const;
+export type PcmEncoding = (typeof pcmEncodings)[number];
+
+/** Every encoding of a streaming session's edges: the PCM ones, and `opus`, one Opus packet per message. */
+export const encodings = [...pcmEncodings, 'opus'] as const;
 export type WireEncoding = (typeof encodings)[number];
 
-/** Bytes per sample of each encoding. */
-export const bytesPerSample: Record<WireEncoding, number> = { s16le: 2, f32le: 4, mulaw: 1, alaw: 1 };
+/** Bytes per sample of each PCM encoding. */
+export const bytesPerSample: Record<PcmEncoding, number> = { s16le: 2, f32le: 4, mulaw: 1, alaw: 1 };
+
+/** Most bytes per second an Opus stream takes: RFC 6716 §3.2.1 caps a 20 ms frame at 1275 bytes, plus its TOC byte. */
+const OPUS_MAX_BYTES_PER_SECOND = 1276 * 50;
+
+/** Bytes per second of a stream in `format` (for Opus, the most it can take). */
+export function bytesPerSecond(format: StreamFormatMessage): number {
+  if (format.encoding === 'opus') return OPUS_MAX_BYTES_PER_SECOND;
+  return format.sample_rate * format.channels * bytesPerSample[format.encoding];
+}
 
 const encoding = z.enum(encodings);
 

@@ -21,7 +21,7 @@ import {
   type SessionStats,
 } from '../native.js';
 import {
-  bytesPerSample,
+  bytesPerSecond,
   CloseCode,
   encode,
   type LatencySummary,
@@ -678,7 +678,7 @@ export class StreamSession {
   /** Bytes per second of output audio, for the slow-reader limit. */
   outputBytesPerSecond(): number {
     const o = this.output;
-    return o ? o.sample_rate * o.channels * bytesPerSample[o.encoding] : 0;
+    return o ? bytesPerSecond(o) : 0;
   }
 
   /** The engine's queue-wait and per-node histograms as Prometheus buckets (undefined before start). */

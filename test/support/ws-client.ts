@@ -52,7 +52,9 @@ export class TestClient {
           body += d.toString();
         });
         res.on('end', () =>
-          reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, body })),
+          reject(
+            Object.assign(new Error(`HTTP ${res.statusCode} ${body}`), { status: res.statusCode, body }),
+          ),
         );
       });
       ws.once('error', reject);

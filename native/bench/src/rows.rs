@@ -266,7 +266,7 @@ pub const FRAME_BYTES: usize = 3840;
 fn session(fused: bool, quality: &str) -> Session {
     let plan = GraphPlan::from_json(&pipeline_plan(fused, quality)).expect("valid plan");
     let input = Format::new(48_000, 2).expect("valid format");
-    Session::new(&plan, input, Encodings { input: Encoding::S16le, output: Encoding::S16le }, FRAME_BYTES)
+    Session::new(&plan, input, Encodings::pcm(Encoding::S16le, Encoding::S16le), FRAME_BYTES)
         .expect("plan builds")
 }
 
@@ -646,7 +646,7 @@ pub fn branches(plan: Plan) -> Vec<Row> {
     let frame_bytes = 960 * 2;
     let chunks: Vec<&[u8]> = input.chunks_exact(frame_bytes).collect();
     let p = GraphPlan::from_json(&branches_plan()).expect("valid plan");
-    let encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
+    let encodings = Encodings::pcm(Encoding::S16le, Encoding::S16le);
     let mut s = Session::new(&p, p.input, encodings, 1 << 16).expect("plan builds");
     let mut k = 0u64;
     let summary = measure::run(plan, || {

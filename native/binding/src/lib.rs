@@ -11,7 +11,7 @@ use remotemedia_dsp::codec::{self, Encoding};
 use remotemedia_dsp::format::Format;
 use remotemedia_dsp::plan::Plan;
 use remotemedia_dsp::pool::{Batch, Pool, PoolOptions, Sink, Slot};
-use remotemedia_dsp::session::{Encodings, Session};
+use remotemedia_dsp::session::{Encodings, Session, SessionError, Wire};
 use remotemedia_dsp::stats::{LatencyHistogram, Percentiles};
 
 /// A result whose error has a string code (`error.code` in JavaScript).
@@ -140,7 +140,7 @@ pub struct WorkerInfo {
 /// A stream format on the wire.
 #[napi(object)]
 pub struct StreamFormat {
-    /// `s16le`, `f32le`, `mulaw` or `alaw`.
+    /// `s16le`, `f32le`, `mulaw`, `alaw` or `opus`.
     pub encoding: String,
     /// Sample frames per second.
     pub sample_rate: u32,
@@ -189,6 +189,18 @@ fn encoding(name: &str) -> Result<Encoding> {
     Encoding::from_name(name).ok_or_else(|| fail("RM_ERR_BAD_ENCODING", format!("unknown encoding '{name}'")))
 }
 
+/// A session edge's encoding: a PCM one or `opus`.
+fn wire(name: &str) -> Result<Wire> {
+    Wire::from_name(name).ok_or_else(|| fail("RM_ERR_BAD_ENCODING", format!("unknown encoding '{name}'")))
+}
+
+fn session_error(e: SessionError) -> Error<String> {
+    match e {
+        SessionError::Format(m) => fail("RM_ERR_BAD_FORMAT", m),
+        SessionError::Graph(g) => fail("RM_ERR_BAD_PLAN", g),
+    }
+}
+
 fn plan_info(session: &Session) -> PlanInfo {
     let (nodes, frames, ms) = session.graph().latencies();
     let out = session.output_format();
@@ -215,8 +227,8 @@ fn build_session(plan_json: &str, input: &StreamFormat, output_encoding: &str, m
     guarded(|| {
         let plan = parse_plan(plan_json)?;
         let format = Format::new(input.sample_rate, input.channels as usize).map_err(|e| fail("RM_ERR_BAD_FORMAT", e))?;
-        let encodings = Encodings { input: encoding(&input.encoding)?, output: encoding(output_encoding)? };
-        Session::new(&plan, format, encodings, max_message_bytes as usize).map_err(|e| fail("RM_ERR_BAD_PLAN", e))
+        let encodings = Encodings { input: wire(&input.encoding)?, output: wire(output_encoding)? };
+        Session::new(&plan, format, encodings, max_message_bytes as usize).map_err(session_error)
     })
 }
 
@@ -225,8 +237,8 @@ fn build_session(plan_json: &str, input: &StreamFormat, output_encoding: &str, m
 pub fn inspect_plan(plan_json: String) -> Result<PlanInfo> {
     guarded(|| {
         let plan = parse_plan(&plan_json)?;
-        let encodings = Encodings { input: Encoding::F32le, output: Encoding::F32le };
-        let session = Session::new(&plan, plan.input, encodings, 4096).map_err(|e| fail("RM_ERR_BAD_PLAN", e))?;
+        let encodings = Encodings::pcm(Encoding::F32le, Encoding::F32le);
+        let session = Session::new(&plan, plan.input, encodings, 4096).map_err(session_error)?;
         Ok(plan_info(&session))
     })
 }
@@ -294,7 +306,8 @@ impl Engine {
         let session = build_session(&plan_json, &input, &output_encoding, max_message_bytes)?;
         let info = plan_info(&session);
         let limit = queue_limit_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
-        let frame_bytes = encoding(&input.encoding)?.bytes_per_sample() * input.channels as usize;
+        // 0 for Opus: the engine counts its sample frames once decoded.
+        let frame_bytes = wire(&input.encoding)?.frame_bytes(input.channels as usize).unwrap_or(0);
         let slot = self.pool.add_session(session, limit, frame_bytes);
         Ok(NativeSession { slot, pool: self.pool.clone(), info })
     }

@@ -74,6 +74,8 @@ pub enum CodecError {
         /// Frames the output can hold.
         capacity: usize,
     },
+    /// libopus refused an Opus packet (crate::opus), and why.
+    BadPacket(&'static str),
 }
 
 impl fmt::Display for CodecError {
@@ -85,6 +87,7 @@ impl fmt::Display for CodecError {
             CodecError::OutputTooSmall { needed, capacity } => {
                 write!(f, "output holds {capacity} frames, input has {needed}")
             }
+            CodecError::BadPacket(why) => write!(f, "opus packet refused: {why}"),
         }
     }
 }

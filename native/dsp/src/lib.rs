@@ -9,6 +9,7 @@ pub mod format;
 pub mod graph;
 pub mod node;
 pub mod nodes;
+pub mod opus;
 pub mod plan;
 pub mod pool;
 pub mod session;

@@ -295,7 +295,8 @@ pub struct Slot {
     /// Longest a frame may wait before the worker starts it (docs/configuration.md `SESSION_QUEUE_MS`);
     /// `None` never drops (batch jobs).
     queue_limit: Option<Duration>,
-    /// Bytes per sample frame of the input encoding.
+    /// Bytes per sample frame of the input encoding; 0 when messages vary (Opus): their sample
+    /// frames are counted once decoded.
     frame_bytes: usize,
     next_frame: AtomicU64,
     state: Mutex<SlotState>,
@@ -488,7 +489,7 @@ impl Pool {
 
     /// Places a built session on the least-loaded worker. A frame that would wait longer than
     /// `queue_limit` before the worker starts it is dropped (`None` for batch jobs, which must lose
-    /// nothing).
+    /// nothing). `frame_bytes` is the input's bytes per sample frame, 0 for Opus (see [`Slot`]).
     pub fn add_session(&self, session: Session, queue_limit: Option<Duration>, frame_bytes: usize) -> Arc<Slot> {
         // Least loaded, preferring workers that beat lately over one stuck in an item.
         let stuck = |k: usize| self.workers[k].heart.since_ms() > 10 * BEAT_INTERVAL.as_millis() as u64;
@@ -526,7 +527,7 @@ impl Pool {
     /// is always queued. A message with a partial sample frame is queued too and answered with an
     /// error in order.
     pub fn push(&self, slot: &Arc<Slot>, bytes: &[u8]) -> Result<Pushed, PushError> {
-        let samples = (bytes.len() / slot.frame_bytes.max(1)) as u64;
+        let samples = bytes.len().checked_div(slot.frame_bytes).unwrap_or(0) as u64;
         let received = Instant::now();
         let mut st = slot.lock();
         if st.closed {
@@ -846,6 +847,9 @@ impl Worker {
                         out.push(id, OutputKind::Audio, Some(frame), 0, session.output(), session.events().as_bytes());
                         st.stats.frames_out += 1;
                         st.stats.events += u64::from(session.event_count());
+                        if slot.frame_bytes == 0 {
+                            st.stats.samples_in += session.input_frames() as u64;
+                        }
                     }
                     Done::FrameError(frame, e) => {
                         out.push_error(id, OutputKind::FrameError, Some(frame), 0, "RM_ERR_BAD_FRAME", &e);

@@ -1,52 +1,157 @@
 //! One streaming session: decode a message, run the graph, encode the answer (docs/protocol.md §3).
 
 use std::array;
+use std::fmt;
 
 use crate::codec::{self, CodecError, Encoding};
 use crate::format::{Format, MAX_CHANNELS};
 use crate::graph::{Graph, GraphError};
+use crate::opus;
 use crate::plan::Plan;
+
+/// The wire encoding of one edge of a session: PCM samples, or one Opus packet per message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// Interleaved samples of one [`Encoding`].
+    Pcm(Encoding),
+    /// One Opus packet per binary message (crate::opus).
+    Opus,
+}
+
+impl Wire {
+    /// The wire name (docs/protocol.md §2): a PCM encoding's, or `opus`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Wire::Pcm(e) => e.name(),
+            Wire::Opus => "opus",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_name(name: &str) -> Option<Wire> {
+        if name == "opus" {
+            return Some(Wire::Opus);
+        }
+        Encoding::from_name(name).map(Wire::Pcm)
+    }
+
+    /// Bytes of one sample frame of `channels` channels; `None` for Opus, whose packets vary.
+    pub fn frame_bytes(self, channels: usize) -> Option<usize> {
+        match self {
+            Wire::Pcm(e) => Some(e.bytes_per_sample() * channels),
+            Wire::Opus => None,
+        }
+    }
+}
+
+impl From<Encoding> for Wire {
+    fn from(e: Encoding) -> Wire {
+        Wire::Pcm(e)
+    }
+}
 
 /// Wire encodings of a session's two edges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Encodings {
     /// What the client sends.
-    pub input: Encoding,
+    pub input: Wire,
     /// What the client gets back.
-    pub output: Encoding,
+    pub output: Wire,
+}
+
+impl Encodings {
+    /// PCM both ways.
+    pub const fn pcm(input: Encoding, output: Encoding) -> Encodings {
+        Encodings { input: Wire::Pcm(input), output: Wire::Pcm(output) }
+    }
+}
+
+/// Why a session could not be built.
+#[derive(Debug)]
+pub enum SessionError {
+    /// An edge's encoding cannot carry its format (Opus at 44.1 kHz, say).
+    Format(String),
+    /// The graph could not be built.
+    Graph(GraphError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Format(m) => f.write_str(m),
+            SessionError::Graph(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<GraphError> for SessionError {
+    fn from(e: GraphError) -> SessionError {
+        SessionError::Graph(e)
+    }
+}
+
+/// How messages become input audio.
+enum Decode {
+    Pcm(Encoding),
+    Opus(Box<opus::Decoder>),
+}
+
+/// How output audio becomes answers.
+enum Encode {
+    Pcm(Encoding),
+    Opus(Box<opus::Encoder>),
 }
 
 /// A session's processing state; owned by one worker at a time.
 pub struct Session {
     graph: Graph,
-    encodings: Encodings,
+    decode: Decode,
+    encode: Encode,
     out: Vec<u8>,
+    /// Sample frames the last message decoded to.
+    input_frames: usize,
     /// Non-finite input samples (NaN, ±Inf in `f32le`) replaced by 0 so far (docs/audio.md).
     non_finite: u64,
 }
 
 impl Session {
     /// Builds the graph of `plan`, which must have been negotiated for `input`.
-    /// Buffers are sized for messages of up to `max_message_bytes`.
-    pub fn new(plan: &Plan, input: Format, encodings: Encodings, max_message_bytes: usize) -> Result<Session, GraphError> {
+    /// Buffers are sized for messages of up to `max_message_bytes` (an Opus message decodes to at most 120 ms).
+    pub fn new(plan: &Plan, input: Format, encodings: Encodings, max_message_bytes: usize) -> Result<Session, SessionError> {
         if plan.input != input {
             return Err(GraphError::Plan(format!(
                 "plan was made for {} Hz × {} channels, session input is {} Hz × {}",
                 plan.input.sample_rate, plan.input.channels, input.sample_rate, input.channels
-            )));
+            ))
+            .into());
         }
-        let max_frames = (max_message_bytes / (encodings.input.bytes_per_sample() * input.channels)).max(1);
+        let (decode, max_frames) = match encodings.input {
+            Wire::Pcm(e) => (Decode::Pcm(e), (max_message_bytes / (e.bytes_per_sample() * input.channels)).max(1)),
+            Wire::Opus => {
+                let decoder = opus::Decoder::new(input).map_err(|e| SessionError::Format(format!("input: {e}")))?;
+                let max_frames = decoder.max_frames();
+                (Decode::Opus(Box::new(decoder)), max_frames)
+            }
+        };
         let graph = Graph::build(plan, max_frames)?;
-        let out_cap = {
-            let f = graph.output_format();
-            // Room for a message's worth of output at the output rate, plus filter tails.
-            let frames = max_frames as u64 * u64::from(f.sample_rate) / u64::from(input.sample_rate) + 1024;
-            (frames as usize).saturating_mul(f.channels * encodings.output.bytes_per_sample())
+        let f = graph.output_format();
+        // Room for a message's worth of output at the output rate, plus filter tails.
+        let out_frames = (max_frames as u64 * u64::from(f.sample_rate) / u64::from(input.sample_rate) + 1024) as usize;
+        let (encode, out_cap) = match encodings.output {
+            Wire::Pcm(e) => (Encode::Pcm(e), out_frames.saturating_mul(f.channels * e.bytes_per_sample())),
+            Wire::Opus => {
+                let encoder = opus::Encoder::new(f, out_frames).map_err(|e| {
+                    SessionError::Format(format!("output: {e} (the pipeline's output is {} Hz × {})", f.sample_rate, f.channels))
+                })?;
+                (Encode::Opus(Box::new(encoder)), opus::MAX_PACKET_BYTES)
+            }
         };
         let mut out = Vec::new();
         out.try_reserve_exact(out_cap)
             .map_err(|_| GraphError::Plan(format!("cannot allocate {out_cap} bytes for the session's answers")))?;
-        Ok(Session { graph, encodings, out, non_finite: 0 })
+        Ok(Session { graph, decode, encode, out, input_frames: 0, non_finite: 0 })
     }
 
     /// The graph, for latency and timing queries.
@@ -68,19 +173,41 @@ impl Session {
     /// and [`Session::events`] its events. A malformed message changes no state.
     pub fn process(&mut self, frame: u64, bytes: &[u8]) -> Result<(), CodecError> {
         let channels = self.graph.input_format().channels;
-        let frames = codec::frames_in(bytes.len(), self.encodings.input, channels)?;
-        self.graph.reserve_input(frames);
-        let input = self.graph.input_mut();
-        input.set_shape(channels, frames);
-        let mut planes: [&mut [f32]; MAX_CHANNELS] = Default::default();
-        let n = input.planes_mut(&mut planes);
-        codec::decode(bytes, self.encodings.input, &mut planes[..n])?;
-        if self.encodings.input == codec::Encoding::F32le {
-            // docs/audio.md: NaN and ±Inf would poison every filter's state for the rest of the session.
-            self.non_finite += codec::zero_non_finite(&mut planes[..n]);
+        match &mut self.decode {
+            Decode::Pcm(encoding) => {
+                let encoding = *encoding;
+                let frames = codec::frames_in(bytes.len(), encoding, channels)?;
+                self.graph.reserve_input(frames);
+                let input = self.graph.input_mut();
+                input.set_shape(channels, frames);
+                let mut planes: [&mut [f32]; MAX_CHANNELS] = Default::default();
+                let n = input.planes_mut(&mut planes);
+                codec::decode(bytes, encoding, &mut planes[..n])?;
+                if encoding == Encoding::F32le {
+                    // docs/audio.md: NaN and ±Inf would poison every filter's state for the rest of the session.
+                    self.non_finite += codec::zero_non_finite(&mut planes[..n]);
+                }
+                self.input_frames = frames;
+            }
+            Decode::Opus(decoder) => {
+                // docs/protocol.md §2: an empty message is a lost packet, concealed by the decoder.
+                let pcm = decoder.decode(bytes)?;
+                let frames = pcm.len() / channels;
+                self.graph.reserve_input(frames);
+                let input = self.graph.input_mut();
+                input.set_shape(channels, frames);
+                let mut planes: [&mut [f32]; MAX_CHANNELS] = Default::default();
+                let n = input.planes_mut(&mut planes);
+                for (i, sample) in pcm.chunks_exact(channels).enumerate() {
+                    for (plane, &x) in planes[..n].iter_mut().zip(sample) {
+                        plane[i] = x;
+                    }
+                }
+                self.input_frames = frames;
+            }
         }
         self.graph.run(frame);
-        self.encode_output();
+        self.encode_output(false);
         Ok(())
     }
 
@@ -88,14 +215,25 @@ impl Session {
     /// The session can go on streaming afterwards, as if new.
     pub fn flush(&mut self, frame: u64) {
         self.graph.flush(frame);
-        self.encode_output();
+        self.encode_output(true);
     }
 
-    fn encode_output(&mut self) {
+    fn encode_output(&mut self, flush: bool) {
         let out = self.graph.output();
         let planes: [&[f32]; MAX_CHANNELS] = array::from_fn(|c| if c < out.channels() { out.channel(c) } else { &[] });
         self.out.clear();
-        codec::encode(&planes[..out.channels()], out.frames(), self.encodings.output, &mut self.out);
+        match &mut self.encode {
+            Encode::Pcm(encoding) => codec::encode(&planes[..out.channels()], out.frames(), *encoding, &mut self.out),
+            Encode::Opus(encoder) => {
+                encoder.push(&planes[..out.channels()], out.frames());
+                encoder.encode(flush, &mut self.out);
+            }
+        }
+    }
+
+    /// Sample frames the last message decoded to (an Opus packet's length is known only once decoded).
+    pub fn input_frames(&self) -> usize {
+        self.input_frames
     }
 
     /// The encoded answer of the last message (or flush).

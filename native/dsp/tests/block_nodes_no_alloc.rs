@@ -1,5 +1,5 @@
-//! Block nodes (`resample`, `denoise`) must not allocate while processing (docs/engine.md: buffers are
-//! sized once; STYLE "No per-frame allocation"). A counting allocator, switched on per thread,
+//! Block nodes (`resample`, `denoise`) and the Opus edges of a session must not allocate while
+//! processing (docs/engine.md: buffers are sized once; STYLE "No per-frame allocation"). A counting allocator, switched on per thread,
 //! checks it over streams cut into awkward block lengths.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -9,6 +9,9 @@ use remotemedia_dsp::buffer::AudioBuf;
 use remotemedia_dsp::format::Format;
 use remotemedia_dsp::node::{BlockNode, Processor};
 use remotemedia_dsp::nodes::{build, denoise};
+use remotemedia_dsp::opus;
+use remotemedia_dsp::plan::Plan;
+use remotemedia_dsp::session::{Encodings, Session, Wire};
 use remotemedia_dsp::testing::{sine, EventLog};
 use serde_json::json;
 
@@ -145,4 +148,34 @@ fn denoise_on_another_thread_is_allocation_free_after_prepare_thread() {
     .unwrap();
     eprintln!("denoise on a thread that did not build it: {unprepared} allocations without prepare_thread, {prepared} with");
     assert_eq!(prepared, 0);
+}
+
+#[test]
+fn an_opus_session_never_allocates_per_message() {
+    // Opus in and out at 48 kHz stereo, through a resampler to 24 kHz: decode, conceal, encode.
+    let plan = Plan::from_json(
+        &json!({
+            "input": { "sample_rate": 48000, "channels": 2 },
+            "nodes": [ { "id": "r", "type": "resample", "params": { "sample_rate": 24000 }, "input": null } ],
+            "output": "r"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let encodings = Encodings { input: Wire::Opus, output: Wire::Opus };
+    let mut session = Session::new(&plan, plan.input, encodings, 4096).unwrap();
+    let mut encoder = opus::Encoder::new(plan.input, 0).unwrap();
+    let tone = sine(440.0, 48_000, 0.5, 960);
+    let mut packet = Vec::with_capacity(opus::MAX_PACKET_BYTES);
+    let mut count = 0;
+    for k in 0..50u64 {
+        encoder.push(&[&tone, &tone], 960);
+        packet.clear();
+        encoder.encode(false, &mut packet);
+        // Every tenth packet is lost: the session conceals it.
+        let message: &[u8] = if k % 10 == 9 { &[] } else { &packet };
+        count += allocations_in(|| session.process(k, message).unwrap());
+    }
+    count += allocations_in(|| session.flush(50));
+    assert_eq!(count, 0, "opus session: {count} allocations");
 }

@@ -14,7 +14,7 @@ fn plan(v: serde_json::Value) -> Plan {
     Plan::from_json(&v.to_string()).unwrap()
 }
 
-const S16: Encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
+const S16: Encodings = Encodings::pcm(Encoding::S16le, Encoding::S16le);
 
 fn s16(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()

@@ -1,5 +1,5 @@
 //! The engine's fuzz harness on stable Rust (proptest; cargo-fuzz needs nightly): random bytes and
-//! random-but-plausible inputs for every parser (WAV, plan JSON, the four codecs) and every node type
+//! random-but-plausible inputs for every parser (WAV, plan JSON, the four codecs, Opus packets) and every node type
 //! (random params in and out of range, random formats, random frames of random sizes). A property
 //! fails if anything panics; every output must be finite and every event line valid JSON.
 
@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use remotemedia_dsp::codec::{self, Encoding};
 use remotemedia_dsp::format::{Format, MAX_CHANNELS};
 use remotemedia_dsp::nodes::NODE_TYPES;
+use remotemedia_dsp::opus;
 use remotemedia_dsp::plan::Plan;
 use remotemedia_dsp::session::{Encodings, Session};
 use remotemedia_dsp::wav;
@@ -88,6 +89,35 @@ proptest! {
     }
 
     #[test]
+    fn opus_decoding_never_panics_and_its_audio_is_finite(
+        packets in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 1..8),
+        rate in prop::sample::select(opus::SAMPLE_RATES.to_vec()),
+        channels in 1usize..=2,
+    ) {
+        // Random bytes as packets, a TOC byte of every kind among them; the empty ones are lost packets.
+        let mut decoder = opus::Decoder::new(Format::new(rate, channels).unwrap()).unwrap();
+        let most = decoder.max_frames() * channels;
+        for packet in &packets {
+            if let Ok(pcm) = decoder.decode(packet) {
+                prop_assert!(pcm.len() <= most);
+                prop_assert!(pcm.iter().all(|x| x.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    fn opus_encoding_any_float_never_panics(samples in prop::collection::vec(any::<f32>(), 0..2048), flush in any::<bool>()) {
+        let mut encoder = opus::Encoder::new(Format::new(8_000, 1).unwrap(), 0).unwrap();
+        encoder.push(&[&samples], samples.len());
+        let mut out = Vec::new();
+        encoder.encode(flush, &mut out);
+        prop_assert!(out.len() <= opus::MAX_PACKET_BYTES);
+        // A packet as soon as 20 ms (160 frames at 8 kHz) wait, or anything at all on a flush.
+        let sends = samples.len() >= 160 || (flush && !samples.is_empty());
+        prop_assert_eq!(!out.is_empty(), sends);
+    }
+
+    #[test]
     fn encoding_any_float_never_panics(samples in prop::collection::vec(any::<f32>(), 0..256), enc in 0usize..4) {
         let encoding = ENCODINGS[enc];
         let mut out = Vec::new();
@@ -163,7 +193,7 @@ proptest! {
         });
         let Ok(plan) = Plan::from_json(&plan_json.to_string()) else { return Ok(()) };
         let format = Format::new(rate, channels).unwrap();
-        let Ok(mut session) = Session::new(&plan, format, Encodings { input: encoding, output: Encoding::F32le }, 8192) else {
+        let Ok(mut session) = Session::new(&plan, format, Encodings::pcm(encoding, Encoding::F32le), 8192) else {
             return Ok(());
         };
         BUILT.fetch_add(1, Ordering::Relaxed);

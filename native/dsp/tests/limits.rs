@@ -12,8 +12,8 @@ fn plan(v: Value) -> Plan {
     Plan::from_json(&v.to_string()).unwrap()
 }
 
-const S16: Encodings = Encodings { input: Encoding::S16le, output: Encoding::S16le };
-const F32: Encodings = Encodings { input: Encoding::F32le, output: Encoding::F32le };
+const S16: Encodings = Encodings::pcm(Encoding::S16le, Encoding::S16le);
+const F32: Encodings = Encodings::pcm(Encoding::F32le, Encoding::F32le);
 
 /// Unfused resamples bouncing between the extreme rates, starting at 8 kHz.
 fn bouncing_resamples(count: usize, channels: usize) -> Plan {

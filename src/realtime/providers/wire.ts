@@ -5,14 +5,14 @@
  * state machine over one connection: no sockets, no timers, never throws.
  */
 import type { ErrorCode } from '../../errors.js';
-import type { WireEncoding } from '../protocol.js';
+import type { PcmEncoding } from '../protocol.js';
 
 export const providerNames = ['twilio', 'vonage', 'jambonz', 'asterisk'] as const;
 export type ProviderName = (typeof providerNames)[number];
 
 /** A mono or stereo PCM / G.711 format, as the session protocol (docs/protocol.md) names it. */
 export interface AudioFormat {
-  encoding: WireEncoding;
+  encoding: PcmEncoding;
   sample_rate: number;
   channels: number;
 }
