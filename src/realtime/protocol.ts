@@ -27,6 +27,9 @@ export type WireEncoding = (typeof encodings)[number];
 /** Bytes per sample of each encoding. */
 export const bytesPerSample: Record<WireEncoding, number> = { s16le: 2, f32le: 4, mulaw: 1, alaw: 1 };
 
+/** The byte that encodes silence in each encoding (ITU-T G.711: μ-law 0xFF, A-law 0xD5; PCM zero). */
+export const silenceByte: Record<WireEncoding, number> = { s16le: 0, f32le: 0, mulaw: 0xff, alaw: 0xd5 };
+
 const encoding = z.enum(encodings);
 
 const startMessage = z.strictObject({

@@ -39,7 +39,30 @@ export function encodeFor(provider: Provider, samples: Int16Array): Buffer {
   return Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
 }
 
-type Item = { kind: 'media'; bytes: number } | { kind: 'mark'; name: string };
+/** ITU-T G.711 μ-law decoding of one byte to a 16-bit sample. */
+export function mulawDecode(byte: number): number {
+  const u = ~byte & 0xff;
+  const magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84;
+  return u & 0x80 ? -magnitude : magnitude;
+}
+
+/** One message of the provider's media → 16-bit PCM samples. */
+export function decodeFor(provider: Provider, media: Buffer): Int16Array {
+  if (providerFormat[provider].encoding === 'mulaw') return Int16Array.from(media, mulawDecode);
+  const copy = Buffer.from(media);
+  return new Int16Array(copy.buffer, copy.byteOffset, copy.byteLength >> 1);
+}
+
+/**
+ * The acoustic path from the caller's loudspeaker back into their microphone: what the provider plays comes
+ * back in its inbound media `delay_ms` later through the impulse response `ir` (which carries the attenuation).
+ */
+export interface EchoPath {
+  delay_ms: number;
+  ir: Float32Array;
+}
+
+type Item = { kind: 'media'; audio: Int16Array | undefined } | { kind: 'mark'; name: string };
 
 export class ProviderSim {
   /** Outbound media chunks received, with the time each arrived (ms, performance.now()). */
@@ -63,6 +86,15 @@ export class ProviderSim {
   private readonly timer: NodeJS.Timeout;
   private seq = 1;
   private chunk = 1;
+  /**
+   * With an echo path: what was played, on the inbound sample clock (index = inbound sample position), and the
+   * echo-free caller audio and the echo each inbound message carried.
+   */
+  private echoPath: EchoPath | undefined;
+  private playedLine: Float32Array = new Float32Array(0);
+  private inboundSamples = 0;
+  readonly echoSent: Float32Array[] = [];
+  private heardEnd = 0;
   private readonly streamSid = `MZ${Math.random().toString(16).slice(2, 18)}`;
 
   private constructor(
@@ -149,6 +181,40 @@ export class ProviderSim {
     }
   }
 
+  /** From now on, what the provider plays comes back into the caller's audio through `path`. */
+  setEcho(path: EchoPath, seconds: number): void {
+    this.echoPath = path;
+    this.playedLine = new Float32Array(Math.ceil(providerFormat[this.provider].sample_rate * seconds));
+  }
+
+  /**
+   * One message of the caller's audio as 16-bit samples: with an echo path, the echo of what was played is
+   * mixed in first (and kept in `echoSent`), as a phone with its loudspeaker near the microphone does.
+   */
+  sendSamples(caller: Int16Array): void {
+    const path = this.echoPath;
+    let mixed = caller;
+    if (path !== undefined) {
+      const echo = new Float32Array(caller.length);
+      const base =
+        this.inboundSamples - Math.round((path.delay_ms * providerFormat[this.provider].sample_rate) / 1000);
+      for (let i = 0; i < caller.length; i++) {
+        let y = 0;
+        for (let k = 0; k < path.ir.length; k++) {
+          const at = base + i - k;
+          if (at >= 0 && at < this.playedLine.length) y += (path.ir[k] ?? 0) * (this.playedLine[at] ?? 0);
+        }
+        echo[i] = y;
+      }
+      this.echoSent.push(echo);
+      mixed = Int16Array.from(caller, (x, i) =>
+        Math.max(-32768, Math.min(32767, Math.round(x + (echo[i] ?? 0)))),
+      );
+    }
+    this.inboundSamples += caller.length;
+    this.sendMedia(encodeFor(this.provider, mixed));
+  }
+
   /** One inbound media message (the caller's audio), as the provider frames it. */
   sendMedia(media: Buffer): void {
     this.inboundSent++;
@@ -213,7 +279,7 @@ export class ProviderSim {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
-      this.onMedia();
+      this.onMedia(data);
       return;
     }
     const text = data.toString();
@@ -225,7 +291,7 @@ export class ProviderSim {
     }
     const m = JSON.parse(text);
     if (this.provider === 'twilio') {
-      if (m.event === 'media') this.onMedia();
+      if (m.event === 'media') this.onMedia(Buffer.from(m.media.payload, 'base64'));
       else if (m.event === 'mark') this.queue.push({ kind: 'mark', name: m.mark.name });
       else if (m.event === 'clear') this.clear();
     } else if (this.provider === 'vonage') {
@@ -235,9 +301,21 @@ export class ProviderSim {
     else if (m.type === 'killAudio') this.clear();
   }
 
-  private onMedia(): void {
+  private onMedia(media: Buffer): void {
     this.mediaTimes.push(performance.now());
-    this.queue.push({ kind: 'media', bytes: 1 });
+    this.queue.push({
+      kind: 'media',
+      audio: this.echoPath ? decodeFor(this.provider, media) : undefined,
+    });
+  }
+
+  /** A chunk the caller hears now: it starts at the inbound position of this moment (the echo delay follows). */
+  private heard(audio: Int16Array | undefined): void {
+    if (audio === undefined || this.echoPath === undefined) return;
+    const at = Math.max(this.heardEnd, this.inboundSamples);
+    for (let i = 0; i < audio.length && at + i < this.playedLine.length; i++)
+      this.playedLine[at + i] = audio[i] ?? 0;
+    this.heardEnd = at + audio.length;
   }
 
   private echo(name: string, played: boolean): void {
@@ -279,7 +357,8 @@ export class ProviderSim {
     }
     const due = Math.floor((now - this.playStart) / 20) + 1;
     while (this.playedSinceStart < due && this.queue[0]?.kind === 'media') {
-      this.queue.shift();
+      const item = this.queue.shift() as { kind: 'media'; audio: Int16Array | undefined };
+      this.heard(item.audio);
       this.played++;
       this.playedSinceStart++;
       flushMarks();
