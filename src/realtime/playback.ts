@@ -24,9 +24,9 @@ export const MAX_CHUNKS_PER_TICK = 2;
 export const MAX_LAG_CHUNKS = 3;
 /**
  * A chunk may go this much before its deadline: timers fire up to about a millisecond late (libuv keeps time in
- * whole milliseconds), so aiming this early centres the arrivals on the deadlines.
+ * whole milliseconds), so aiming half a millisecond early centres the arrivals on the deadlines.
  */
-const EARLY_MS = 1;
+const EARLY_MS = 0.5;
 
 export type PlaybackReport =
   | { type: 'played'; name: string; played_ms: number }

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { median, quantile } from '../../loadtest/stats.js';
 import { planWithEngine } from '../../src/planner.js';
 import { twilioSignature } from '../../src/realtime/providers/twilio-signature.js';
 import { type Running, startTestServer, storePipeline } from '../support/server.js';
@@ -187,16 +188,34 @@ function sinkPipeline(url: string, nodes: object[], bargeIn = false): Promise<st
   });
 }
 
-/** Arrival offsets of playback chunks from their 20 ms slots, over all playback tests (logged at the end). */
+/**
+ * Schedule offsets of playback chunks at the provider, over all playback tests: chunk n's arrival − (t0 + n·20 ms),
+ * with t0 the first chunk's arrival (logged at the end with their percentiles).
+ */
 const pacing: number[] = [];
 afterAll(() => {
   if (pacing.length === 0) return;
-  const worst = Math.max(...pacing.map(Math.abs));
-  const within2 = pacing.filter((d) => Math.abs(d) <= 2).length;
+  const abs = pacing.map(Math.abs);
+  const within2 = abs.filter((d) => d <= 2).length;
   console.log(
-    `playback pacing: ${pacing.length} chunks, ${within2} within ±2 ms of the 20 ms grid, worst ${worst.toFixed(2)} ms`,
+    `playback pacing: ${pacing.length} chunks, ${((100 * within2) / pacing.length).toFixed(1)} % within ±2 ms of t0 + n·20 ms; ` +
+      `|offset| p50 ${quantile(abs, 0.5).toFixed(2)} p95 ${quantile(abs, 0.95).toFixed(2)} p99 ${quantile(abs, 0.99).toFixed(2)} ` +
+      `max ${Math.max(...abs).toFixed(2)} ms; earliest ${Math.min(...pacing).toFixed(2)} ms`,
   );
 });
+
+/**
+ * Paced, not burst: every chunk's offset from its slot t0 + n·20 ms, and what a loaded CI machine still keeps —
+ * median |offset| within 2 ms, no chunk more than 2 ms early. (On a quiet machine ≥ 95 % are within ±2 ms;
+ * tests do not assert timing that load can break, the figures are logged.)
+ */
+function expectPaced(times: readonly number[]): void {
+  const t0 = times[0] ?? 0;
+  const offsets = times.map((t, n) => t - (t0 + n * 20));
+  expect(median(offsets.map(Math.abs))).toBeLessThanOrEqual(2);
+  expect(Math.min(...offsets)).toBeGreaterThanOrEqual(-2);
+  pacing.push(...offsets);
+}
 
 describe.each(providers)('%s playback through a sink', (provider) => {
   it(
@@ -238,14 +257,7 @@ describe.each(providers)('%s playback through a sink', (provider) => {
         expect(played.played_ms).toBe(sim.mediaTimes.length * 20);
         expect(sim.mediaTimes.length).toBeGreaterThanOrEqual(CALL_SECONDS * 50 - 2);
         expect(sim.mediaTimes.length).toBeLessThanOrEqual(CALL_SECONDS * 50 + 1);
-        // Paced, not burst: no chunk arrives ahead of its 20 ms slot on the grid the call's chunks keep
-        // (their median offset), beyond 10 ms of delivery jitter. Lateness under load is not asserted (tests
-        // never assert speed); the offsets are logged.
-        const times = sim.mediaTimes;
-        const offsets = times.map((t, i) => t - (times[0] ?? 0) - i * 20);
-        const median = [...offsets].sort((a, b) => a - b)[offsets.length >> 1] ?? 0;
-        for (const d of offsets) expect(d - median).toBeGreaterThanOrEqual(-10);
-        pacing.push(...offsets.map((d) => d - median));
+        expectPaced(sim.mediaTimes);
         // The sink got every processed frame once, in order: exactly what batch processing gives.
         await until(() => conn.binaries.length >= messages.length, 5000, 'processed frames at the sink');
         const f = providerFormat[provider];
