@@ -6,6 +6,7 @@
  * before it has played.
  */
 import WebSocket, { WebSocketServer } from 'ws';
+import { readFixtureWav } from './audio.js';
 
 export type Provider = 'twilio' | 'vonage' | 'jambonz' | 'asterisk';
 
@@ -73,6 +74,8 @@ export class ProviderSim {
   readonly marksPlayed: string[] = [];
   /** Clears received, with how many chunks had been played at that moment. */
   readonly clears: number[] = [];
+  /** How many media chunks had arrived when each clear arrived. */
+  readonly clearsAtMedia: number[] = [];
   /** Inbound media messages sent so far, and how many had been sent when each clear arrived. */
   inboundSent = 0;
   readonly clearsAtInbound: number[] = [];
@@ -368,6 +371,7 @@ export class ProviderSim {
   private clear(): void {
     this.playStart = undefined;
     this.clears.push(this.played);
+    this.clearsAtMedia.push(this.mediaTimes.length);
     this.clearsAtInbound.push(this.inboundSent);
     const pending = this.queue
       .splice(0)
@@ -481,4 +485,38 @@ export function voiced(n: number, rate: number, amp = 0.4): Int16Array {
     const envelope = 0.6 + 0.4 * Math.sin(2 * Math.PI * 4 * t);
     return Math.round((amp * 32767 * envelope * x) / norm);
   });
+}
+
+/** A mono 16-bit recording of test/fixtures/audio/ at `rate` (an integer divisor of its own rate: averaged down). */
+export function fixtureAt(name: string, rate: number): Int16Array {
+  const { info, pcm } = readFixtureWav(name);
+  const own = new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength));
+  const k = info.sample_rate / rate;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`${name}: cannot take ${rate} Hz`);
+  return Int16Array.from({ length: Math.floor(own.length / k) }, (_, i) => {
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += own[i * k + j] ?? 0;
+    return Math.round(sum / k);
+  });
+}
+
+/**
+ * A noisy recorded caller at `rate`: `leadSeconds` of the fixture noise alone, then the speech recording with the
+ * noise (looped) under it — speech at -20 dBFS over noise at -30 dBFS, as from a phone in a busy room.
+ */
+export function noisyCaller(rate: number, leadSeconds: number): { samples: Int16Array; speechAt: number } {
+  const speech = fixtureAt('speech-16k-mono.wav', rate);
+  const noise = fixtureAt('noise-48k-mono.wav', rate);
+  const speechAt = Math.round(leadSeconds * rate);
+  // Looped forward then backward, so the loop has no click (a click reads as speech).
+  const L = noise.length;
+  const noiseAt = (i: number) => {
+    const j = i % (2 * L);
+    return noise[j < L ? j : 2 * L - 1 - j] ?? 0;
+  };
+  const samples = Int16Array.from({ length: speechAt + speech.length }, (_, i) => {
+    const x = noiseAt(i) + (i >= speechAt ? (speech[i - speechAt] ?? 0) : 0);
+    return Math.max(-32768, Math.min(32767, x));
+  });
+  return { samples, speechAt };
 }
