@@ -6,6 +6,8 @@
  * before it has played.
  */
 import WebSocket, { WebSocketServer } from 'ws';
+import { quantile } from '../../loadtest/stats.js';
+import { CHUNK_MS, MAX_LAG_CHUNKS } from '../../src/realtime/playback.js';
 import { readFixtureWav } from './audio.js';
 
 export type Provider = 'twilio' | 'vonage' | 'jambonz' | 'asterisk';
@@ -519,4 +521,41 @@ export function noisyCaller(rate: number, leadSeconds: number): { samples: Int16
     return Math.max(-32768, Math.min(32767, x));
   });
   return { samples, speechAt };
+}
+
+/**
+ * Each playback chunk's offset from its slot, arrival − (t0 + n·20 ms), n counted from the start of its run.
+ * Playback restarts a run after a stall (docs/telephony/README.md, "Pacing"; the server counts them as
+ * `pacing_restarts`): the `restarts` longest gaps between arrivals start new runs here. t0 is the earliest
+ * of (arrival − n·20 ms) over the first 25 chunks (0.5 s) of the run, so a first chunk that happened to be delivered
+ * late does not make every later one look early.
+ */
+export function scheduleOffsets(times: readonly number[], restarts = 0): { offsets: number[]; runs: number } {
+  const gaps = times
+    .map((t, i) => ({ i, gap: i === 0 ? 0 : t - (times[i - 1] ?? 0) }))
+    .filter((g) => g.gap > MAX_LAG_CHUNKS * CHUNK_MS)
+    .sort((a, b) => b.gap - a.gap)
+    .slice(0, restarts)
+    .map((g) => g.i);
+  const starts = [0, ...gaps.sort((a, b) => a - b), times.length];
+  const offsets: number[] = [];
+  for (let r = 0; r + 1 < starts.length; r++) {
+    const run = times.slice(starts[r], starts[r + 1]);
+    const t0 = Math.min(...run.slice(0, 25).map((t, n) => t - n * CHUNK_MS));
+    run.forEach((t, n) => {
+      offsets.push(t - (t0 + n * CHUNK_MS));
+    });
+  }
+  return { offsets, runs: starts.length - 1 };
+}
+
+/** One line of pacing figures: share within ±2 ms, |offset| percentiles, the earliest chunk. */
+export function pacingSummary(offsets: readonly number[], runs: number): string {
+  const abs = offsets.map(Math.abs);
+  const within = abs.filter((d) => d <= 2).length;
+  return (
+    `${offsets.length} chunks in ${runs} run(s), ${((100 * within) / Math.max(1, offsets.length)).toFixed(1)} % within ±2 ms of t0 + n·20 ms; ` +
+    `|offset| p50 ${quantile(abs, 0.5).toFixed(2)} p95 ${quantile(abs, 0.95).toFixed(2)} p99 ${quantile(abs, 0.99).toFixed(2)} ` +
+    `max ${Math.max(...abs).toFixed(2)} ms; earliest ${Math.min(...offsets).toFixed(2)} ms`
+  );
 }
