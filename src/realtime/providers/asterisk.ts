@@ -90,9 +90,7 @@ export class AsteriskWire implements ProviderWire {
       case 'MEDIA_MARK_PROCESSED': {
         // JSON: { "correlation_id": "<id>" }. Plain text appends the id to the event name, as the
         // documentation shows for `MEDIA_BUFFERING_COMPLETED <id>`; a `correlation_id:<id>` field is taken too.
-        const name = this.json
-          ? fields.correlation_id
-          : (fields.correlation_id ?? rest.split(/\s+/)[0]);
+        const name = this.json ? fields.correlation_id : (fields.correlation_id ?? rest.split(/\s+/)[0]);
         if (!name) return bad('RM_ERR_PROVIDER_MESSAGE', 'MEDIA_MARK_PROCESSED needs an id');
         return { kind: 'mark', name };
       }
