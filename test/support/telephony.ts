@@ -525,19 +525,18 @@ export function noisyCaller(rate: number, leadSeconds: number): { samples: Int16
 
 /**
  * Each playback chunk's offset from its slot, arrival − (t0 + n·20 ms), n counted from the start of its run.
- * Playback restarts a run after a stall (docs/telephony/README.md, "Pacing"; the server counts them as
- * `pacing_restarts`): the `restarts` longest gaps between arrivals start new runs here. t0 is the earliest
- * of (arrival − n·20 ms) over the first 25 chunks (0.5 s) of the run, so a first chunk that happened to be delivered
- * late does not make every later one look early.
+ * Playback restarts a run after a stall of more than MAX_LAG_CHUNKS chunks (docs/telephony/README.md,
+ * "Pacing"), so every gap that long between two arrivals may start a new run: it is split there. t0 is the
+ * earliest of (arrival − n·20 ms) over the run's first 25 chunks (0.5 s), so a split where the server did
+ * not restart finds the same grid again, and a first chunk that happened to arrive late does not make every
+ * later one look early.
  */
-export function scheduleOffsets(times: readonly number[], restarts = 0): { offsets: number[]; runs: number } {
-  const gaps = times
-    .map((t, i) => ({ i, gap: i === 0 ? 0 : t - (times[i - 1] ?? 0) }))
-    .filter((g) => g.gap > MAX_LAG_CHUNKS * CHUNK_MS)
-    .sort((a, b) => b.gap - a.gap)
-    .slice(0, restarts)
-    .map((g) => g.i);
-  const starts = [0, ...gaps.sort((a, b) => a - b), times.length];
+export function scheduleOffsets(times: readonly number[]): { offsets: number[]; runs: number } {
+  const starts = [0];
+  for (let i = 1; i < times.length; i++) {
+    if ((times[i] ?? 0) - (times[i - 1] ?? 0) > MAX_LAG_CHUNKS * CHUNK_MS) starts.push(i);
+  }
+  starts.push(times.length);
   const offsets: number[] = [];
   for (let r = 0; r + 1 < starts.length; r++) {
     const run = times.slice(starts[r], starts[r + 1]);
