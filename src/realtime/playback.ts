@@ -13,14 +13,20 @@
  * (Twilio echoes every mark still queued when it clears — those chunks were never heard).
  */
 import { performance } from 'node:perf_hooks';
-import { bytesPerSample } from './protocol.js';
+import { bytesPerSample, silenceByte } from './protocol.js';
 import type { AudioFormat, Outbound, ProviderWire } from './providers/wire.js';
 
 /** Playback chunk length (docs/telephony/README.md: "paced in 20 ms chunks"). */
 export const CHUNK_MS = 20;
-
-/** The byte that encodes silence in each encoding (G.711 §A: μ-law 0xFF, A-law 0xD5). */
-const SILENCE: Record<AudioFormat['encoding'], number> = { s16le: 0, f32le: 0, mulaw: 0xff, alaw: 0xd5 };
+/** Chunks one tick may send when it is behind its deadlines: its own and one missed one. */
+export const MAX_CHUNKS_PER_TICK = 2;
+/** Missed deadlines after which a run restarts from now instead of catching up (docs/telephony/README.md). */
+export const MAX_LAG_CHUNKS = 3;
+/**
+ * A chunk may go this much before its deadline: timers fire up to about a millisecond late (libuv keeps time in
+ * whole milliseconds), so aiming half a millisecond early centres the arrivals on the deadlines.
+ */
+const EARLY_MS = 0.5;
 
 export type PlaybackReport =
   | { type: 'played'; name: string; played_ms: number }
@@ -35,6 +41,8 @@ export interface PlaybackInfo {
   marks_pending: number;
   chunks_sent: number;
   interruptions: number;
+  /** Runs restarted after a stall of more than MAX_LAG_CHUNKS chunks. */
+  pacing_restarts: number;
 }
 
 export class Playback {
@@ -57,6 +65,7 @@ export class Playback {
   private closed = false;
   private chunksSent = 0;
   private interruptions = 0;
+  private restarts = 0;
 
   constructor(
     private readonly wire: ProviderWire,
@@ -64,10 +73,12 @@ export class Playback {
     private readonly send: (message: Outbound) => void,
     private readonly report: (message: PlaybackReport) => void,
     maxQueueMs: number,
+    /** Sees every chunk as it is sent to the provider (the echo reference of an `aec` pipeline). */
+    private readonly tap?: (chunk: Uint8Array) => void,
   ) {
     this.chunkBytes =
       ((format.sample_rate * CHUNK_MS) / 1000) * format.channels * bytesPerSample[format.encoding];
-    this.silence = SILENCE[format.encoding];
+    this.silence = silenceByte[format.encoding];
     this.maxQueueChunks = Math.max(1, Math.floor(maxQueueMs / CHUNK_MS));
   }
 
@@ -152,6 +163,7 @@ export class Playback {
       marks_pending: this.marks.length,
       chunks_sent: this.chunksSent,
       interruptions: this.interruptions,
+      pacing_restarts: this.restarts,
     };
   }
 
@@ -168,7 +180,7 @@ export class Playback {
     this.timer = undefined;
   }
 
-  /** Starts pacing when there is something to send and nothing is pacing yet. */
+  /** Starts pacing when there is something to send and nothing is pacing yet: slot 0 is now. */
   private kick(): void {
     if (this.timer !== undefined || this.paused || this.closed) return;
     if (this.queue.length === 0) return;
@@ -178,22 +190,38 @@ export class Playback {
   }
 
   /**
-   * Sends one chunk and schedules the next against the start time (t0 + n·20 ms), so timer lateness
-   * does not accumulate into drift.
+   * Sends the chunks whose deadlines have come and schedules the next deadline. Chunk n of a run is due at
+   * t0 + n·20 ms, an absolute deadline, so a late timer never adds drift. A tick that finds itself behind
+   * (a late timer, a short stall) catches up at most MAX_CHUNKS_PER_TICK chunks at a time; behind by more than
+   * MAX_LAG_CHUNKS, the run restarts from now instead.
    */
   private readonly tick = (): void => {
     this.timer = undefined;
     if (this.paused || this.closed) return;
-    // The queue ran dry with a tail left: that tail is the end of what the sink sent, so it plays now.
-    if (this.queue.length === 0) this.padPartial();
-    const chunk = this.queue.shift();
-    if (chunk === undefined) return;
-    this.send(this.wire.media(chunk));
-    this.sent++;
-    this.chunksSent++;
-    this.send(this.wire.mark(`rm:${this.epoch}:${this.sent}`));
-    this.ticks++;
-    const due = this.t0 + this.ticks * CHUNK_MS;
-    this.timer = setTimeout(this.tick, Math.max(0, due - performance.now()));
+    const now = performance.now();
+    let due = Math.floor((now + EARLY_MS - this.t0) / CHUNK_MS) + 1;
+    if (due - this.ticks > MAX_LAG_CHUNKS + 1) {
+      // The stall is a gap the caller already heard; a burst of the backlog would only fill the provider's
+      // buffer (and Asterisk answers a full one with MEDIA_XOFF).
+      this.t0 = now;
+      this.ticks = 0;
+      this.restarts++;
+      due = 1;
+    }
+    for (let sent = 0; this.ticks < due && sent < MAX_CHUNKS_PER_TICK; sent++) {
+      // The queue ran dry with a tail left: that tail is the end of what the sink sent, so it plays now.
+      if (this.queue.length === 0) this.padPartial();
+      const chunk = this.queue.shift();
+      // Nothing left: the run ends here, and the next push starts a new one.
+      if (chunk === undefined) return;
+      this.send(this.wire.media(chunk));
+      this.tap?.(chunk);
+      this.sent++;
+      this.chunksSent++;
+      this.send(this.wire.mark(`rm:${this.epoch}:${this.sent}`));
+      this.ticks++;
+    }
+    const next = this.t0 + this.ticks * CHUNK_MS - EARLY_MS;
+    this.timer = setTimeout(this.tick, Math.max(0, next - performance.now()));
   };
 }

@@ -41,6 +41,9 @@ export function bytesPerSecond(format: StreamFormatMessage): number {
   return format.sample_rate * format.channels * bytesPerSample[format.encoding];
 }
 
+/** The byte that encodes silence in each encoding (ITU-T G.711: μ-law 0xFF, A-law 0xD5; PCM zero). */
+export const silenceByte: Record<WireEncoding, number> = { s16le: 0, f32le: 0, mulaw: 0xff, alaw: 0xd5 };
+
 const encoding = z.enum(encodings);
 
 const startMessage = z.strictObject({

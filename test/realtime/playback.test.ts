@@ -1,6 +1,6 @@
 /** The playback model of docs/telephony/README.md (src/realtime/playback.ts) over a real provider wire. */
 import { describe, expect, it } from 'vitest';
-import { CHUNK_MS, Playback, type PlaybackReport } from '../../src/realtime/playback.js';
+import { CHUNK_MS, MAX_CHUNKS_PER_TICK, Playback, type PlaybackReport } from '../../src/realtime/playback.js';
 import { TwilioWire } from '../../src/realtime/providers/twilio.js';
 import type { Outbound } from '../../src/realtime/providers/wire.js';
 import { until } from '../support/telephony.js';
@@ -20,17 +20,23 @@ function setup(maxQueueMs = 60_000) {
     }),
   );
   const sent: Array<Record<string, unknown>> = [];
+  /** When each media message left, on the performance clock. */
+  const mediaAt: number[] = [];
   const reports: PlaybackReport[] = [];
   const playback = new Playback(
     wire,
     { encoding: 'mulaw', sample_rate: 8000, channels: 1 },
-    (m: Outbound) => sent.push(JSON.parse((m as { text: string }).text)),
+    (m: Outbound) => {
+      const message = JSON.parse((m as { text: string }).text);
+      if (message.event === 'media') mediaAt.push(performance.now());
+      sent.push(message);
+    },
     (r) => reports.push(r),
     maxQueueMs,
   );
   const media = () => sent.filter((m) => m.event === 'media');
   const marks = () => sent.filter((m) => m.event === 'mark').map((m) => (m.mark as { name: string }).name);
-  return { playback, sent, reports, media, marks };
+  return { playback, sent, reports, media, marks, mediaAt };
 }
 
 describe('Playback', () => {
@@ -89,6 +95,28 @@ describe('Playback', () => {
     expect(playback.push(new Uint8Array(160 * 5))).toBe(true);
     expect(playback.push(new Uint8Array(160))).toBe(false);
     expect(playback.info()).toMatchObject({ state: 'paused', queued_ms: 100 });
+    playback.close();
+  });
+
+  it('catches up after a short stall two chunks at a time, and restarts the run after a long one', async () => {
+    const { playback, media, mediaAt } = setup();
+    playback.push(new Uint8Array(160 * 40));
+    const stall = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {}
+    };
+    await until(() => media().length >= 5, 2000, 'five chunks');
+    stall(50); // 2.5 chunks behind: caught up without a restart
+    await until(() => media().length >= 15, 2000, 'fifteen chunks');
+    stall(150); // 7.5 chunks behind: the run restarts from now
+    await until(() => media().length === 40, 3000, 'all chunks');
+    expect(playback.info().pacing_restarts).toBeGreaterThanOrEqual(1);
+    // Never more than MAX_CHUNKS_PER_TICK media messages in one go (sent within the same millisecond).
+    let burst = 1;
+    for (let i = 1; i < mediaAt.length; i++) {
+      burst = (mediaAt[i] ?? 0) - (mediaAt[i - 1] ?? 0) < 1 ? burst + 1 : 1;
+      expect(burst).toBeLessThanOrEqual(MAX_CHUNKS_PER_TICK);
+    }
     playback.close();
   });
 });

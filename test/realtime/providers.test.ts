@@ -258,6 +258,7 @@ describe('Asterisk chan_websocket', () => {
     expect(w.text('MEDIA_XOFF')).toEqual({ kind: 'flow', paused: true });
     expect(w.text('MEDIA_XON')).toEqual({ kind: 'flow', paused: false });
     expect(w.text('MEDIA_MARK_PROCESSED m3')).toEqual({ kind: 'mark', name: 'm3' });
+    expect(w.text('MEDIA_MARK_PROCESSED correlation_id:m4')).toEqual({ kind: 'mark', name: 'm4' });
     expect(w.text('QUEUE_DRAINED')).toEqual({ kind: 'ignore' });
     expect(w.mark('m3')).toEqual({ text: 'MARK_MEDIA m3' });
     expect(w.clear()).toEqual([{ text: 'FLUSH_MEDIA' }]);

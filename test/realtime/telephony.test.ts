@@ -5,14 +5,18 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { median } from '../../loadtest/stats.js';
 import { planWithEngine } from '../../src/planner.js';
 import { twilioSignature } from '../../src/realtime/providers/twilio-signature.js';
 import { type Running, startTestServer, storePipeline } from '../support/server.js';
 import {
   encodeFor,
+  noisyCaller,
   type Provider,
   ProviderSim,
+  pacingSummary,
   providerFormat,
+  scheduleOffsets,
   sine,
   TestSink,
   until,
@@ -21,8 +25,8 @@ import {
 import { TestClient } from '../support/ws-client.js';
 
 const providers: Provider[] = ['twilio', 'vonage', 'jambonz', 'asterisk'];
-/** docs/telephony/README.md done-when asks for two-minute calls; CI runs short ones (TELEPHONY_LONG=1 for the long ones). */
-const CALL_SECONDS = process.env.TELEPHONY_LONG === '1' ? 120 : 1;
+/** One-second calls here; the whole calls (RM_CALL_SECONDS, two minutes on request) are telephony-call.test.ts. */
+const CALL_SECONDS = 1;
 
 let server: Running;
 let sink: TestSink;
@@ -187,16 +191,25 @@ function sinkPipeline(url: string, nodes: object[], bargeIn = false): Promise<st
   });
 }
 
-/** Arrival offsets of playback chunks from their 20 ms slots, over all playback tests (logged at the end). */
+/** Schedule offsets of playback chunks at the provider over all playback tests (logged at the end). */
 const pacing: number[] = [];
+let pacingRuns = 0;
 afterAll(() => {
-  if (pacing.length === 0) return;
-  const worst = Math.max(...pacing.map(Math.abs));
-  const within2 = pacing.filter((d) => Math.abs(d) <= 2).length;
-  console.log(
-    `playback pacing: ${pacing.length} chunks, ${within2} within ±2 ms of the 20 ms grid, worst ${worst.toFixed(2)} ms`,
-  );
+  if (pacing.length > 0) console.log(`playback pacing: ${pacingSummary(pacing, pacingRuns)}`);
 });
+
+/**
+ * Paced, not burst: every chunk's offset from its slot t0 + n·20 ms (scheduleOffsets), and what a loaded CI machine
+ * still keeps — median |offset| within 2 ms, no chunk more than 2 ms early. (On a quiet machine ≥ 95 % are
+ * within ±2 ms; tests do not assert timing that load can break, the figures are logged.)
+ */
+function expectPaced(times: readonly number[]): void {
+  const { offsets, runs } = scheduleOffsets(times);
+  expect(median(offsets.map(Math.abs))).toBeLessThanOrEqual(2);
+  expect(Math.min(...offsets)).toBeGreaterThanOrEqual(-2);
+  pacing.push(...offsets);
+  pacingRuns += runs;
+}
 
 describe.each(providers)('%s playback through a sink', (provider) => {
   it(
@@ -238,14 +251,7 @@ describe.each(providers)('%s playback through a sink', (provider) => {
         expect(played.played_ms).toBe(sim.mediaTimes.length * 20);
         expect(sim.mediaTimes.length).toBeGreaterThanOrEqual(CALL_SECONDS * 50 - 2);
         expect(sim.mediaTimes.length).toBeLessThanOrEqual(CALL_SECONDS * 50 + 1);
-        // Paced, not burst: no chunk arrives ahead of its 20 ms slot on the grid the call's chunks keep
-        // (their median offset), beyond 10 ms of delivery jitter. Lateness under load is not asserted (tests
-        // never assert speed); the offsets are logged.
-        const times = sim.mediaTimes;
-        const offsets = times.map((t, i) => t - (times[0] ?? 0) - i * 20);
-        const median = [...offsets].sort((a, b) => a - b)[offsets.length >> 1] ?? 0;
-        for (const d of offsets) expect(d - median).toBeGreaterThanOrEqual(-10);
-        pacing.push(...offsets.map((d) => d - median));
+        expectPaced(sim.mediaTimes);
         // The sink got every processed frame once, in order: exactly what batch processing gives.
         await until(() => conn.binaries.length >= messages.length, 5000, 'processed frames at the sink');
         const f = providerFormat[provider];
@@ -271,9 +277,31 @@ describe.each(providers)('%s playback through a sink', (provider) => {
   );
 });
 
-describe('barge-in', () => {
-  it('clears playback when the caller starts speaking and tells the sink how much was heard', async () => {
-    const bot = await answeringSink(5, 'long-reply');
+/**
+ * A bot for the barge-in calls: a 5 s reply with a mark after it as soon as the call starts; told
+ * `interrupted`, it stops and (when the test says) answers with a 200 ms reply and its own mark.
+ */
+function interruptibleSink() {
+  return TestSink.start((c) => {
+    c.next('session').then(
+      () => {
+        c.ws.send(
+          JSON.stringify({
+            type: 'playback',
+            format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
+          }),
+        );
+        c.ws.send(Buffer.from(sine(16000 * 5, 16000, 700, 0.3).buffer), { binary: true });
+        c.ws.send(JSON.stringify({ type: 'mark', name: 'long-reply' }));
+      },
+      () => {},
+    );
+  });
+}
+
+describe.each(providers)('%s: a recorded noisy call through denoise and VAD, with barge-in', (provider) => {
+  it('stops playback within one frame of speech_start, reports played_ms exact to the chunk, handles marks after the clear', async () => {
+    const bot = await interruptibleSink();
     try {
       // The phone front end of a voice bot: up to 48 kHz, RNNoise-class denoise, then VAD.
       const id = await sinkPipeline(
@@ -285,43 +313,52 @@ describe('barge-in', () => {
         ],
         true,
       );
-      const sim = await ProviderSim.connect(server.base.ws, id, 'twilio');
-      sim.start({ id: 'barge-in' });
+      const sim = await ProviderSim.connect(server.base.ws, id, provider);
+      sim.start({ id: `barge-in-${provider}` });
       await until(() => bot.connections.length === 1, 5000, 'sink connection');
       const conn = bot.connections[0];
       if (conn === undefined) throw new Error('no sink connection');
-      // The caller is silent while the bot talks, then speaks after ~1 s of playback: real time, 20 ms frames.
-      const frame = (samples: Int16Array) => encodeFor('twilio', samples);
-      const silence = frame(new Int16Array(160));
-      const speech = voiced(8000 * 3, 8000);
-      let inboundAtSpeechStart = -1;
+      await conn.next('session');
+      // The caller's line is noisy from the start; they speak (the speech recording) after 1.5 s of the reply.
+      const { sample_rate } = providerFormat[provider];
+      const n = sample_rate / 50;
+      const { samples, speechAt } = noisyCaller(sample_rate, 1.5);
       let at = 0;
       const sender = setInterval(() => {
-        if (sim.played < 50) sim.sendMedia(silence);
-        else if (at < speech.length) {
-          sim.sendMedia(frame(speech.subarray(at, at + 160)));
-          at += 160;
-        }
-        if (inboundAtSpeechStart < 0 && conn.texts.some((t) => t.name === 'speech_start'))
-          inboundAtSpeechStart = sim.inboundSent;
+        if (at >= samples.length) return;
+        sim.sendMedia(encodeFor(provider, samples.subarray(at, at + n)));
+        at += n;
       }, 20);
       try {
         const interrupted = await conn.next('interrupted', 15_000);
+        const speechStart = await conn.next('event');
+        expect(speechStart).toMatchObject({ node: 'vad', name: 'speech_start' });
         await until(() => sim.clears.length > 0, 1000, 'clear at the provider');
-        const heard = (sim.clears[0] ?? -1) * 20;
+        // Denoise kept the noise from reading as speech: the caller's words started it, not the room.
+        const speechFrame = Math.floor(speechAt / n);
+        expect(speechStart.frame).toBeGreaterThanOrEqual(speechFrame);
+        // Within one frame: the clear reached the provider before it had sent more than one inbound frame after
+        // the frame in which speech started, and no playback chunk came after the clear.
+        expect(sim.clearsAtInbound[0] ?? Infinity).toBeLessThanOrEqual(Number(speechStart.frame) + 2);
+        const mediaAtClear = sim.clearsAtMedia[0] ?? -1;
+        await new Promise((r) => setTimeout(r, 200));
+        expect(sim.mediaTimes.length).toBe(mediaAtClear);
         // played_ms is what the provider confirmed; the caller heard at most the chunk in flight more.
+        const heard = (sim.clears[0] ?? -1) * 20;
         expect(interrupted.played_ms).toBeLessThanOrEqual(heard);
         expect(interrupted.played_ms).toBeGreaterThanOrEqual(heard - 20);
-        expect(heard).toBeGreaterThanOrEqual(1000);
+        expect(heard).toBeGreaterThanOrEqual(1500);
         expect(heard).toBeLessThan(5000);
-        // The clear reached the provider within one inbound frame of the speech_start event.
-        await until(() => inboundAtSpeechStart >= 0, 1000, 'speech_start at the sink');
-        expect((sim.clearsAtInbound[0] ?? 0) - inboundAtSpeechStart).toBeLessThanOrEqual(1);
-        // Twilio echoes the marks still queued when it clears: they were not heard, and change nothing.
-        await new Promise((r) => setTimeout(r, 200));
+        // Marks after the clear, per provider: Twilio echoes every queued mark, jambonz reports them `cleared`,
+        // Vonage and Asterisk drop them. None was heard: `long-reply` is never answered `played`.
         expect(conn.texts.some((t) => t.type === 'played')).toBe(false);
-        const info = server.app.realtime.calls.values().next().value?.info();
-        expect(info?.playback).toMatchObject({ played_ms: interrupted.played_ms, interruptions: 1 });
+        // The bot answers with a short reply: its mark plays at the position after what was heard.
+        conn.ws.send(Buffer.from(sine(3200, 16000, 500, 0.3).buffer), { binary: true });
+        conn.ws.send(JSON.stringify({ type: 'mark', name: 'short-reply' }));
+        const played = await conn.next('played', 5000);
+        expect(played).toMatchObject({ name: 'short-reply', played_ms: Number(interrupted.played_ms) + 200 });
+        const info = [...server.app.realtime.calls.values()].at(-1)?.info();
+        expect(info?.playback).toMatchObject({ interruptions: 1, played_ms: played.played_ms });
       } finally {
         clearInterval(sender);
       }

@@ -6,6 +6,9 @@
  * before it has played.
  */
 import WebSocket, { WebSocketServer } from 'ws';
+import { quantile } from '../../loadtest/stats.js';
+import { CHUNK_MS, MAX_LAG_CHUNKS } from '../../src/realtime/playback.js';
+import { readFixtureWav } from './audio.js';
 
 export type Provider = 'twilio' | 'vonage' | 'jambonz' | 'asterisk';
 
@@ -39,7 +42,30 @@ export function encodeFor(provider: Provider, samples: Int16Array): Buffer {
   return Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
 }
 
-type Item = { kind: 'media'; bytes: number } | { kind: 'mark'; name: string };
+/** ITU-T G.711 μ-law decoding of one byte to a 16-bit sample. */
+export function mulawDecode(byte: number): number {
+  const u = ~byte & 0xff;
+  const magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84;
+  return u & 0x80 ? -magnitude : magnitude;
+}
+
+/** One message of the provider's media → 16-bit PCM samples. */
+export function decodeFor(provider: Provider, media: Buffer): Int16Array {
+  if (providerFormat[provider].encoding === 'mulaw') return Int16Array.from(media, mulawDecode);
+  const copy = Buffer.from(media);
+  return new Int16Array(copy.buffer, copy.byteOffset, copy.byteLength >> 1);
+}
+
+/**
+ * The acoustic path from the caller's loudspeaker back into their microphone: what the provider plays comes
+ * back in its inbound media `delay_ms` later through the impulse response `ir` (which carries the attenuation).
+ */
+export interface EchoPath {
+  delay_ms: number;
+  ir: Float32Array;
+}
+
+type Item = { kind: 'media'; audio: Int16Array | undefined } | { kind: 'mark'; name: string };
 
 export class ProviderSim {
   /** Outbound media chunks received, with the time each arrived (ms, performance.now()). */
@@ -50,6 +76,8 @@ export class ProviderSim {
   readonly marksPlayed: string[] = [];
   /** Clears received, with how many chunks had been played at that moment. */
   readonly clears: number[] = [];
+  /** How many media chunks had arrived when each clear arrived. */
+  readonly clearsAtMedia: number[] = [];
   /** Inbound media messages sent so far, and how many had been sent when each clear arrived. */
   inboundSent = 0;
   readonly clearsAtInbound: number[] = [];
@@ -63,6 +91,15 @@ export class ProviderSim {
   private readonly timer: NodeJS.Timeout;
   private seq = 1;
   private chunk = 1;
+  /**
+   * With an echo path: what was played, on the inbound sample clock (index = inbound sample position), and the
+   * echo-free caller audio and the echo each inbound message carried.
+   */
+  private echoPath: EchoPath | undefined;
+  private playedLine: Float32Array = new Float32Array(0);
+  private inboundSamples = 0;
+  readonly echoSent: Float32Array[] = [];
+  private heardEnd = 0;
   private readonly streamSid = `MZ${Math.random().toString(16).slice(2, 18)}`;
 
   private constructor(
@@ -149,6 +186,40 @@ export class ProviderSim {
     }
   }
 
+  /** From now on, what the provider plays comes back into the caller's audio through `path`. */
+  setEcho(path: EchoPath, seconds: number): void {
+    this.echoPath = path;
+    this.playedLine = new Float32Array(Math.ceil(providerFormat[this.provider].sample_rate * seconds));
+  }
+
+  /**
+   * One message of the caller's audio as 16-bit samples: with an echo path, the echo of what was played is
+   * mixed in first (and kept in `echoSent`), as a phone with its loudspeaker near the microphone does.
+   */
+  sendSamples(caller: Int16Array): void {
+    const path = this.echoPath;
+    let mixed = caller;
+    if (path !== undefined) {
+      const echo = new Float32Array(caller.length);
+      const base =
+        this.inboundSamples - Math.round((path.delay_ms * providerFormat[this.provider].sample_rate) / 1000);
+      for (let i = 0; i < caller.length; i++) {
+        let y = 0;
+        for (let k = 0; k < path.ir.length; k++) {
+          const at = base + i - k;
+          if (at >= 0 && at < this.playedLine.length) y += (path.ir[k] ?? 0) * (this.playedLine[at] ?? 0);
+        }
+        echo[i] = y;
+      }
+      this.echoSent.push(echo);
+      mixed = Int16Array.from(caller, (x, i) =>
+        Math.max(-32768, Math.min(32767, Math.round(x + (echo[i] ?? 0)))),
+      );
+    }
+    this.inboundSamples += caller.length;
+    this.sendMedia(encodeFor(this.provider, mixed));
+  }
+
   /** One inbound media message (the caller's audio), as the provider frames it. */
   sendMedia(media: Buffer): void {
     this.inboundSent++;
@@ -213,7 +284,7 @@ export class ProviderSim {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
-      this.onMedia();
+      this.onMedia(data);
       return;
     }
     const text = data.toString();
@@ -225,7 +296,7 @@ export class ProviderSim {
     }
     const m = JSON.parse(text);
     if (this.provider === 'twilio') {
-      if (m.event === 'media') this.onMedia();
+      if (m.event === 'media') this.onMedia(Buffer.from(m.media.payload, 'base64'));
       else if (m.event === 'mark') this.queue.push({ kind: 'mark', name: m.mark.name });
       else if (m.event === 'clear') this.clear();
     } else if (this.provider === 'vonage') {
@@ -235,9 +306,21 @@ export class ProviderSim {
     else if (m.type === 'killAudio') this.clear();
   }
 
-  private onMedia(): void {
+  private onMedia(media: Buffer): void {
     this.mediaTimes.push(performance.now());
-    this.queue.push({ kind: 'media', bytes: 1 });
+    this.queue.push({
+      kind: 'media',
+      audio: this.echoPath ? decodeFor(this.provider, media) : undefined,
+    });
+  }
+
+  /** A chunk the caller hears now: it starts at the inbound position of this moment (the echo delay follows). */
+  private heard(audio: Int16Array | undefined): void {
+    if (audio === undefined || this.echoPath === undefined) return;
+    const at = Math.max(this.heardEnd, this.inboundSamples);
+    for (let i = 0; i < audio.length && at + i < this.playedLine.length; i++)
+      this.playedLine[at + i] = audio[i] ?? 0;
+    this.heardEnd = at + audio.length;
   }
 
   private echo(name: string, played: boolean): void {
@@ -279,7 +362,8 @@ export class ProviderSim {
     }
     const due = Math.floor((now - this.playStart) / 20) + 1;
     while (this.playedSinceStart < due && this.queue[0]?.kind === 'media') {
-      this.queue.shift();
+      const item = this.queue.shift() as { kind: 'media'; audio: Int16Array | undefined };
+      this.heard(item.audio);
       this.played++;
       this.playedSinceStart++;
       flushMarks();
@@ -289,6 +373,7 @@ export class ProviderSim {
   private clear(): void {
     this.playStart = undefined;
     this.clears.push(this.played);
+    this.clearsAtMedia.push(this.mediaTimes.length);
     this.clearsAtInbound.push(this.inboundSent);
     const pending = this.queue
       .splice(0)
@@ -402,4 +487,74 @@ export function voiced(n: number, rate: number, amp = 0.4): Int16Array {
     const envelope = 0.6 + 0.4 * Math.sin(2 * Math.PI * 4 * t);
     return Math.round((amp * 32767 * envelope * x) / norm);
   });
+}
+
+/** A mono 16-bit recording of test/fixtures/audio/ at `rate` (an integer divisor of its own rate: averaged down). */
+export function fixtureAt(name: string, rate: number): Int16Array {
+  const { info, pcm } = readFixtureWav(name);
+  const own = new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength));
+  const k = info.sample_rate / rate;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`${name}: cannot take ${rate} Hz`);
+  return Int16Array.from({ length: Math.floor(own.length / k) }, (_, i) => {
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += own[i * k + j] ?? 0;
+    return Math.round(sum / k);
+  });
+}
+
+/**
+ * A noisy recorded caller at `rate`: `leadSeconds` of the fixture noise alone, then the speech recording with the
+ * noise (looped) under it — speech at -20 dBFS over noise at -30 dBFS, as from a phone in a busy room.
+ */
+export function noisyCaller(rate: number, leadSeconds: number): { samples: Int16Array; speechAt: number } {
+  const speech = fixtureAt('speech-16k-mono.wav', rate);
+  const noise = fixtureAt('noise-48k-mono.wav', rate);
+  const speechAt = Math.round(leadSeconds * rate);
+  // Looped forward then backward, so the loop has no click (a click reads as speech).
+  const L = noise.length;
+  const noiseAt = (i: number) => {
+    const j = i % (2 * L);
+    return noise[j < L ? j : 2 * L - 1 - j] ?? 0;
+  };
+  const samples = Int16Array.from({ length: speechAt + speech.length }, (_, i) => {
+    const x = noiseAt(i) + (i >= speechAt ? (speech[i - speechAt] ?? 0) : 0);
+    return Math.max(-32768, Math.min(32767, x));
+  });
+  return { samples, speechAt };
+}
+
+/**
+ * Each playback chunk's offset from its slot, arrival − (t0 + n·20 ms), n counted from the start of its run.
+ * Playback restarts a run after a stall of more than MAX_LAG_CHUNKS chunks (docs/telephony/README.md,
+ * "Pacing"), so every gap that long between two arrivals may start a new run: it is split there. t0 is the
+ * earliest of (arrival − n·20 ms) over the run's first 25 chunks (0.5 s), so a split where the server did
+ * not restart finds the same grid again, and a first chunk that happened to arrive late does not make every
+ * later one look early.
+ */
+export function scheduleOffsets(times: readonly number[]): { offsets: number[]; runs: number } {
+  const starts = [0];
+  for (let i = 1; i < times.length; i++) {
+    if ((times[i] ?? 0) - (times[i - 1] ?? 0) > MAX_LAG_CHUNKS * CHUNK_MS) starts.push(i);
+  }
+  starts.push(times.length);
+  const offsets: number[] = [];
+  for (let r = 0; r + 1 < starts.length; r++) {
+    const run = times.slice(starts[r], starts[r + 1]);
+    const t0 = Math.min(...run.slice(0, 25).map((t, n) => t - n * CHUNK_MS));
+    run.forEach((t, n) => {
+      offsets.push(t - (t0 + n * CHUNK_MS));
+    });
+  }
+  return { offsets, runs: starts.length - 1 };
+}
+
+/** One line of pacing figures: share within ±2 ms, |offset| percentiles, the earliest chunk. */
+export function pacingSummary(offsets: readonly number[], runs: number): string {
+  const abs = offsets.map(Math.abs);
+  const within = abs.filter((d) => d <= 2).length;
+  return (
+    `${offsets.length} chunks in ${runs} run(s), ${((100 * within) / Math.max(1, offsets.length)).toFixed(1)} % within ±2 ms of t0 + n·20 ms; ` +
+    `|offset| p50 ${quantile(abs, 0.5).toFixed(2)} p95 ${quantile(abs, 0.95).toFixed(2)} p99 ${quantile(abs, 0.99).toFixed(2)} ` +
+    `max ${Math.max(...abs).toFixed(2)} ms; earliest ${Math.min(...offsets).toFixed(2)} ms`
+  );
 }

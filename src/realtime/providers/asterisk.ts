@@ -88,8 +88,9 @@ export class AsteriskWire implements ProviderWire {
       case 'MEDIA_XON':
         return { kind: 'flow', paused: false };
       case 'MEDIA_MARK_PROCESSED': {
-        // Plain text: `MEDIA_MARK_PROCESSED <id>`; JSON: { "correlation_id": "<id>" }.
-        const name = this.json ? fields.correlation_id : rest.split(/\s+/)[0];
+        // JSON: { "correlation_id": "<id>" }. Plain text appends the id to the event name, as the
+        // documentation shows for `MEDIA_BUFFERING_COMPLETED <id>`; a `correlation_id:<id>` field is taken too.
+        const name = this.json ? fields.correlation_id : (fields.correlation_id ?? rest.split(/\s+/)[0]);
         if (!name) return bad('RM_ERR_PROVIDER_MESSAGE', 'MEDIA_MARK_PROCESSED needs an id');
         return { kind: 'mark', name };
       }

@@ -20,6 +20,7 @@ import type { PipelineRef, RealtimeDeps, Socket } from '../session.js';
 import { StreamSession } from '../session.js';
 import { type SinkInfo, SinkLink, type SinkOptions, type SinkState, sinkHostAllowed } from '../sink.js';
 import { createWire } from './index.js';
+import { EchoReference, referenceLayout } from './reference.js';
 import {
   type AudioFormat,
   type CallInfo,
@@ -47,6 +48,8 @@ export interface TelephonyInfo {
   call: CallInfo | null;
   sink: (SinkInfo & { barge_in: boolean }) | { state: 'none' | 'not_allowed'; url: string | null };
   playback: PlaybackInfo | null;
+  /** The pipeline has an `aec` node: playback is its reference channel (reference.ts). */
+  echo_reference: boolean;
   listeners: number;
   provider_errors: number;
 }
@@ -58,6 +61,8 @@ export class ProviderCall {
   private output: AudioFormat | undefined;
   private processed: unknown = null;
   private playback: Playback | undefined;
+  /** What the caller hears, as the `aec` node's reference channel; only when the pipeline has one. */
+  private reference: EchoReference | undefined;
   private sink: SinkLink | undefined;
   private readonly sinkSpec: SinkSpec | undefined;
   private sinkRefused = false;
@@ -192,7 +197,7 @@ export class ProviderCall {
       case 'media':
         this.framesIn++;
         this.samplesIn += Math.floor(ev.audio.byteLength / this.frameBytes);
-        this.session.onMessage(ev.audio, true);
+        this.session.onMessage(this.reference?.interleave(ev.audio) ?? ev.audio, true);
         return;
       case 'dtmf': {
         // Shaped like the `dtmf` node's events (docs/pipelines.md): name "digit", data.digit; the node is the provider.
@@ -239,7 +244,19 @@ export class ProviderCall {
     this.call = call;
     this.output = output;
     this.frameBytes = input.channels * bytesPerSample[input.encoding];
-    this.session.onMessage(Buffer.from(JSON.stringify({ type: 'start', input })), false);
+    // An `aec` node gets what the caller hears as its reference, added to the caller's audio as one more
+    // channel; playback is in the caller's encoding and rate for every provider (wire.ts `start`).
+    const layout = referenceLayout(this.pipeline.definition, input.channels);
+    if (
+      layout !== undefined &&
+      output.encoding === input.encoding &&
+      output.sample_rate === input.sample_rate &&
+      output.channels === 1
+    ) {
+      this.reference = new EchoReference(input, layout);
+    }
+    const sessionInput = this.reference?.input ?? input;
+    this.session.onMessage(Buffer.from(JSON.stringify({ type: 'start', input: sessionInput })), false);
     if (this.session.state !== 'streaming') {
       let code = 'RM_ERR_FORMAT_CONFLICT';
       try {
@@ -261,6 +278,7 @@ export class ProviderCall {
         this.fanOut(JSON.stringify(report));
       },
       MAX_PLAYBACK_QUEUE_MS,
+      this.reference ? (chunk) => this.reference?.write(chunk) : undefined,
     );
     const spec = this.sinkSpec;
     if (spec === undefined) return;
@@ -481,6 +499,7 @@ export class ProviderCall {
         ? { ...this.sink.info(), barge_in: spec?.playback.barge_in ?? false }
         : { state: this.sinkRefused ? 'not_allowed' : 'none', url: spec?.url ?? null },
       playback: this.playback?.info() ?? null,
+      echo_reference: this.reference !== undefined,
       listeners: this.listeners.size,
       provider_errors: this.providerErrors,
     };

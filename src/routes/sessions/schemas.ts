@@ -55,8 +55,12 @@ export const sessionSchema = z
             marks_pending: z.number(),
             chunks_sent: z.number(),
             interruptions: z.number(),
+            pacing_restarts: z.number().describe('runs restarted after a stall instead of catching up'),
           })
           .nullable(),
+        echo_reference: z
+          .boolean()
+          .describe('the pipeline has an aec node: playback is fed to it as the reference channel'),
         listeners: z.int(),
         provider_errors: z.int(),
       })
