@@ -10,7 +10,16 @@
 //! adapted by a partitioned-block frequency-domain NLMS (overlap-save, blocks of `B` frames, FFT
 //! size `2B`, `P = tail/B` partitions, the gradient constrained to `B` taps per partition so the
 //! filter stays linear convolution). Each bin's step is normalised by the reference power in that
-//! bin over all partitions, so coloured signals such as speech converge in every bin at once.
+//! bin over the partitions, raised by a share of the mean over the bins so that momentarily weak
+//! bins do not amplify the error leaking into them; the step is shared between the partitions
+//! partly evenly, mostly in proportion to each partition's filter size (proportionate NLMS).
+//!
+//! Most of an echo path is its bulk delay (playout and capture buffers): the partitions before
+//! it hold nothing, yet every one of them would share the step. A delay estimator
+//! ([`delay`], GCC-PHAT on the spectra the filter already keeps) finds the direct path; once
+//! three looks in a row (one every 8 blocks) agree, the filters start at the partition
+//! half a block before it, which is what lets speech converge to 25 dB within two seconds at
+//! any delay the tail covers.
 //!
 //! Double talk (the caller speaking over the echo) must neither be cancelled nor derail the
 //! filter. Two filters run side by side: the *background* filter adapts on every block; the
@@ -35,17 +44,31 @@ use serde_json::Value;
 
 use crate::buffer::AudioBuf;
 use crate::format::Format;
+use delay::DelayEstimator;
+
 use crate::node::{check_range, parse_params, BlockNode, Ctx, NodeCore, NodeError};
 
 const TYPE: &str = "aec";
 
-/// NLMS step (0 < μ < 2 is stable). The constrained block gradient carries half the energy of
-/// the unconstrained one, so this is an effective step of about 0.5.
-const STEP: f32 = 0.75;
+/// Blocks between two looks at the delay estimate.
+const DELAY_EVERY: u64 = 8;
+/// Looks in a row that must agree before the filters move to a new delay.
+const AGREEMENT: u32 = 2;
+
+/// NLMS step (0 < μ < 2 is stable). The constrained block gradient carries about half the energy
+/// of the unconstrained one, so this is an effective step of about 0.5.
+const STEP: f32 = 1.0;
 /// Adaptation steps per block. Speech sweeps its harmonics through the bins, so a bin learns
 /// only while a harmonic crosses it; a second step on the same block (data reuse) nearly halves
 /// the time to converge, for twice the adaptation cost.
 const PASSES: usize = 2;
+/// Share of the step spread evenly over the partitions; the rest goes in proportion to each
+/// partition's filter size.
+const UNIFORM: f32 = 0.3;
+/// Every bin's normaliser is raised by this share of the mean over the bins, so the bins where
+/// the reference is momentarily weak (between harmonics, above the formants) take small steps
+/// instead of amplifying the error leaking into them from their neighbours.
+const SPREAD: f32 = 0.3;
 /// Per-sample reference power treated as silence (-80 dBFS), regularising the normalisation.
 const QUIET_POWER: f32 = 1e-8;
 /// Smoothing of the per-block residual energies that steer the foreground/background choice.
@@ -102,6 +125,16 @@ pub struct Aec {
     gains: Vec<f32>,
     /// The previous reference block (the first half of the next FFT frame).
     last_reference: Vec<f32>,
+    /// The previous near block (for the delay estimator's frames).
+    last_near: Vec<f32>,
+    /// The echo's bulk delay estimator, and the first partition the filters use: the ones
+    /// before the delay hold nothing and would only slow the adaptation down.
+    delay: DelayEstimator,
+    first: usize,
+    blocks: u64,
+    /// The last estimate's first partition, and how many looks in a row have agreed on it.
+    candidate: Option<usize>,
+    agreed: u32,
     /// Frames of the current block gathered so far, reference and near.
     held: usize,
     reference: Vec<f32>,
@@ -147,7 +180,7 @@ impl Aec {
             block,
             partitions,
             fft,
-            ifft,
+            ifft: ifft.clone(),
             history: zeros(),
             head: 0,
             background: zeros(),
@@ -155,6 +188,12 @@ impl Aec {
             power: vec![0.0; bins],
             gains: vec![1.0; partitions],
             last_reference: vec![0.0; block],
+            last_near: vec![0.0; block],
+            delay: DelayEstimator::new(block, partitions, ifft.clone()),
+            first: 0,
+            blocks: 0,
+            candidate: None,
+            agreed: 0,
             held: 0,
             reference: vec![0.0; block],
             near: vec![0.0; block],
@@ -192,7 +231,7 @@ impl Aec {
     fn estimate(&mut self, foreground: bool) {
         self.echo.iter_mut().for_each(|y| *y = Complex::new(0.0, 0.0));
         let filter = if foreground { &self.foreground } else { &self.background };
-        for (p, w) in filter.iter().enumerate() {
+        for (p, w) in filter.iter().enumerate().skip(self.first) {
             let x = &self.history[(self.head + self.partitions - p) % self.partitions];
             for ((y, w), x) in self.echo.iter_mut().zip(w).zip(x) {
                 *y += w * x;
@@ -212,6 +251,28 @@ impl Aec {
         self.forward();
         self.head = (self.head + 1) % self.partitions;
         self.history[self.head].copy_from_slice(&self.spectrum);
+        self.time[..b].copy_from_slice(&self.last_near);
+        self.time[b..].copy_from_slice(&self.near);
+        self.last_near.copy_from_slice(&self.near);
+        self.forward();
+        self.delay.update(&self.spectrum, &self.history, self.head);
+        self.blocks += 1;
+        if self.blocks.is_multiple_of(DELAY_EVERY) {
+            // A partition that ends half a block before the direct path holds no echo; the
+            // filters skip to the estimate once three looks in a row agree on it.
+            let start = self.delay.estimate().map(|d| (d.saturating_sub(b / 2) / b).min(self.partitions - 1));
+            if start.is_some() && start == self.candidate {
+                self.agreed += 1;
+            } else {
+                self.agreed = 0;
+            }
+            self.candidate = start;
+            if let (Some(start), AGREEMENT) = (start, self.agreed) {
+                if start != self.first {
+                    self.skip_to(start);
+                }
+            }
+        }
 
         // Foreground: the output.
         self.estimate(true);
@@ -248,34 +309,45 @@ impl Aec {
         }
     }
 
+    /// Starts the filters at partition `first`, clearing the ones before it.
+    fn skip_to(&mut self, first: usize) {
+        for filter in [&mut self.background, &mut self.foreground] {
+            filter[..first].iter_mut().for_each(|p| p.fill(Complex::new(0.0, 0.0)));
+        }
+        self.first = first;
+    }
+
     /// One constrained step of the background filter from `error`.
     ///
     /// Proportionate (IPNLMS, per partition): an echo path is sparse — a bulk delay, then a
-    /// decaying tail — so each partition's share of the step is partly uniform, partly in
-    /// proportion to its filter's size, and the per-bin normalisation weighs the reference power the same
-    /// way (`Σ_p P·g_p·|X_p|²`); a quarter of the step is uniform, three quarters proportionate. The partitions that hold the echo converge several times faster
-    /// than with a uniform step; with an empty filter the step is uniform (plain NLMS).
+    /// decaying tail — so each active partition's share of the step is [`UNIFORM`] even, the
+    /// rest in proportion to its filter's size, and the per-bin normalisation weighs the
+    /// reference power the same way (`Σ_p P·g_p·|X_p|²`, raised by [`SPREAD`] of its mean over
+    /// the bins). With an empty filter the step is uniform (plain NLMS).
     fn adapt(&mut self) {
-        let (b, parts) = (self.block, self.partitions);
+        let (b, parts, first) = (self.block, self.partitions, self.first);
+        let active = parts - first;
         let norms: f32 = {
             let mut total = 0.0;
-            for (g, w) in self.gains.iter_mut().zip(&self.background) {
+            for (g, w) in self.gains.iter_mut().zip(&self.background).skip(first) {
                 *g = w.iter().map(|c| c.norm_sqr()).sum::<f32>().sqrt();
                 total += *g;
             }
             total
         };
-        for g in &mut self.gains {
-            // P·g_p with g_p = (1 − α)/(2P) + (1 + α)·|w_p|/(2Σ|w|), α = 0.5: mean 1.
-            *g = if norms > 0.0 { 0.05 + 0.95 * parts as f32 * *g / norms } else { 1.0 };
+        for g in &mut self.gains[first..] {
+            // P·g_p, mean 1 over the active partitions.
+            *g = if norms > 0.0 { UNIFORM + (1.0 - UNIFORM) * active as f32 * *g / norms } else { 1.0 };
         }
-        self.power.fill(QUIET_POWER * (2 * b * parts) as f32);
-        for p in 0..parts {
+        self.power.fill(QUIET_POWER * (2 * b * active) as f32);
+        for p in first..parts {
             let (x, g) = (&self.history[(self.head + parts - p) % parts], self.gains[p]);
             for (d, x) in self.power.iter_mut().zip(x) {
                 *d += g * x.norm_sqr();
             }
         }
+        let floor = SPREAD * self.power.iter().sum::<f32>() / self.power.len() as f32;
+        self.power.iter_mut().for_each(|d| *d += floor);
         self.time[..b].fill(0.0);
         self.time[b..].copy_from_slice(&self.error);
         self.forward();
@@ -283,7 +355,7 @@ impl Aec {
         for ((e, x), d) in self.echo.iter_mut().zip(&self.spectrum).zip(&self.power) {
             *e = *x * (STEP / d);
         }
-        for p in 0..parts {
+        for p in first..parts {
             let (x, g) = (&self.history[(self.head + parts - p) % parts], self.gains[p]);
             for ((out, e), x) in self.spectrum.iter_mut().zip(&self.echo).zip(x) {
                 *out = x.conj() * e * g;
@@ -329,6 +401,12 @@ impl NodeCore for Aec {
             f.iter_mut().for_each(|p| p.fill(Complex::new(0.0, 0.0)));
         }
         self.power.fill(0.0);
+        self.last_near.fill(0.0);
+        self.delay.reset();
+        self.first = 0;
+        self.blocks = 0;
+        self.candidate = None;
+        self.agreed = 0;
         self.last_reference.fill(0.0);
         self.head = 0;
         self.held = 0;
@@ -379,5 +457,6 @@ impl BlockNode for Aec {
     }
 }
 
+mod delay;
 #[cfg(test)]
 mod tests;
