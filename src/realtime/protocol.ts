@@ -42,7 +42,7 @@ export function bytesPerSecond(format: StreamFormatMessage): number {
 }
 
 /** The byte that encodes silence in each encoding (ITU-T G.711: μ-law 0xFF, A-law 0xD5; PCM zero). */
-export const silenceByte: Record<WireEncoding, number> = { s16le: 0, f32le: 0, mulaw: 0xff, alaw: 0xd5 };
+export const silenceByte: Record<PcmEncoding, number> = { s16le: 0, f32le: 0, mulaw: 0xff, alaw: 0xd5 };
 
 const encoding = z.enum(encodings);
 
