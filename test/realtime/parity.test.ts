@@ -30,7 +30,7 @@ const cases: Record<string, Step[]> = {
   'not JSON': ['{not json'],
   'unknown type': [json({ type: 'dance' })],
   'not an object': ['[1,2]', 'null', '"start"'],
-  'bad start': [json({ type: 'start', input: { encoding: 'opus', sample_rate: 16000, channels: 1 } })],
+  'bad start': [json({ type: 'start', input: { encoding: 'flac', sample_rate: 16000, channels: 1 } })],
   'start with extra keys': [json({ ...start, extra: 1 })],
   'control before start': [
     json({ type: 'flush' }),
