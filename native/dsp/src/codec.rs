@@ -1,4 +1,5 @@
 //! Sample encodings at the session edges (docs/protocol.md §2): `s16le`, `f32le`, G.711 μ-law and A-law.
+//! (The fifth wire encoding, `opus`, carries packets rather than samples: crate::opus.)
 //!
 //! Inside the engine audio is planar `f32` in [-1, 1]. Decoders read interleaved bytes and write one
 //! slice per channel; encoders do the reverse. None of them allocate.
