@@ -17,7 +17,7 @@ const probes = new Set(['/healthz', '/readyz']);
 /** How often the event-loop delay is sampled. */
 const PRESSURE_SAMPLE_MS = 250;
 /** Seconds a shed client is asked to wait. */
-const PRESSURE_RETRY_AFTER_S = 5;
+export const PRESSURE_RETRY_AFTER_S = 5;
 
 export const protectionPlugin = fp(
   async (app: FastifyInstance) => {
@@ -36,7 +36,9 @@ export const protectionPlugin = fp(
         retryAfter: PRESSURE_RETRY_AFTER_S,
         // Liveness must answer under load (a restart would not help); everything else is shed.
         pressureHandler: async (request, reply, type, value) => {
-          if (probes.has(request.routeOptions.url ?? '')) return;
+          // Probes must answer; WebSocket upgrades are shed by their admission, the same on both listeners.
+          if (probes.has(request.routeOptions.url ?? '') || request.routeOptions.config.admission === true)
+            return;
           reply.header('retry-after', String(PRESSURE_RETRY_AFTER_S));
           throw new RemoteMediaError('RM_ERR_OVERLOADED', `server is overloaded (${type} ${value})`);
         },

@@ -7,9 +7,11 @@ import fp from 'fastify-plugin';
 import { planBounds } from '../config.js';
 import { planWithEngine } from '../planner.js';
 import { CurrentPipelines } from '../realtime/current-pipelines.js';
+import { UpgradeRate } from '../realtime/ratelimit.js';
 import { SessionRegistry } from '../realtime/registry.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 import { fastifyTransport } from '../realtime/transports/fastify.js';
+import { PRESSURE_RETRY_AFTER_S } from './protection.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,6 +49,20 @@ export const realtimePlugin = fp(
       },
       pipelines.lookup,
       app.authorize,
+      {
+        // The main port's HTTP protections, applied to upgrades by their admission on both listeners.
+        ...(app.config.rateLimitPerMin > 0
+          ? { upgradeRate: new UpgradeRate(app.config.rateLimitPerMin) }
+          : {}),
+        ...(app.config.maxEventLoopDelayMs > 0
+          ? {
+              overload: {
+                active: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure(),
+                retryAfterS: PRESSURE_RETRY_AFTER_S,
+              },
+            }
+          : {}),
+      },
     );
     app.decorate('realtime', registry);
     // The transport's preClose drains the registry (both transports) before the server goes away.

@@ -8,6 +8,7 @@ import { type ErrorCode, errorCatalog, RemoteMediaError } from '../errors.js';
 import { originAllowed } from '../origins.js';
 import { verifyTwilioUpgrade } from './providers/twilio-signature.js';
 import type { ProviderName } from './providers/wire.js';
+import type { UpgradeRate } from './ratelimit.js';
 import type { PipelineRef } from './session.js';
 
 /** The realtime endpoints of a pipeline: the protocol of docs/protocol.md, or a telephony provider's (docs/telephony/README.md). */
@@ -59,6 +60,10 @@ export interface AdmissionPolicy {
   config: Config;
   lookup: PipelineLookup;
   authorize: Authorize;
+  /** Upgrades per client address (RATE_LIMIT_PER_MIN), both listeners together; absent when off. */
+  upgradeRate?: UpgradeRate;
+  /** Whether the server sheds new work (MAX_EVENT_LOOP_DELAY_MS), as the main port does for HTTP. */
+  overload?: { active: () => boolean; retryAfterS: number };
 }
 
 /** How full the server is, as the registry counts it. */
@@ -126,6 +131,24 @@ function precheck(policy: AdmissionPolicy, request: UpgradeRequest): Admission |
   }
   if (!policy.authorize(headers, url)) {
     return { ok: false, status: 401, code: 'RM_ERR_UNAUTHORIZED', message: 'missing or invalid API key' };
+  }
+  if (policy.upgradeRate !== undefined && !policy.upgradeRate.take(canonicalIp(request.ip))) {
+    return {
+      ok: false,
+      status: 429,
+      code: 'RM_ERR_RATE_LIMITED',
+      message: `more than ${config.rateLimitPerMin} upgrades per minute from this address`,
+      retryAfter: Math.max(1, Math.ceil(60 / config.rateLimitPerMin)),
+    };
+  }
+  if (policy.overload?.active() === true) {
+    return {
+      ok: false,
+      status: 503,
+      code: 'RM_ERR_OVERLOADED',
+      message: 'server is overloaded',
+      retryAfter: policy.overload.retryAfterS,
+    };
   }
   // docs/telephony/README.md: with TWILIO_AUTH_TOKEN set, a Twilio upgrade must be signed by Twilio.
   if (

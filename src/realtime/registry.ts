@@ -36,9 +36,14 @@ export class SessionRegistry implements Occupancy {
   /** What sessions need; `findSession` lets a socket resume a parked session (docs/protocol.md §8). */
   readonly deps: RealtimeDeps;
 
-  constructor(deps: RealtimeDeps, lookup: PipelineLookup, authorize: Authorize) {
+  constructor(
+    deps: RealtimeDeps,
+    lookup: PipelineLookup,
+    authorize: Authorize,
+    shedding: Pick<AdmissionPolicy, 'upgradeRate' | 'overload'> = {},
+  ) {
     this.deps = { ...deps, findSession: (id) => this.sessions.get(id) };
-    this.policy = { config: deps.config, lookup, authorize };
+    this.policy = { config: deps.config, lookup, authorize, ...shedding };
     this.watchdog = new Watchdog(
       () => this.sessions.values(),
       deps.config,

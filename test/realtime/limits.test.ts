@@ -3,6 +3,7 @@
  * forever, nor take every slot from one address, on either transport.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { UpgradeRate } from '../../src/realtime/ratelimit.js';
 import { type Running, startTestServer, storePipeline } from '../support/server.js';
 import { TestClient } from '../support/ws-client.js';
 
@@ -162,6 +163,48 @@ describe('parked sessions and the session limits', () => {
     expect(await gone.closed).toBe(1008);
     expect(gone.texts()).toEqual([expect.objectContaining({ code: 'RM_ERR_SESSION_GONE' })]);
     fresh.close();
+  });
+});
+
+describe('RATE_LIMIT_PER_MIN and load shedding on upgrades', () => {
+  it('counts the upgrades of one address on both listeners together; REST keeps its own budget', async () => {
+    const { server: running, url } = await serve({ RATE_LIMIT_PER_MIN: '4' });
+    for (const t of ['ws', 'uws', 'ws', 'uws'] as const) (await TestClient.connect(url(t))).close();
+    for (const t of transports) {
+      expect(await refusal(url(t))).toEqual({ status: 429, code: 'RM_ERR_RATE_LIMITED' });
+    }
+    const rest = await fetch(`${running.base.ws.replace('ws:', 'http:')}/v1/nodes`);
+    expect(rest.status).toBe(200);
+  });
+
+  it('remembers a bounded number of addresses, forgetting the ones with a full bucket first', () => {
+    const rate = new UpgradeRate(60, 3);
+    expect(rate.take('a', 0)).toBe(true);
+    expect(rate.take('b', 0)).toBe(true);
+    expect(rate.take('c', 0)).toBe(true);
+    // A minute later a, b and c are back to full: a new address makes them forgotten.
+    expect(rate.take('d', 60_000)).toBe(true);
+    expect(rate.size).toBe(1);
+    for (let i = 1; i < 60; i++) rate.take('d', 60_000);
+    expect(rate.take('d', 60_000)).toBe(false);
+    for (const ip of ['e', 'f', 'g', 'h']) rate.take(ip, 60_000);
+    expect(rate.size).toBeLessThanOrEqual(3);
+  });
+
+  it('sheds upgrades on both listeners alike while the event loop lags (503 RM_ERR_OVERLOADED)', async () => {
+    const { server: running, url } = await serve({ MAX_EVENT_LOOP_DELAY_MS: '20' });
+    // Lag the event loop until the pressure sampler (every 250 ms) has seen it.
+    for (let i = 0; i < 5 && !running.app.isUnderPressure(); i++) {
+      const until = Date.now() + 600;
+      while (Date.now() < until);
+      for (let w = 0; w < 30 && !running.app.isUnderPressure(); w++) await sleep(10);
+    }
+    expect(running.app.isUnderPressure()).toBe(true);
+    const answers = await Promise.all(transports.map((t) => refusal(url(t))));
+    expect(answers).toEqual([
+      { status: 503, code: 'RM_ERR_OVERLOADED' },
+      { status: 503, code: 'RM_ERR_OVERLOADED' },
+    ]);
   });
 });
 

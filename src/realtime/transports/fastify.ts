@@ -40,7 +40,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     streamPipeline?: PipelineRef;
   }
+  interface FastifyContextConfig {
+    /** The route is a WebSocket upgrade decided by admission.ts, which rate-limits and sheds it itself. */
+    admission?: boolean;
+  }
 }
+
+/** Upgrades are admitted (and limited, and shed) by admission.ts alike on both listeners, not by the HTTP plane. */
+const admittedRoute = { admission: true, rateLimit: false } as const;
 
 export const fastifyTransport = fp(
   async (app: FastifyInstance, opts: { registry: SessionRegistry }) => {
@@ -90,6 +97,7 @@ export const fastifyTransport = fp(
       '/v1/pipelines/:id/stream',
       {
         websocket: true,
+        config: admittedRoute,
         schema: {
           tags: ['sessions'],
           summary: 'Stream audio through a pipeline (WebSocket upgrade; protocol in docs/protocol.md)',
@@ -119,6 +127,7 @@ export const fastifyTransport = fp(
         `/v1/pipelines/:id/${provider}`,
         {
           websocket: true,
+          config: admittedRoute,
           schema: {
             tags: ['telephony'],
             summary: `Connect a ${provider} call to a pipeline (WebSocket upgrade; protocol in docs/telephony/${provider}.md)`,
