@@ -12,7 +12,7 @@
 //! The coefficients are stored phase-major, each phase's row time-reversed and zero-padded to a
 //! multiple of 16, so an output frame is one contiguous dot product between a row and the last
 //! `taps` input frames: 256-bit FMAs on x86-64-v3 (the release target), 512-bit ones when the CPU
-//! has AVX-512F (detected at run time, once per filter). Outputs that share a row are computed
+//! has AVX-512F and DQ (detected at run time, once per filter). Outputs that share a row are computed
 //! eight at a time, each row vector loaded once for eight FMAs.
 //!
 //! The prototype has odd length `2·D·M + 1`: its centre, `D·M` up-sampled samples in, is exactly
@@ -113,7 +113,7 @@ pub struct Polyphase {
     pos: usize,
     /// Phase (row of `coefs`) of the next output.
     phase: usize,
-    /// The 512-bit kernels ([`simd512`]) run this filter: the CPU has AVX-512F (checked once, at
+    /// The 512-bit kernels ([`simd512`]) run this filter: the CPU has AVX-512F and DQ (checked once, at
     /// construction, so every output of a stream sums in the same order).
     wide: bool,
 }
@@ -435,31 +435,74 @@ impl Dot for Narrow {
     }
 }
 
-/// AVX-512F kernels, chosen at run time (a filter checks once, at construction). Sixteen lanes
+/// AVX-512F/DQ kernels, chosen at run time (a filter checks once, at construction). Sixteen lanes
 /// per accumulator: half the instructions of the 256-bit family per output.
 #[cfg(target_arch = "x86_64")]
 mod simd512 {
-    use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_reduce_add_ps, _mm512_setzero_ps};
+    use std::arch::x86_64::{
+        __m256, __m512, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_permute2f128_ps,
+        _mm256_permutevar8x32_ps, _mm256_setr_epi32, _mm256_shuffle_ps, _mm256_storeu_ps, _mm512_castps512_ps256,
+        _mm512_extractf32x8_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_setzero_ps, _mm_add_ps, _mm_add_ss,
+        _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
+    };
 
     const LANES: usize = 16;
 
     /// Whether this CPU runs these kernels.
     pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq")
     }
 
     /// The family; used only by filters built where [`available`] said yes.
     pub struct Kernels;
 
+    /// The 256-bit half sum `lo + hi` of one accumulator: the first step of every reduction.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn halves(v: __m512) -> __m256 {
+        _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps::<1>(v))
+    }
+
+    /// The sum of one accumulator's lanes, in a fixed order: halves (8 lanes), then the two
+    /// 128-bit quarters (4), then lanes `0 + 2` and `1 + 3` (2), then those two. [`hsum8`] sums
+    /// eight accumulators in exactly this order, so either gives the same bits for an output.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn hsum(v: __m512) -> f32 {
-        _mm512_reduce_add_ps(v)
+        let a = halves(v);
+        let b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+        _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)))
+    }
+
+    /// [`hsum`] of eight accumulators at once (transposing as it goes: 38 instructions instead
+    /// of eight reductions of eight).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn hsum8(acc: &[__m512; 8]) -> [f32; 8] {
+        let y: [__m256; 8] = std::array::from_fn(|j| halves(acc[j]));
+        // [lo128(Y_j) + hi128(Y_j), same for Y_j+1]: B_j and B_j+1 in one register.
+        let pair = |a: __m256, b: __m256| {
+            _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(a, b), _mm256_permute2f128_ps::<0x31>(a, b))
+        };
+        let (r01, r23, r45, r67) = (pair(y[0], y[1]), pair(y[2], y[3]), pair(y[4], y[5]), pair(y[6], y[7]));
+        // C_j = [B_j0 + B_j2, B_j1 + B_j3]: low halves hold j = 0, 2 (or 4, 6), high halves 1, 3.
+        let c = |a: __m256, b: __m256| {
+            _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>(a, b), _mm256_shuffle_ps::<0b11_10_11_10>(a, b))
+        };
+        let (w0, w1) = (c(r01, r23), c(r45, r67));
+        // D_j = C_j0 + C_j1: lanes [D0, D2, D4, D6, D1, D3, D5, D7].
+        let d = _mm256_add_ps(_mm256_shuffle_ps::<0b10_00_10_00>(w0, w1), _mm256_shuffle_ps::<0b11_01_11_01>(w0, w1));
+        let ordered = _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        let mut out = [0.0f32; 8];
+        // SAFETY: `out` holds eight f32s.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), ordered) };
+        out
     }
 
     /// `N` dot products of one `row` with `N` windows (`N` FMA chains).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn dot_row<const N: usize>(row: &[f32], wins: [&[f32]; N]) -> [f32; N] {
         let n = row.len();
         assert!(n.is_multiple_of(LANES) && wins.iter().all(|s| s.len() == n));
@@ -476,14 +519,18 @@ mod simd512 {
             i += LANES;
         }
         let mut out = [0.0; N];
-        for j in 0..N {
-            out[j] = hsum(acc[j]);
+        if N == 8 {
+            out.copy_from_slice(&hsum8(&[acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]]));
+        } else {
+            for j in 0..N {
+                out[j] = hsum(acc[j]);
+            }
         }
         out
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn dot4_avx512(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
         let n = rows[0].len();
         assert!(n.is_multiple_of(LANES) && rows.iter().chain(&wins).all(|s| s.len() == n));
@@ -503,7 +550,7 @@ mod simd512 {
     }
 
     // SAFETY (every call below): `Kernels` is used only by filters whose construction found
-    // AVX-512F on this CPU.
+    // AVX-512F and AVX-512DQ on this CPU.
     impl super::Dot for Kernels {
         #[inline]
         fn dot(a: &[f32], b: &[f32]) -> f32 {
