@@ -54,8 +54,8 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * A bot that talks for the whole call: 16 kHz tone in one-second messages (two ahead, then one a second), a
- * mark `s<k>` after second k; told `interrupted`, it stops talking.
+ * A bot that talks for the whole call: 16 kHz tone in one-second messages kept two seconds ahead of the wall
+ * clock, a mark `s<k>` after second k; told `interrupted`, it stops talking.
  */
 function talkingSink(seconds: number) {
   return TestSink.start((c) => {
@@ -68,20 +68,22 @@ function talkingSink(seconds: number) {
           }),
         );
         const second = Buffer.from(sine(16000, 16000, 700, 0.3).buffer);
+        const start = performance.now();
         let k = 0;
+        // Two seconds ahead of the wall clock, counted from the start (an interval timer alone drifts late
+        // under load, and the reply would run dry).
         const send = () => {
-          if (
-            c.ws.readyState !== WebSocket.OPEN ||
-            c.texts.some((t) => t.type === 'interrupted') ||
-            k >= seconds
-          )
+          if (c.ws.readyState !== WebSocket.OPEN || c.texts.some((t) => t.type === 'interrupted'))
             return clearInterval(timer);
-          c.ws.send(second, { binary: true });
-          k++;
-          c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
+          const due = Math.min(seconds, Math.floor((performance.now() - start) / 1000) + 2);
+          while (k < due) {
+            c.ws.send(second, { binary: true });
+            k++;
+            c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
+          }
+          if (k >= seconds) clearInterval(timer);
         };
-        const timer = setInterval(send, 1000);
-        send();
+        const timer = setInterval(send, 200);
         send();
       },
       () => {},
