@@ -137,7 +137,9 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
       const messages: Buffer[] = [];
       for (let at = 0; at + n <= samples.length; at += n)
         messages.push(encodeFor(provider, samples.subarray(at, at + n)));
-      const bot = await talkingSink(CALL_SECONDS + 10);
+      // The reply is all sent before the caller speaks, and still playing when they do: nothing the bot sends
+      // can cross the barge-in on the wire.
+      const bot = await talkingSink(CALL_SECONDS - 3);
       try {
         const id = await storePipeline(server.app, {
           name: 'whole-call',
@@ -178,7 +180,14 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
         }, 20);
         let interrupted: Record<string, unknown>;
         try {
-          interrupted = await conn.next('interrupted', CALL_SECONDS * 1000 + 15_000);
+          interrupted = await conn.next('interrupted', CALL_SECONDS * 1000 + 15_000).catch((err) => {
+            // Say what the call did instead: the VAD's events and the playback's state.
+            const vad = conn.texts.filter((t) => t.type === 'event').map((t) => `${t.name}@${t.frame}`);
+            const playback = callOf(`whole-${provider}`)?.info().playback;
+            throw new Error(
+              `${(err as Error).message}; vad ${vad.join(' ')}; speech at frame ${Math.floor(speechAt / n)}; playback ${JSON.stringify(playback)}`,
+            );
+          });
           await until(() => sent >= messages.length, 15_000, 'the whole call');
         } finally {
           clearInterval(sender);
