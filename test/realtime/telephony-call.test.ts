@@ -54,40 +54,43 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * A bot that talks for the whole call: 16 kHz tone in one-second messages kept two seconds ahead of the wall
- * clock, a mark `s<k>` after second k; told `interrupted`, it stops talking.
+ * A bot that talks from the caller's first frame on: 16 kHz tone in one-second messages kept two seconds ahead
+ * of the wall clock, a mark `s<k>` after second k; told `interrupted`, it stops talking.
  */
 function talkingSink(seconds: number) {
   return TestSink.start((c) => {
-    c.next('session').then(
-      () => {
-        c.ws.send(
-          JSON.stringify({
-            type: 'playback',
-            format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
-          }),
-        );
-        const second = Buffer.from(sine(16000, 16000, 700, 0.3).buffer);
-        const start = performance.now();
-        let k = 0;
-        // Two seconds ahead of the wall clock, counted from the start (an interval timer alone drifts late
-        // under load, and the reply would run dry).
-        const send = () => {
-          if (c.ws.readyState !== WebSocket.OPEN || c.texts.some((t) => t.type === 'interrupted'))
-            return clearInterval(timer);
-          const due = Math.min(seconds, Math.floor((performance.now() - start) / 1000) + 2);
-          while (k < due) {
-            c.ws.send(second, { binary: true });
-            k++;
-            c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
-          }
-          if (k >= seconds) clearInterval(timer);
-        };
-        const timer = setInterval(send, 200);
-        send();
-      },
-      () => {},
-    );
+    // The bot starts talking with the caller's first processed frame, so its clock is the caller's.
+    c.next('session')
+      .then(() => until(() => c.binaries.length > 0, 10_000, 'the first processed frame'))
+      .then(
+        () => {
+          c.ws.send(
+            JSON.stringify({
+              type: 'playback',
+              format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
+            }),
+          );
+          const second = Buffer.from(sine(16000, 16000, 700, 0.3).buffer);
+          const start = performance.now();
+          let k = 0;
+          // Two seconds ahead of the wall clock, counted from the start (an interval timer alone drifts late
+          // under load, and the reply would run dry).
+          const send = () => {
+            if (c.ws.readyState !== WebSocket.OPEN || c.texts.some((t) => t.type === 'interrupted'))
+              return clearInterval(timer);
+            const due = Math.min(seconds, Math.floor((performance.now() - start) / 1000) + 2);
+            while (k < due) {
+              c.ws.send(second, { binary: true });
+              k++;
+              c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
+            }
+            if (k >= seconds) clearInterval(timer);
+          };
+          const timer = setInterval(send, 200);
+          send();
+        },
+        () => {},
+      );
   });
 }
 
@@ -139,7 +142,7 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
         messages.push(encodeFor(provider, samples.subarray(at, at + n)));
       // The reply is all sent before the caller speaks, and still playing when they do: nothing the bot sends
       // can cross the barge-in on the wire.
-      const bot = await talkingSink(CALL_SECONDS - 3);
+      const bot = await talkingSink(CALL_SECONDS - 2);
       try {
         const id = await storePipeline(server.app, {
           name: 'whole-call',
