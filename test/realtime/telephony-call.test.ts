@@ -54,38 +54,43 @@ afterAll(async () => {
 }, 60_000);
 
 /**
- * A bot that talks for the whole call: 16 kHz tone in one-second messages (two ahead, then one a second), a
- * mark `s<k>` after second k; told `interrupted`, it stops talking.
+ * A bot that talks from the caller's first frame on: 16 kHz tone in one-second messages kept two seconds ahead
+ * of the wall clock, a mark `s<k>` after second k; told `interrupted`, it stops talking.
  */
 function talkingSink(seconds: number) {
   return TestSink.start((c) => {
-    c.next('session').then(
-      () => {
-        c.ws.send(
-          JSON.stringify({
-            type: 'playback',
-            format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
-          }),
-        );
-        const second = Buffer.from(sine(16000, 16000, 700, 0.3).buffer);
-        let k = 0;
-        const send = () => {
-          if (
-            c.ws.readyState !== WebSocket.OPEN ||
-            c.texts.some((t) => t.type === 'interrupted') ||
-            k >= seconds
-          )
-            return clearInterval(timer);
-          c.ws.send(second, { binary: true });
-          k++;
-          c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
-        };
-        const timer = setInterval(send, 1000);
-        send();
-        send();
-      },
-      () => {},
-    );
+    // The bot starts talking with the caller's first processed frame, so its clock is the caller's.
+    c.next('session')
+      .then(() => until(() => c.binaries.length > 0, 10_000, 'the first processed frame'))
+      .then(
+        () => {
+          c.ws.send(
+            JSON.stringify({
+              type: 'playback',
+              format: { encoding: 's16le', sample_rate: 16000, channels: 1 },
+            }),
+          );
+          const second = Buffer.from(sine(16000, 16000, 700, 0.3).buffer);
+          const start = performance.now();
+          let k = 0;
+          // Two seconds ahead of the wall clock, counted from the start (an interval timer alone drifts late
+          // under load, and the reply would run dry).
+          const send = () => {
+            if (c.ws.readyState !== WebSocket.OPEN || c.texts.some((t) => t.type === 'interrupted'))
+              return clearInterval(timer);
+            const due = Math.min(seconds, Math.floor((performance.now() - start) / 1000) + 2);
+            while (k < due) {
+              c.ws.send(second, { binary: true });
+              k++;
+              c.ws.send(JSON.stringify({ type: 'mark', name: `s${k}` }));
+            }
+            if (k >= seconds) clearInterval(timer);
+          };
+          const timer = setInterval(send, 200);
+          send();
+        },
+        () => {},
+      );
   });
 }
 
@@ -135,7 +140,9 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
       const messages: Buffer[] = [];
       for (let at = 0; at + n <= samples.length; at += n)
         messages.push(encodeFor(provider, samples.subarray(at, at + n)));
-      const bot = await talkingSink(CALL_SECONDS + 10);
+      // The reply is all sent before the caller speaks, and still playing when they do: nothing the bot sends
+      // can cross the barge-in on the wire.
+      const bot = await talkingSink(CALL_SECONDS - 2);
       try {
         const id = await storePipeline(server.app, {
           name: 'whole-call',
@@ -161,22 +168,33 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
         let sent = 0;
         let badRounds = 0;
         const doorAudio = encodeFor(provider, new Int16Array(n));
+        // A provider's clock: frame k leaves at k × 20 ms from the start (an interval timer alone drifts late
+        // under load, and the caller would fall behind the bot).
+        const t0 = performance.now();
         const sender = setInterval(() => {
-          const m = messages[sent];
-          if (m === undefined) return;
-          sim.sendMedia(m);
-          sent++;
-          // The call next door streams its caller's audio too, and once a second misbehaves once more.
-          if (door.ws.readyState !== WebSocket.OPEN) return;
-          door.sendMedia(doorAudio);
-          if (sent % 50 === 25) {
-            sendBadMessages(door);
-            badRounds++;
+          const due = Math.min(messages.length, Math.floor((performance.now() - t0) / 20) + 1);
+          while (sent < due) {
+            sim.sendMedia(messages[sent] as Buffer);
+            sent++;
+            // The call next door streams its caller's audio too, and once a second misbehaves once more.
+            if (door.ws.readyState !== WebSocket.OPEN) continue;
+            door.sendMedia(doorAudio);
+            if (sent % 50 === 25) {
+              sendBadMessages(door);
+              badRounds++;
+            }
           }
         }, 20);
         let interrupted: Record<string, unknown>;
         try {
-          interrupted = await conn.next('interrupted', CALL_SECONDS * 1000 + 15_000);
+          interrupted = await conn.next('interrupted', CALL_SECONDS * 1000 + 15_000).catch((err) => {
+            // Say what the call did instead: the VAD's events and the playback's state.
+            const vad = conn.texts.filter((t) => t.type === 'event').map((t) => `${t.name}@${t.frame}`);
+            const playback = callOf(`whole-${provider}`)?.info().playback;
+            throw new Error(
+              `${(err as Error).message}; vad ${vad.join(' ')}; speech at frame ${Math.floor(speechAt / n)}; playback ${JSON.stringify(playback)}`,
+            );
+          });
           await until(() => sent >= messages.length, 15_000, 'the whole call');
         } finally {
           clearInterval(sender);
