@@ -379,7 +379,6 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     }
   }
 
-  /** Runs `fn` in one transaction on one pooled connection; a failure rolls it back. */
   /**
    * A write transaction that NOTIFYs every instance of `changeOf(result)` at commit; this instance's own
    * subscribers hear it before the write resolves (and skip the echo of their own NOTIFY).
@@ -402,6 +401,7 @@ export class PostgresStore<D = unknown> implements PipelineStore<D> {
     return result;
   }
 
+  /** Runs `fn` in one transaction on one pooled connection; a failure rolls it back. */
   private async tx<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     let client: Client;
     try {

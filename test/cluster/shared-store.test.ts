@@ -122,9 +122,11 @@ describe.skipIf(admin === undefined)('two instances on one PostgreSQL', () => {
     );
     await client.end();
     await resync;
+    // Listen before writing: b may hear the NOTIFY before a's answer is back.
+    const heard = hear(b, (c) => c.kind === 'created');
     const created = await a.inject({ method: 'POST', url: '/v1/pipelines', payload: doc(-5) });
-    const { id } = created.json();
-    await hear(b, (c) => c.kind === 'created' && c.id === id);
+    expect(created.statusCode).toBe(201);
+    expect(await heard).toEqual({ kind: 'created', id: created.json().id, version: 1 });
   });
 
   it('answers 503 RM_ERR_STORE_BUSY while the database is unreachable, and recovers by itself', async () => {
