@@ -139,6 +139,9 @@ export interface SessionOptions {
   queueLimitMs: number | null;
 }
 
+/** Host-side latencies handed to the engine per call (see `EngineSession.recordLatency`). */
+const LATENCY_BATCH = 64;
+
 /** A streaming session on the engine; outputs reach `handler` in order. */
 export class EngineSession {
   readonly id: number;
@@ -178,6 +181,7 @@ export class EngineSession {
 
   /** Ends the session at once and forgets its handler. */
   close(): void {
+    this.flushLatencies();
     this.native.close();
     this.engine.forget(this.id);
   }
@@ -187,17 +191,32 @@ export class EngineSession {
   }
 
   stats(): SessionStats {
+    this.flushLatencies();
     return this.native.stats();
   }
 
   /** The queue-wait and per-node histograms as cumulative counts at `boundsSeconds` (still readable after close). */
   buckets(boundsSeconds: number[]): SessionBuckets {
+    this.flushLatencies();
     return this.native.buckets(boundsSeconds);
   }
 
-  /** Records one message's host-side latency (received → answer sent), nanoseconds. */
+  /**
+   * Records one message's host-side latency (received → answer sent), nanoseconds. They are handed
+   * to the engine LATENCY_BATCH at a time (one call instead of one per frame), and before any read.
+   */
   recordLatency(ns: number): void {
-    this.native.recordLatency(ns);
+    this.latencies[this.pendingLatencies++] = ns;
+    if (this.pendingLatencies === LATENCY_BATCH) this.flushLatencies();
+  }
+
+  private readonly latencies = new Float64Array(LATENCY_BATCH);
+  private pendingLatencies = 0;
+
+  private flushLatencies(): void {
+    if (this.pendingLatencies === 0) return;
+    this.native.recordLatencies(this.latencies.subarray(0, this.pendingLatencies));
+    this.pendingLatencies = 0;
   }
 }
 
@@ -260,19 +279,22 @@ export class Engine {
       let end = r + 1;
       while (end < n && index[end * RECORD_WORDS] === id) end++;
       const entry = this.open.get(id);
-      if (entry !== undefined) {
+      // An audio answer without events, alone in its run, is one write whether corked or not.
+      const w = r * RECORD_WORDS;
+      const oneWrite = end === r + 1 && index[w + 1] === OutputKind.Audio && index[w + 7] === 0;
+      if (entry === undefined) {
+        // closed meanwhile: its outputs have nowhere to go
+      } else if (oneWrite || entry.cork === undefined) {
+        for (let k = r; k < end; k++) this.deliver(entry, id, batch, index, base, k);
+      } else {
         const from = r;
-        const run = () => {
-          for (let k = from; k < end; k++) this.deliver(entry, id, batch, index, base, k);
-        };
-        if (entry.cork === undefined) run();
-        else {
-          try {
-            entry.cork(run);
-          } catch {
-            this.dispatchErrors += 1;
-            entry.session.close();
-          }
+        try {
+          entry.cork(() => {
+            for (let k = from; k < end; k++) this.deliver(entry, id, batch, index, base, k);
+          });
+        } catch {
+          this.dispatchErrors += 1;
+          entry.session.close();
         }
       }
       r = end;

@@ -50,8 +50,11 @@ export declare class NativeSession {
   stop(): void
   /** Ends the session at once, discarding queued messages. */
   close(): void
-  /** Records one message's host-side latency, received → answer sent, in nanoseconds. */
-  recordLatency(ns: number): void
+  /**
+   * Records messages' host-side latencies, received → answer sent, in nanoseconds (the host
+   * collects them and hands them over in one call, not one call per message).
+   */
+  recordLatencies(ns: Float64Array): void
   /** Whether the session has ended. */
   get closed(): boolean
   /** The queue-wait and per-node histograms as cumulative counts at `bounds_seconds` (for Prometheus). */
@@ -197,7 +200,7 @@ export interface SessionStats {
   process: LatencyPercentiles
   /** Hand-off → answer ready. */
   engine: LatencyPercentiles
-  /** Received by the host → answer sent (recorded with `recordLatency`). */
+  /** Received by the host → answer sent (recorded with `recordLatencies`). */
   endToEnd: LatencyPercentiles
   /** Per node. */
   nodes: Array<NodeTiming>

@@ -376,7 +376,7 @@ pub struct SessionStats {
     pub process: LatencyPercentiles,
     /// Hand-off → answer ready.
     pub engine: LatencyPercentiles,
-    /// Received by the host → answer sent (recorded with `recordLatency`).
+    /// Received by the host → answer sent (recorded with `recordLatencies`).
     pub end_to_end: LatencyPercentiles,
     /// Per node.
     pub nodes: Vec<NodeTiming>,
@@ -511,10 +511,11 @@ impl NativeSession {
         self.pool.close(&self.slot);
     }
 
-    /// Records one message's host-side latency, received → answer sent, in nanoseconds.
+    /// Records messages' host-side latencies, received → answer sent, in nanoseconds (the host
+    /// collects them and hands them over in one call, not one call per message).
     #[napi]
-    pub fn record_latency(&self, ns: f64) {
-        self.slot.record_end_to_end(ns.max(0.0) as u64);
+    pub fn record_latencies(&self, ns: &[f64]) {
+        self.slot.record_end_to_end(ns.iter().map(|&ns| ns.max(0.0) as u64));
     }
 
     /// Whether the session has ended.

@@ -345,8 +345,11 @@ impl Slot {
     }
 
     /// Records the host-side latency of one message (received → answer sent).
-    pub fn record_end_to_end(&self, ns: u64) {
-        self.lock().stats.end_to_end.record_ns(ns);
+    pub fn record_end_to_end(&self, ns: impl IntoIterator<Item = u64>) {
+        let mut st = self.lock();
+        for ns in ns {
+            st.stats.end_to_end.record_ns(ns);
+        }
     }
 
     /// Whether the session has ended (stopped, failed or closed).
