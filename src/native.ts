@@ -46,7 +46,11 @@ export interface EngineOutput {
   tag: number;
   /** Frames in a `Dropped` run. */
   count: number;
-  /** Encoded audio (`Audio`, possibly empty, and `Flushed`); a view into the batch it came in. */
+  /**
+   * Encoded audio (`Audio`, possibly empty, and `Flushed`): a view into the engine's hand-back buffer,
+   * valid only until the handler returns (the next batch overwrites it). A handler that keeps audio
+   * beyond its call copies it.
+   */
   audio: Buffer | undefined;
   /** Event wire messages, newline-separated, when there are any. */
   events: string | undefined;
@@ -227,13 +231,8 @@ export interface EngineOptions {
   spinUs?: number;
 }
 
-/** The u32 index of a batch, as a typed view when aligned (it is: V8 allocates the buffer). */
-function indexOf(batch: Buffer, words: number): Uint32Array {
-  if (batch.byteOffset % 4 === 0) return new Uint32Array(batch.buffer, batch.byteOffset + 4, words);
-  const copy = new Uint32Array(words);
-  for (let i = 0; i < words; i++) copy[i] = batch.readUInt32LE(4 + i * 4);
-  return copy;
-}
+/** First size of the hand-back buffer: a full batch of small answers (pool.rs MAX_BATCH_*) fits. */
+const HAND_BACK_BYTES = 128 * 1024;
 
 interface OpenSession {
   session: EngineSession;
@@ -252,25 +251,51 @@ export class Engine {
       () =>
         new binding.Engine(
           { workers: options.workers, pinCores: options.pinCores, spinUs: options.spinUs },
-          (batch) => this.dispatch(batch),
+          () => this.drain(),
         ),
     );
+  }
+
+  /**
+   * Where every batch is copied on its way back: one buffer, reused (grown when a batch needs more),
+   * so the hand-back allocates nothing for the garbage collector to track — answers arrive at
+   * hundreds of MB/s, and memory allocated at that rate forced a full collection every few hundred
+   * milliseconds, with pauses up to ~90 ms.
+   */
+  private handBack = Buffer.allocUnsafeSlow(HAND_BACK_BYTES);
+  /** The same memory as u32 words (the index is little-endian; so is every host this runs on). */
+  private handBackWords = new Uint32Array(this.handBack.buffer, 0, HAND_BACK_BYTES / 4);
+
+  /** Takes every batch the workers have ready and dispatches it. */
+  private drain(): void {
+    for (;;) {
+      const bytes = this.native.takeBatch(this.handBack);
+      if (bytes === 0) return;
+      if (bytes < 0) {
+        const size = Math.max(-bytes, this.handBack.length * 2);
+        this.handBack = Buffer.allocUnsafeSlow(size + ((4 - (size % 4)) % 4));
+        this.handBackWords = new Uint32Array(this.handBack.buffer, 0, this.handBack.length / 4);
+        continue;
+      }
+      this.dispatch(this.handBack, this.handBackWords);
+    }
   }
 
   /** Exceptions caught from output handlers (each closed its session); see `dispatch`. */
   dispatchErrors = 0;
 
   /**
-   * Hands one worker's batch to the sessions' handlers, record by record. A batch is ONE buffer:
-   * a u32 record count, RECORD_WORDS u32 per record (session, kind, frame low, frame high, tag,
-   * payload offset, audio bytes, text bytes), then the payloads; audio reaches the handler as a view
-   * into it, without a copy. The addon treats an exception thrown back into it as fatal, so each
-   * handler is guarded: one that throws loses its session (closed here, counted in
-   * `dispatchErrors`) and every other output of the batch is still delivered.
+   * Hands one worker's batch to the sessions' handlers, record by record. A batch is a u32 record
+   * count, RECORD_WORDS u32 per record (session, kind, frame low, frame high, tag, payload offset,
+   * audio bytes, text bytes), then the payloads; audio reaches the handler as a view into it, without
+   * a copy. The addon treats an exception thrown back into it as fatal, so each handler is guarded:
+   * one that throws loses its session (closed here, counted in `dispatchErrors`) and every other
+   * output of the batch is still delivered.
    */
-  private dispatch(batch: Buffer): void {
-    const n = batch.readUInt32LE(0);
-    const index = indexOf(batch, n * RECORD_WORDS);
+  private dispatch(batch: Buffer, words: Uint32Array): void {
+    const n = words[0] as number;
+    // The index starts at word 1.
+    const index = words.subarray(1, 1 + n * RECORD_WORDS);
     const base = 4 + n * RECORD_WORDS * 4;
     let r = 0;
     while (r < n) {
@@ -420,7 +445,8 @@ export class Engine {
             if (out.kind === OutputKind.Audio && onProgress) {
               onProgress(Math.min(pcm.length, (out.frame + 1) * chunkBytes), pcm.length);
             }
-            if (out.audio) audio.push(out.audio);
+            // The view is valid only during this call.
+            if (out.audio) audio.push(Buffer.from(out.audio));
             if (out.events) events.push(out.events);
             if (out.kind === OutputKind.FrameError || out.kind === OutputKind.Failed) {
               clearInterval(keepAlive);

@@ -32,7 +32,8 @@ function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<
       { encoding: 's16le' },
       { maxMessageBytes: 1 << 20, queueLimitMs: null },
       (o) => {
-        outs.push(o);
+        // An answer's audio is lent for the call only (native.ts EngineOutput): keep a copy.
+        outs.push({ ...o, audio: o.audio && Buffer.from(o.audio) });
         if (o.kind === OutputKind.Stopped) resolve(outs);
         if (o.kind === OutputKind.Failed) reject(new Error(o.errorMessage));
       },

@@ -12,11 +12,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native engine: a pool of DSP worker threads. */
 export declare class Engine {
   /**
-   * Starts the workers. `onBatch` receives each worker's finished outputs on the JS thread as
-   * one Buffer: a u32 record count, the index (8 u32 per record: session, kind, frame low, frame
-   * high, tag, payload offset, audio bytes, text bytes) and the payloads (see `OutputBatch`).
+   * Starts the workers. `onReady` is called on the JS thread when workers have finished outputs
+   * waiting; the host takes them with `takeBatch`.
    */
-  constructor(options: EngineOptions, onBatch: (batch: Buffer) => void)
+  constructor(options: EngineOptions, onReady: () => void)
+  /**
+   * Copies the oldest waiting batch into `out` (layout: see `batch_bytes`: a u32 record count, the
+   * index of 8 u32 per record — session, kind, frame low, frame high, tag, payload offset, audio
+   * bytes, text bytes — then the payloads) and returns the bytes written; 0 when none waits; minus
+   * the bytes needed when `out` is too small (the batch then stays first in line).
+   */
+  takeBatch(out: Uint8Array): number
   /** Facts about every worker. */
   workers(): Array<WorkerInfo>
   /**

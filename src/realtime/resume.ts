@@ -21,68 +21,184 @@ export function tokenMatches(expected: string, presented: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-interface Entry {
-  /** Index of this binary answer, or undefined for a text message. */
-  answer: number | undefined;
-  data: Uint8Array | string;
-  bytes: number;
-}
+/** Bytes of one arena that binary answers are copied into; a larger answer gets an arena of its own. */
+const ARENA_BYTES = 64 * 1024;
+/** Emptied arenas kept for reuse. */
+const SPARE_ARENAS = 2;
 
-/** The tail of a session's outgoing messages, bounded in bytes. */
+/**
+ * The tail of a session's outgoing messages, bounded in bytes and in entries (empty answers weigh
+ * nothing but still count). Binary answers are COPIED into arenas the log reuses: the caller's bytes
+ * are only borrowed (an engine answer is a view into a buffer the next batch overwrites), and the log
+ * allocates nothing per answer once warm. Entries live in typed arrays used as a ring, oldest at `head`.
+ */
 export class ReplayLog {
-  private entries: Entry[] = [];
+  private readonly maxEntries: number;
+  private capacity = 64;
+  /** Per entry: binary answer index, or -1 for text. */
+  private answerOf = new Float64Array(this.capacity);
+  /** Per binary entry: arena number, offset and length in it. */
+  private arenaOf = new Int32Array(this.capacity);
+  private offsetOf = new Int32Array(this.capacity);
+  private lengthOf = new Int32Array(this.capacity);
+  private textOf: (string | undefined)[] = new Array(this.capacity);
   private head = 0;
+  private count = 0;
   private bytes = 0;
+  /** Arenas by number (undefined once released), their live entry counts, and reusable ones. */
+  private arenas: (Uint8Array | undefined)[] = [];
+  private freeIds: number[] = [];
+  private live: number[] = [];
+  private spare: Uint8Array[] = [];
+  /** The arena being filled, and where. */
+  private current = -1;
+  private at = 0;
   /** Binary answers logged so far: the index of the next one. */
   private answers = 0;
   /** The oldest binary answer still held (or `answers` when none is). */
   private oldest = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(private readonly maxBytes: number) {
+    this.maxEntries = Math.max(1024, Math.floor(maxBytes / 64));
+  }
 
   /** Binary answers sent so far. */
   get answerCount(): number {
     return this.answers;
   }
 
-  append(data: Uint8Array | string, isBinary: boolean): void {
-    const bytes = typeof data === 'string' ? data.length * 2 : data.byteLength;
-    this.entries.push({ answer: isBinary ? this.answers++ : undefined, data, bytes });
-    this.bytes += bytes;
-    while (this.bytes > this.maxBytes && this.head < this.entries.length) {
-      const dropped = this.entries[this.head++] as Entry;
-      this.bytes -= dropped.bytes;
-      if (dropped.answer !== undefined) this.oldest = dropped.answer + 1;
+  /** Logs a text message (a string) or a binary answer (bytes, copied). */
+  append(data: Uint8Array | string): void {
+    if (this.count === this.capacity) this.grow();
+    const slot = (this.head + this.count) % this.capacity;
+    this.count += 1;
+    if (typeof data === 'string') {
+      this.answerOf[slot] = -1;
+      this.textOf[slot] = data;
+      this.lengthOf[slot] = data.length * 2;
+    } else {
+      this.answerOf[slot] = this.answers++;
+      this.copyIn(slot, data);
     }
-    if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
-      this.head = 0;
-    }
-    if (this.head === this.entries.length) this.oldest = this.answers;
+    this.bytes += this.lengthOf[slot] as number;
+    while ((this.bytes > this.maxBytes || this.count > this.maxEntries) && this.count > 0) this.dropOldest();
+    if (this.count === 0) this.oldest = this.answers;
   }
 
   /**
    * Everything sent after binary answer `last` (-1: from the first), or undefined when it can no longer
-   * be replayed (dropped from the log) or names an answer never sent.
+   * be replayed (dropped from the log) or names an answer never sent. Binary messages are fresh copies.
    */
   after(last: number): { data: Uint8Array | string; isBinary: boolean }[] | undefined {
     if (!Number.isInteger(last) || last < -1 || last >= this.answers) return undefined;
     if (last + 1 < this.oldest) return undefined;
     const out: { data: Uint8Array | string; isBinary: boolean }[] = [];
     let seen = false;
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i] as Entry;
+    for (let i = 0; i < this.count; i++) {
+      const slot = (this.head + i) % this.capacity;
+      const text = this.textOf[slot];
+      const answer = this.answerOf[slot] as number;
       if (!seen) {
         // Start right after answer `last`; with last = -1 (or `last` itself dropped), at answer last + 1.
-        if (e.answer === last) {
+        if (text === undefined && answer === last) {
           seen = true;
           continue;
         }
-        if (e.answer === undefined || e.answer <= last) continue;
+        if (text !== undefined || answer <= last) continue;
         seen = true;
       }
-      out.push({ data: e.data, isBinary: e.answer !== undefined });
+      out.push(
+        text !== undefined
+          ? { data: text, isBinary: false }
+          : { data: this.bytesOf(slot).slice(), isBinary: true },
+      );
     }
     return out;
+  }
+
+  private copyIn(slot: number, data: Uint8Array): void {
+    const n = data.byteLength;
+    this.lengthOf[slot] = n;
+    if (n > ARENA_BYTES) {
+      const own = this.addArena(new Uint8Array(n));
+      (this.arenas[own] as Uint8Array).set(data);
+      this.arenaOf[slot] = own;
+      this.offsetOf[slot] = 0;
+      this.live[own] = 1;
+      return;
+    }
+    if (this.current !== -1 && this.live[this.current] === 0) this.at = 0;
+    if (this.current === -1 || this.at + n > ARENA_BYTES) {
+      const previous = this.current;
+      this.current = this.addArena(this.spare.pop() ?? new Uint8Array(ARENA_BYTES));
+      this.at = 0;
+      if (previous !== -1 && this.live[previous] === 0) this.release(previous);
+    }
+    (this.arenas[this.current] as Uint8Array).set(data, this.at);
+    this.arenaOf[slot] = this.current;
+    this.offsetOf[slot] = this.at;
+    this.at += n;
+    this.live[this.current] = (this.live[this.current] as number) + 1;
+  }
+
+  private bytesOf(slot: number): Uint8Array {
+    const at = this.offsetOf[slot] as number;
+    return (this.arenas[this.arenaOf[slot] as number] as Uint8Array).subarray(
+      at,
+      at + (this.lengthOf[slot] as number),
+    );
+  }
+
+  private dropOldest(): void {
+    const slot = this.head;
+    this.bytes -= this.lengthOf[slot] as number;
+    if (this.textOf[slot] !== undefined) this.textOf[slot] = undefined;
+    else {
+      this.oldest = (this.answerOf[slot] as number) + 1;
+      const arena = this.arenaOf[slot] as number;
+      this.live[arena] = (this.live[arena] as number) - 1;
+      if (this.live[arena] === 0 && arena !== this.current) this.release(arena);
+    }
+    this.head = (this.head + 1) % this.capacity;
+    this.count -= 1;
+  }
+
+  private addArena(bytes: Uint8Array): number {
+    const id = this.freeIds.pop() ?? this.arenas.length;
+    this.arenas[id] = bytes;
+    this.live[id] = 0;
+    return id;
+  }
+
+  private release(arena: number): void {
+    const bytes = this.arenas[arena] as Uint8Array;
+    this.arenas[arena] = undefined;
+    this.freeIds.push(arena);
+    if (bytes.length === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(bytes);
+  }
+
+  /** Doubles the entry ring, oldest entry first at 0. */
+  private grow(): void {
+    const order = Array.from({ length: this.count }, (_, i) => (this.head + i) % this.capacity);
+    const capacity = this.capacity * 2;
+    const answerOf = new Float64Array(capacity);
+    const arenaOf = new Int32Array(capacity);
+    const offsetOf = new Int32Array(capacity);
+    const lengthOf = new Int32Array(capacity);
+    const textOf: (string | undefined)[] = new Array(capacity);
+    order.forEach((from, to) => {
+      answerOf[to] = this.answerOf[from] as number;
+      arenaOf[to] = this.arenaOf[from] as number;
+      offsetOf[to] = this.offsetOf[from] as number;
+      lengthOf[to] = this.lengthOf[from] as number;
+      textOf[to] = this.textOf[from];
+    });
+    this.capacity = capacity;
+    this.answerOf = answerOf;
+    this.arenaOf = arenaOf;
+    this.offsetOf = offsetOf;
+    this.lengthOf = lengthOf;
+    this.textOf = textOf;
+    this.head = 0;
   }
 }

@@ -39,6 +39,7 @@ import { counters, ReceiveTimes, summary } from './timing.js';
 /** What a transport offers a session. No method throws: a closed socket ignores every call. */
 export interface Socket {
   sendText(text: string): void;
+  /** `data` is only lent for the call (an engine answer's memory is reused): a socket that keeps it copies it. */
   sendBinary(data: Uint8Array): void;
   close(code: number, reason: string): void;
   /** Sends a WebSocket ping (RFC 6455 §5.5.2); the transport reports the pong to `onPong`. */
@@ -252,13 +253,13 @@ export class StreamSession {
 
   /** Every text message to the client goes through here: logged for replay, sent when connected. */
   private sendText(text: string): void {
-    this.replay?.append(text, false);
+    this.replay?.append(text);
     this.socket?.sendText(text);
   }
 
   /** Every binary answer goes through here (see sendText). */
   private sendBinary(data: Uint8Array): void {
-    this.replay?.append(data, true);
+    this.replay?.append(data);
     this.socket?.sendBinary(data);
   }
 

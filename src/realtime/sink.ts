@@ -124,7 +124,8 @@ export class SinkLink {
   sendBinary(data: Uint8Array): void {
     const ws = this.writable();
     if (ws === undefined) this.dropped++;
-    else ws.send(data, { binary: true });
+    // ws keeps what it cannot write at once: a copy, since `data` is only lent (session.ts `Socket`).
+    else ws.send(Buffer.from(data), { binary: true });
   }
 
   close(code = 1000, reason = 'call ended'): void {

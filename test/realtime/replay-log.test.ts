@@ -7,11 +7,11 @@ const answer = (n: number, bytes = 100) => new Uint8Array(bytes).fill(n);
 describe('ReplayLog', () => {
   it('replays everything after the last answer the client saw, text between answers included', () => {
     const log = new ReplayLog(1 << 20);
-    log.append(answer(0), true);
-    log.append('{"type":"event"}', false);
-    log.append(answer(1), true);
-    log.append(answer(2), true);
-    log.append('{"type":"dropped"}', false);
+    log.append(answer(0));
+    log.append('{"type":"event"}');
+    log.append(answer(1));
+    log.append(answer(2));
+    log.append('{"type":"dropped"}');
     const kinds = (last: number) =>
       log.after(last)?.map((m) => (m.isBinary ? (m.data as Uint8Array)[0] : m.data));
     expect(kinds(-1)).toEqual([0, '{"type":"event"}', 1, 2, '{"type":"dropped"}']);
@@ -24,15 +24,43 @@ describe('ReplayLog', () => {
 
   it('keeps at most RESUME_BUFFER_BYTES: answers dropped from it can no longer be replayed', () => {
     const log = new ReplayLog(1000);
-    for (let n = 0; n < 25; n++) log.append(answer(n), true); // 2,500 bytes: the last 10 are kept
+    for (let n = 0; n < 25; n++) log.append(answer(n)); // 2,500 bytes: the last 10 are kept
     expect(log.after(13)).toBeUndefined(); // answer 14 is gone
     expect(log.after(14)?.map((m) => (m.data as Uint8Array)[0])).toEqual([
       15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
     ]);
     expect(log.after(24)).toEqual([]);
     // Long runs compact the log without losing order.
-    for (let n = 25; n < 5000; n++) log.append(answer(n % 256), true);
+    for (let n = 25; n < 5000; n++) log.append(answer(n % 256));
     expect(log.after(4990)?.length).toBe(9);
+  });
+
+  it('keeps its own copy of each answer: the bytes it was handed may be reused at once', () => {
+    const log = new ReplayLog(1 << 20);
+    const lent = new Uint8Array(200_000); // larger than an arena, then small ones
+    for (let n = 0; n < 40; n++) {
+      const bytes = n === 0 ? lent : lent.subarray(0, 3840);
+      bytes.fill(n);
+      log.append(bytes);
+      lent.fill(255); // the engine's next batch overwrites the memory
+    }
+    const replayed = log.after(-1) ?? [];
+    expect(replayed.map((m) => (m.data as Uint8Array).byteLength)).toEqual([
+      200_000,
+      ...Array(39).fill(3840),
+    ]);
+    expect(replayed.map((m) => (m.data as Uint8Array).every((b) => b === (m.data as Uint8Array)[0]))).toEqual(
+      Array(40).fill(true),
+    );
+    expect(replayed.map((m) => (m.data as Uint8Array)[0])).toEqual(Array.from({ length: 40 }, (_, n) => n));
+  });
+
+  it('bounds the number of entries too: empty answers weigh nothing but cannot pile up', () => {
+    const log = new ReplayLog(1024);
+    for (let n = 0; n < 100_000; n++) log.append(new Uint8Array(0));
+    expect(log.answerCount).toBe(100_000);
+    expect(log.after(100_000 - 1024 - 2)).toBeUndefined();
+    expect(log.after(100_000 - 1024 - 1)?.length).toBe(1024);
   });
 
   it('compares tokens exactly', () => {

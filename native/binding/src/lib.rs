@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Float32Array, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, Float32Array, Uint8Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Status};
 use napi_derive::napi;
@@ -75,51 +75,48 @@ pub struct EngineOptions {
 /// (the largest worker count) is never reached; it makes the queue's bound explicit (issue 11).
 const MAX_QUEUED_BATCHES: usize = 256;
 
-type OutputCallback = ThreadsafeFunction<OutputBatch, (), OutputBatch, Status, false, true, MAX_QUEUED_BATCHES>;
+/// Tells the JS thread that a batch is ready; JS then takes it with `Engine.takeBatch`.
+type ReadyCallback = ThreadsafeFunction<(), (), (), Status, false, true, MAX_QUEUED_BATCHES>;
 
-/// A worker's batch on its way to the JS thread. It reaches JavaScript as ONE Buffer:
+/// Workers' batches wait here for the JS thread, oldest first. The host copies each into one Buffer
+/// of its own that it reuses for every batch (`Engine.takeBatch`), so the hand-back allocates no
+/// memory that JavaScript's collector must track, and the worker gets its buffers back at once.
+struct JsSink {
+    ready: std::sync::Mutex<std::collections::VecDeque<Batch>>,
+    wake: ReadyCallback,
+}
+
+impl JsSink {
+    fn ready(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Batch>> {
+        self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Sink for JsSink {
+    fn deliver(&self, batch: Batch) {
+        self.ready().push_back(batch);
+        // Never waits: the queue cannot fill (see MAX_QUEUED_BATCHES). While Node shuts down the call
+        // fails; the batch then stays queued until the engine is dropped, which hands its buffers back.
+        let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// Bytes a batch takes in the host's buffer:
 ///
 /// ```text
 ///  u32 count │ count × RECORD_WORDS u32 (the index, little-endian) │ payloads (audio, then text)
 /// ```
-/// copied once into memory V8 owns, so the worker gets its buffers back at once (and JS may keep
-/// sub-arrays of the answers as long as it likes).
-pub struct OutputBatch(Batch);
-
-impl ToNapiValue for OutputBatch {
-    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
-        let batch = val.0;
-        let (index, data) = (batch.index(), batch.data());
-        let len = 4 + index.len() * 4 + data.len();
-        let mut ptr: *mut std::ffi::c_void = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        // SAFETY: napi_create_buffer returns `len` writable bytes at `ptr` (owned by the new Buffer),
-        // filled completely below before JavaScript can see them.
-        unsafe {
-            let status = napi::sys::napi_create_buffer(env, len, &mut ptr, &mut value);
-            if status != napi::sys::Status::napi_ok || ptr.is_null() {
-                return Err(Error::new(Status::GenericFailure, "could not allocate an output batch".to_string()));
-            }
-            let out = std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len);
-            out[..4].copy_from_slice(&(batch.len() as u32).to_le_bytes());
-            for (dst, w) in out[4..4 + index.len() * 4].chunks_exact_mut(4).zip(index) {
-                dst.copy_from_slice(&w.to_le_bytes());
-            }
-            out[4 + index.len() * 4..].copy_from_slice(data);
-        }
-        drop(batch);
-        Ok(value)
-    }
+fn batch_bytes(batch: &Batch) -> usize {
+    4 + batch.index().len() * 4 + batch.data().len()
 }
 
-struct JsSink(OutputCallback);
-
-impl Sink for JsSink {
-    fn deliver(&self, batch: Batch) {
-        // Never waits: the queue cannot fill (see MAX_QUEUED_BATCHES). While Node shuts down the call
-        // fails and drops the batch, which hands its buffers back to the worker.
-        let _ = self.0.call(OutputBatch(batch), ThreadsafeFunctionCallMode::NonBlocking);
+fn write_batch(batch: &Batch, out: &mut [u8]) {
+    let (index, data) = (batch.index(), batch.data());
+    out[..4].copy_from_slice(&(batch.len() as u32).to_le_bytes());
+    for (dst, w) in out[4..4 + index.len() * 4].chunks_exact_mut(4).zip(index) {
+        dst.copy_from_slice(&w.to_le_bytes());
     }
+    out[4 + index.len() * 4..4 + index.len() * 4 + data.len()].copy_from_slice(data);
 }
 
 /// Facts about one worker thread.
@@ -247,18 +244,15 @@ pub fn inspect_plan(plan_json: String) -> Result<PlanInfo> {
 #[napi]
 pub struct Engine {
     pool: Arc<Pool>,
+    sink: Arc<JsSink>,
 }
 
 #[napi]
 impl Engine {
-    /// Starts the workers. `onBatch` receives each worker's finished outputs on the JS thread as
-    /// one Buffer: a u32 record count, the index (8 u32 per record: session, kind, frame low, frame
-    /// high, tag, payload offset, audio bytes, text bytes) and the payloads (see `OutputBatch`).
+    /// Starts the workers. `onReady` is called on the JS thread when workers have finished outputs
+    /// waiting; the host takes them with `takeBatch`.
     #[napi(constructor)]
-    pub fn new(
-        options: EngineOptions,
-        #[napi(ts_arg_type = "(batch: Buffer) => void")] on_batch: OutputCallback,
-    ) -> Result<Engine> {
+    pub fn new(options: EngineOptions, #[napi(ts_arg_type = "() => void")] on_ready: ReadyCallback) -> Result<Engine> {
         if options.workers == 0 || options.workers as usize > MAX_QUEUED_BATCHES {
             return Err(fail("RM_ERR_CONFIG", "workers must be 1..=256"));
         }
@@ -266,13 +260,34 @@ impl Engine {
         if spin_us > 10_000 {
             return Err(fail("RM_ERR_CONFIG", "spinUs must be 0..=10000"));
         }
-        let sink = Arc::new(JsSink(on_batch));
+        let sink = Arc::new(JsSink { ready: Default::default(), wake: on_ready });
         let options = PoolOptions {
             workers: options.workers as usize,
             pin_cores: options.pin_cores,
             spin: std::time::Duration::from_micros(u64::from(spin_us)),
         };
-        Ok(Engine { pool: Arc::new(Pool::with_options(options, sink)) })
+        Ok(Engine { pool: Arc::new(Pool::with_options(options, sink.clone())), sink })
+    }
+
+    /// Copies the oldest waiting batch into `out` (layout: see `batch_bytes`: a u32 record count, the
+    /// index of 8 u32 per record — session, kind, frame low, frame high, tag, payload offset, audio
+    /// bytes, text bytes — then the payloads) and returns the bytes written; 0 when none waits; minus
+    /// the bytes needed when `out` is too small (the batch then stays first in line).
+    #[napi]
+    pub fn take_batch(&self, mut out: Uint8Array) -> i64 {
+        let mut ready = self.sink.ready();
+        let Some(batch) = ready.front() else { return 0 };
+        let bytes = batch_bytes(batch);
+        // SAFETY: JavaScript owns this memory and runs on this thread only, which is inside this call:
+        // nothing else reads or writes it while the slice lives.
+        let out = unsafe { out.as_mut() };
+        if bytes > out.len() {
+            return -(bytes as i64);
+        }
+        write_batch(batch, out);
+        // Dropped here: the worker gets its buffers back.
+        ready.pop_front();
+        bytes as i64
     }
 
     /// Facts about every worker.

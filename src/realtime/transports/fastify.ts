@@ -24,7 +24,8 @@ function adapt(ws: WebSocket): Socket {
       if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      if (open()) ws.send(data, BINARY);
+      // ws keeps what it cannot write at once: a copy, since `data` is only lent (session.ts `Socket`).
+      if (open()) ws.send(Buffer.from(data), BINARY);
     },
     close: (code, reason) => {
       if (open()) ws.close(code, reason);
