@@ -161,14 +161,20 @@ export class EngineSession {
     this.info = native.info;
   }
 
-  /** Queues one message; returns the numbers of queued messages dropped for waiting too long, or null. */
+  /**
+   * Queues one message; returns the numbers of queued messages dropped for waiting too long, or null.
+   * The worker is woken once at the end of this turn of the event loop, for every message queued in it.
+   */
   push(message: Uint8Array): number[] | null {
     // The per-frame path: no closure per message (`call` does the same for the rest).
+    let dropped: number[] | null;
     try {
-      return this.native.push(message);
+      dropped = this.native.push(message);
     } catch (err) {
       throw fromNative(err);
     }
+    this.engine.wakeSoon();
+    return dropped;
   }
 
   setParams(node: string, params: Record<string, unknown>, tag: number): void {
@@ -279,6 +285,23 @@ export class Engine {
       }
       this.dispatch(this.handBack, this.handBackWords);
     }
+  }
+
+  private wakeScheduled = false;
+  private readonly wakeNow = () => {
+    this.wakeScheduled = false;
+    this.native.wake();
+  };
+
+  /**
+   * @internal Wakes the workers given messages, once, after every socket read of this turn of the
+   * event loop (setImmediate runs after the poll phase): one futex call and context switch per
+   * worker per turn instead of one per message.
+   */
+  wakeSoon(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(this.wakeNow);
   }
 
   /** Exceptions caught from output handlers (each closed its session); see `dispatch`. */

@@ -31,6 +31,11 @@ export declare class Engine {
    * `null` never drops (batch jobs).
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
+  /**
+   * Wakes the workers that `NativeSession.push` gave work since the last call (the host calls this
+   * once per turn of its event loop, not once per message).
+   */
+  wake(): void
   /** Stops the workers (after the work queued to them). Sessions get no further answers. */
   shutdown(): void
 }
@@ -44,8 +49,9 @@ export declare class NativeSession {
   /** Output format and latencies. */
   get info(): PlanInfo
   /**
-   * Queues one binary message (copied once). Returns the numbers of queued messages dropped
-   * because they had already waited longer than the queue limit, or null when none were.
+   * Queues one binary message (copied once); its worker starts on it at the next `Engine.wake`
+   * (or sooner, when awake). Returns the numbers of queued messages dropped because they had
+   * already waited longer than the queue limit, or null when none were.
    */
   push(message: Uint8Array): Array<number> | null
   /** Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`. */

@@ -327,6 +327,13 @@ impl Engine {
         Ok(NativeSession { slot, pool: self.pool.clone(), info })
     }
 
+    /// Wakes the workers that `NativeSession.push` gave work since the last call (the host calls this
+    /// once per turn of its event loop, not once per message).
+    #[napi]
+    pub fn wake(&self) {
+        self.pool.wake();
+    }
+
     /// Stops the workers (after the work queued to them). Sessions get no further answers.
     #[napi]
     pub fn shutdown(&self) {
@@ -488,11 +495,12 @@ impl NativeSession {
         }
     }
 
-    /// Queues one binary message (copied once). Returns the numbers of queued messages dropped
-    /// because they had already waited longer than the queue limit, or null when none were.
+    /// Queues one binary message (copied once); its worker starts on it at the next `Engine.wake`
+    /// (or sooner, when awake). Returns the numbers of queued messages dropped because they had
+    /// already waited longer than the queue limit, or null when none were.
     #[napi]
     pub fn push(&self, message: &[u8]) -> Result<Option<Vec<i64>>> {
-        let pushed = self.pool.push(&self.slot, message).map_err(|_| closed())?;
+        let pushed = self.pool.push_deferred(&self.slot, message).map_err(|_| closed())?;
         Ok(if pushed.dropped.is_empty() { None } else { Some(pushed.dropped.into_iter().map(|f| f as i64).collect()) })
     }
 

@@ -371,6 +371,8 @@ struct Shared {
     /// The buffers of the batch the host has finished with.
     returned: Mutex<Option<Buffers>>,
     returned_flag: AtomicBool,
+    /// Work was queued without waking the worker (`Pool::push_deferred`).
+    wake_pending: AtomicBool,
     shutdown: AtomicBool,
     thread: OnceLock<Thread>,
 }
@@ -444,6 +446,7 @@ impl Pool {
                     queued: AtomicBool::new(false),
                     returned: Mutex::new(None),
                     returned_flag: AtomicBool::new(false),
+                    wake_pending: AtomicBool::new(false),
                     shutdown: AtomicBool::new(false),
                     thread: OnceLock::new(),
                 });
@@ -530,6 +533,27 @@ impl Pool {
     /// is always queued. A message with a partial sample frame is queued too and answered with an
     /// error in order.
     pub fn push(&self, slot: &Arc<Slot>, bytes: &[u8]) -> Result<Pushed, PushError> {
+        self.push_message(slot, bytes, true)
+    }
+
+    /// [`Pool::push`] without waking the worker: it starts on the message when it next looks for
+    /// work, or at the next [`Pool::wake`]. A host that receives many messages per turn of its event
+    /// loop wakes each worker once per turn instead of once per message (a futex call and a context
+    /// switch each).
+    pub fn push_deferred(&self, slot: &Arc<Slot>, bytes: &[u8]) -> Result<Pushed, PushError> {
+        self.push_message(slot, bytes, false)
+    }
+
+    /// Wakes every worker that was given work by [`Pool::push_deferred`] since the last wake.
+    pub fn wake(&self) {
+        for w in &self.workers {
+            if w.shared.wake_pending.swap(false, Ordering::AcqRel) {
+                w.shared.unpark();
+            }
+        }
+    }
+
+    fn push_message(&self, slot: &Arc<Slot>, bytes: &[u8], wake: bool) -> Result<Pushed, PushError> {
         let samples = bytes.len().checked_div(slot.frame_bytes).unwrap_or(0) as u64;
         let received = Instant::now();
         let mut st = slot.lock();
@@ -562,7 +586,15 @@ impl Pool {
         st.items.push_back(Item::Frame { frame, bytes: buf, received });
         st.stats.frames_in += 1;
         st.stats.samples_in += samples;
-        self.schedule(slot, &mut st);
+        if wake {
+            self.schedule(slot, &mut st);
+        } else if !st.scheduled {
+            st.scheduled = true;
+            let shared = &self.workers[slot.worker].shared;
+            lock(&shared.run).push_back(slot.clone());
+            shared.queued.store(true, Ordering::Release);
+            shared.wake_pending.store(true, Ordering::Release);
+        }
         Ok(Pushed { frame, dropped })
     }
 

@@ -268,6 +268,28 @@ fn a_burst_the_worker_absorbs_in_time_is_answered_in_full() {
     assert_eq!(s.stats().frames_dropped, 0);
 }
 
+/// The host's turn-batched hand-off: messages queued with `push_deferred` are all answered, in order,
+/// once `wake` is called (one wake-up of the worker for all of them).
+#[test]
+fn deferred_pushes_are_answered_in_order_after_one_wake() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    let sessions: Vec<_> = (0..3).map(|_| pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2)).collect();
+    for k in 0..20i16 {
+        for s in &sessions {
+            assert!(pool.push_deferred(s, &s16(&[k; 16])).unwrap().dropped.is_empty());
+        }
+    }
+    pool.wake();
+    let outs = sink.wait_for(|v| v.len() == 60);
+    for s in &sessions {
+        let frames: Vec<u64> = outs.iter().filter(|o| o.session == s.id()).map(|o| o.frame.unwrap()).collect();
+        assert_eq!(frames, (0..20).collect::<Vec<_>>());
+    }
+    assert!(outs.iter().all(|o| o.kind == OutputKind::Audio));
+}
+
 #[test]
 fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     let sink = Arc::new(Collect::default());
