@@ -303,25 +303,7 @@ impl Polyphase {
                         }
                         continue;
                     }
-                    let win = |j: usize| &hist[start + j * m..start + j * m + taps];
-                    let mut j = 0;
-                    while j + 8 <= n {
-                        let ys = K::dot8_row(row, std::array::from_fn(|i| win(j + i)));
-                        for (i, y) in ys.into_iter().enumerate() {
-                            plane[at + r + (j + i) * l] = y;
-                        }
-                        j += 8;
-                    }
-                    while j + 4 <= n {
-                        let ys = K::dot4_row(row, [win(j), win(j + 1), win(j + 2), win(j + 3)]);
-                        for (i, y) in ys.into_iter().enumerate() {
-                            plane[at + r + (j + i) * l] = y;
-                        }
-                        j += 4;
-                    }
-                    for j in j..n {
-                        plane[at + r + j * l] = K::dot(row, win(j));
-                    }
+                    K::class(Class { row, hist, start, step: m, n }, plane, at + r, l);
                 }
             }
         } else {
@@ -400,6 +382,17 @@ impl Polyphase {
     }
 }
 
+/// One class of outputs sharing a coefficient row: `n` windows of `hist`, the first at `start`,
+/// each `step` frames after the previous one.
+#[derive(Clone, Copy)]
+struct Class<'a> {
+    row: &'a [f32],
+    hist: &'a [f32],
+    start: usize,
+    step: usize,
+    n: usize,
+}
+
 /// One family of dot-product kernels. Within a family every output is summed in the same order
 /// whichever of its kernels computes it, so where a block ends never shows in the output.
 trait Dot {
@@ -411,6 +404,32 @@ trait Dot {
     fn dot4_row(row: &[f32], wins: [&[f32]; 4]) -> [f32; 4];
     /// Eight dot products of one `row` with eight windows (one row load feeds eight FMAs).
     fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8];
+
+    /// One [`Class`] of outputs: `out[first + j·stride] = row · hist[start + j·step..][..taps]` for
+    /// `j` in `0..n`, eight at a time, then four, then one, each summed as [`Dot::dot`] sums it.
+    fn class(class: Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        let win = |j: usize| &hist[start + j * step..start + j * step + taps];
+        let mut j = 0;
+        while j + 8 <= n {
+            let ys = Self::dot8_row(row, std::array::from_fn(|i| win(j + i)));
+            for (i, y) in ys.into_iter().enumerate() {
+                out[first + (j + i) * stride] = y;
+            }
+            j += 8;
+        }
+        while j + 4 <= n {
+            let ys = Self::dot4_row(row, [win(j), win(j + 1), win(j + 2), win(j + 3)]);
+            for (i, y) in ys.into_iter().enumerate() {
+                out[first + (j + i) * stride] = y;
+            }
+            j += 4;
+        }
+        for j in j..n {
+            out[first + j * stride] = Self::dot(row, win(j));
+        }
+    }
 }
 
 /// The 256-bit family (AVX2/FMA when compiled for it, else portable).
@@ -529,6 +548,68 @@ mod simd512 {
         out
     }
 
+    /// The accumulators of `N` dot products of the `taps` floats at `row` with windows at `win`,
+    /// `win + step`, …: lane for lane the FMAs of [`dot_row`], so reducing them as it does gives
+    /// the same bits.
+    ///
+    /// # Safety
+    /// `taps` is a multiple of 16; `row` and every window `win + j·step` (`j < N`) are readable
+    /// for `taps` floats.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn accumulate<const N: usize>(row: *const f32, taps: usize, win: *const f32, step: usize) -> [__m512; N] {
+        let mut acc = [_mm512_setzero_ps(); N];
+        let mut i = 0;
+        while i < taps {
+            // SAFETY: i + 16 <= taps, within every slice (the caller's promise).
+            unsafe {
+                let r = _mm512_loadu_ps(row.add(i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(r, _mm512_loadu_ps(win.add(j * step + i)), *a);
+                }
+            }
+            i += LANES;
+        }
+        acc
+    }
+
+    /// [`super::Dot::class`] in one call: no window slices built, no bounds checks inside.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn class_avx512(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let super::Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        if n == 0 {
+            return;
+        }
+        // Every window and every output slot the loops below touch lies inside its slice.
+        assert!(taps.is_multiple_of(LANES) && start + (n - 1) * step + taps <= hist.len());
+        assert!(first + (n - 1) * stride < out.len());
+        let (r, o) = (row.as_ptr(), out.as_mut_ptr());
+        // SAFETY: by the asserts, windows `j < n` and outputs `j < n` are in bounds.
+        unsafe {
+            let h = hist.as_ptr().add(start);
+            let mut j = 0;
+            while j + 8 <= n {
+                let ys = hsum8(&accumulate::<8>(r, taps, h.add(j * step), step));
+                for (i, y) in ys.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = y;
+                }
+                j += 8;
+            }
+            while j + 4 <= n {
+                let acc = accumulate::<4>(r, taps, h.add(j * step), step);
+                for (i, a) in acc.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = hsum(a);
+                }
+                j += 4;
+            }
+            while j < n {
+                *o.add(first + j * stride) = hsum(accumulate::<1>(r, taps, h.add(j * step), step)[0]);
+                j += 1;
+            }
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
     fn dot4_avx512(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
@@ -567,6 +648,10 @@ mod simd512 {
         #[inline]
         fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8] {
             unsafe { dot_row::<8>(row, wins) }
+        }
+        #[inline]
+        fn class(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+            unsafe { class_avx512(class, out, first, stride) }
         }
     }
 }
@@ -791,6 +876,30 @@ mod tests {
             assert_eq!(K::dot4([&a[..], &b, &a, &b], [&b[..], &a, &a, &b])[0].to_bits(), one.to_bits());
             assert_eq!(K::dot4_row(&a, [&a[..], &b, &a, &a])[1].to_bits(), one.to_bits());
             assert_eq!(K::dot8_row(&a, [&a[..], &a, &a, &a, &a, &a, &b, &a])[6].to_bits(), one.to_bits());
+        }
+    }
+
+    /// A class computed in one call equals its outputs computed one by one, bit for bit, in
+    /// both families (where a block ends decides which path an output takes).
+    fn class_matches_single_dots<K: Dot>() {
+        let taps = 48;
+        let hist: Vec<f32> = (0..400).map(|i| (i as f32 * 0.37).sin()).collect();
+        let row: Vec<f32> = (0..taps).map(|i| (i as f32 * 0.11).cos() / 7.0).collect();
+        for (step, n, stride) in [(1, 17, 1), (2, 13, 3), (3, 8, 2), (3, 5, 1), (2, 1, 2)] {
+            let mut out = vec![f32::NAN; n * stride + 2];
+            K::class(Class { row: &row, hist: &hist, start: 5, step, n }, &mut out, 1, stride);
+            for j in 0..n {
+                let want = K::dot(&row, &hist[5 + j * step..5 + j * step + taps]);
+                assert_eq!(out[1 + j * stride].to_bits(), want.to_bits(), "step {step} n {n} j {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn class_kernels_match_single_dots() {
+        class_matches_single_dots::<Narrow>();
+        if simd512::available() {
+            class_matches_single_dots::<simd512::Kernels>();
         }
     }
 
