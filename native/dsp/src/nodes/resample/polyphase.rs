@@ -452,6 +452,11 @@ impl Dot for Narrow {
     fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8] {
         dot8_row(row, wins)
     }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    #[inline]
+    fn class(class: Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        simd::class(class, out, first, stride);
+    }
 }
 
 /// AVX-512F/DQ kernels, chosen at run time (a filter checks once, at construction). Sixteen lanes
@@ -795,6 +800,65 @@ mod simd {
             i += LANES;
         }
         [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3]), hsum(acc[4]), hsum(acc[5]), hsum(acc[6]), hsum(acc[7])]
+    }
+
+    /// As `dot8_row_avx` and its smaller siblings, for windows `step` floats apart from `win`.
+    ///
+    /// # Safety
+    /// `taps` is a multiple of 8; `row` and every window `win + j·step` (`j < N`) are readable for
+    /// `taps` floats.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn accumulate<const N: usize>(row: *const f32, taps: usize, win: *const f32, step: usize) -> [__m256; N] {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut i = 0;
+        while i < taps {
+            // SAFETY: i + 8 <= taps, within every slice (the caller's promise).
+            unsafe {
+                let r = _mm256_loadu_ps(row.add(i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(r, _mm256_loadu_ps(win.add(j * step + i)), *a);
+                }
+            }
+            i += LANES;
+        }
+        acc
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn class_avx(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let super::Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        if n == 0 {
+            return;
+        }
+        // Every window and every output slot the loops below touch lies inside its slice.
+        assert!(taps.is_multiple_of(LANES) && start + (n - 1) * step + taps <= hist.len());
+        assert!(first + (n - 1) * stride < out.len());
+        let (r, o) = (row.as_ptr(), out.as_mut_ptr());
+        // SAFETY: by the asserts, windows `j < n` and outputs `j < n` are in bounds.
+        unsafe {
+            let h = hist.as_ptr().add(start);
+            let mut j = 0;
+            while j + 8 <= n {
+                let acc = accumulate::<8>(r, taps, h.add(j * step), step);
+                for (i, a) in acc.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = hsum(a);
+                }
+                j += 8;
+            }
+            while j < n {
+                *o.add(first + j * stride) = hsum(accumulate::<1>(r, taps, h.add(j * step), step)[0]);
+                j += 1;
+            }
+        }
+    }
+
+    /// One class of outputs in one call (see `Dot::class`).
+    #[inline]
+    pub fn class(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        // SAFETY: as in `dot`.
+        unsafe { class_avx(class, out, first, stride) }
     }
 
     /// `Σ a[i]·b[i]` for equal lengths that are a multiple of 8.
