@@ -100,6 +100,8 @@ pub struct Polyphase {
     /// phase of a half-band interpolator), so its outputs are one multiply, the same value the
     /// dot product gives (every other term is an exact zero).
     single: Vec<Option<(usize, f32)>>,
+    /// Set when the filter is a half-band decimator (see [`HalfBand`]).
+    half: Option<HalfBand>,
     /// The prototype's group delay in output frames (exact).
     delay: usize,
     channels: usize,
@@ -190,12 +192,14 @@ impl Polyphase {
             })
             .collect();
         let cap = taps + m / l + 1 + CHUNK;
+        let half = HalfBand::detect(l, m, &coefs, cap);
         let mut node = Polyphase {
             l,
             m,
             taps,
             coefs,
             single,
+            half,
             delay,
             channels,
             cap,
@@ -287,7 +291,13 @@ impl Polyphase {
             }
         };
         let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
-        if l == 1 || count >= 4 * l {
+        if let Some(half) = self.half.as_mut() {
+            // L = 1: one class, phase 0, windows 2 frames apart from `pos`.
+            for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
+                let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
+                half.run::<K>(hist, self.pos, &mut plane[at..at + count]);
+            }
+        } else if l == 1 || count >= 4 * l {
             // Class-major: outputs j, j + L, j + 2L, … share one row (phase) and their windows lie
             // exactly M frames apart, so four of them at a time load the row once (five loads per
             // four FMAs instead of eight).
@@ -379,6 +389,70 @@ impl Polyphase {
             written += self.drain(out, at + written, owed - written);
         }
         self.reset();
+    }
+}
+
+/// A 2:1 decimator whose row is a half-band filter: apart from the centre tap, every other
+/// coefficient is an exact zero, so an output is the dot product of the non-zero half with every
+/// other input frame plus one multiply. The frames are split by parity into `frames` first
+/// (contiguous for the SIMD kernels): half the multiplies of the full row, and the same sum of non-zero terms.
+struct HalfBand {
+    /// The row's coefficients at the dense parity (`taps / 2` of them, a multiple of 16).
+    dense: Vec<f32>,
+    /// Parity of the dense taps within the row.
+    parity: usize,
+    /// The centre tap: its index in the row and its coefficient.
+    centre: (usize, f32),
+    /// The frames of the windows being computed, even and odd ones in two halves (no allocation
+    /// per call).
+    frames: Vec<f32>,
+}
+
+impl HalfBand {
+    /// The half-band form of a filter, when it has one: `L/M = 1/2` and a row with one non-zero
+    /// tap at one parity, at least one at the other, whose half is a whole number of 512-bit vectors.
+    fn detect(l: usize, m: usize, coefs: &[f32], cap: usize) -> Option<HalfBand> {
+        let taps = coefs.len();
+        if l != 1 || m != 2 || !taps.is_multiple_of(2 * ROW_MULTIPLE) {
+            return None;
+        }
+        let nonzero = |parity: usize| coefs.iter().enumerate().skip(parity).step_by(2).filter(|(_, c)| **c != 0.0);
+        let (centre, parity) = (0..2).find_map(|parity| {
+            let mut at = nonzero(1 - parity);
+            match (at.next(), at.next(), nonzero(parity).next()) {
+                (Some((k, &c)), None, Some(_)) => Some(((k, c), parity)),
+                _ => None,
+            }
+        })?;
+        let dense = coefs.iter().skip(parity).step_by(2).copied().collect();
+        // A drain computes at most cap/2 + 1 outputs (M = 2), their windows span
+        // 2·(outputs - 1) + taps frames: two planes of that half.
+        let frames = vec![0.0; 2 * (cap / 2 + 1 + taps / 2)];
+        Some(HalfBand { dense, parity, centre, frames })
+    }
+
+    /// Writes `out.len()` outputs whose windows start at `start`, `start + 2`, … of `hist`.
+    fn run<K: Dot>(&mut self, hist: &[f32], start: usize, out: &mut [f32]) {
+        let n = out.len();
+        if n == 0 {
+            return;
+        }
+        // The windows' frames split by parity (a loop LLVM turns into shuffles): frame
+        // `start + 2t + q` is `planes[q][t]`.
+        let len = n - 1 + self.dense.len();
+        let plane = self.frames.len() / 2;
+        let (even, odd) = self.frames.split_at_mut(plane);
+        let (even, odd) = (&mut even[..len], &mut odd[..len]);
+        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(hist[start..start + 2 * len].chunks_exact(2)) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        let (dense, other) = if self.parity == 0 { (&*even, &*odd) } else { (&*odd, &*even) };
+        K::class(Class { row: &self.dense, hist: dense, start: 0, step: 1, n }, out, 0, 1);
+        let (k, c) = self.centre;
+        for (y, x) in out.iter_mut().zip(&other[k / 2..k / 2 + n]) {
+            *y += c * x;
+        }
     }
 }
 
@@ -965,6 +1039,31 @@ mod tests {
         if simd512::available() {
             class_matches_single_dots::<simd512::Kernels>();
         }
+    }
+
+    #[test]
+    fn a_half_band_decimator_skips_its_zero_taps_and_computes_the_same() {
+        // The 2:1 stage of `high` at 48k -> 16k: flat to 8 kHz, stopband from 16 kHz (symmetric
+        // about 12 kHz, a half-band filter).
+        let design = Design { pass: 2.0 / 3.0, stop: 4.0 / 3.0, attenuation_db: 130.0 };
+        let mut fast = Polyphase::new(48_000, 24_000, 1, design).unwrap();
+        let mut full = Polyphase::new(48_000, 24_000, 1, design).unwrap();
+        let half = fast.half.as_ref().expect("a half-band decimator");
+        assert_eq!(half.dense.len() * 2, fast.taps());
+        full.half = None;
+        let x: Vec<f32> = (0..9_000).map(|i| (i as f32 * 0.37).sin() * 0.5 + (i as f32 * 0.051).cos() * 0.3).collect();
+        let (mut a, mut b) = (vec![0.0; 4_600], vec![0.0; 4_600]);
+        let (mut na, mut nb) = (0, 0);
+        for piece in x.chunks(960) {
+            na += fast.process(&[piece], piece.len(), &mut [&mut a[..]], na);
+            nb += full.process(&[piece], piece.len(), &mut [&mut b[..]], nb);
+        }
+        assert_eq!(na, nb);
+        let worst = a[..na].iter().zip(&b[..nb]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-6, "half-band differs from the full row by {worst}");
+        // Not every 2:1 filter is half-band: a passband to 0.7 of Nyquist is not symmetric about fs/4.
+        let plain = Design { pass: 0.7, stop: 1.0, attenuation_db: 75.0 };
+        assert!(Polyphase::new(32_000, 16_000, 1, plain).unwrap().half.is_none());
     }
 
     #[test]
