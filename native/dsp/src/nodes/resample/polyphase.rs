@@ -308,8 +308,13 @@ impl Polyphase {
                     let (start, row) = (self.pos + advance / l, row(advance % l));
                     let n = (count - r).div_ceil(l);
                     if let Some((k, coef)) = self.single[advance % l] {
+                        // One check for the whole class, none per frame: with a check per frame
+                        // this loop took a seventh of 16k->48k `high` (n >= 1 since r < count).
+                        let (src, dst) = (start + k, at + r);
+                        assert!(src + (n - 1) * m < hist.len() && dst + (n - 1) * l < plane.len());
                         for j in 0..n {
-                            plane[at + r + j * l] = coef * hist[start + j * m + k];
+                            // SAFETY: j < n, so both indices are within the bounds asserted above.
+                            unsafe { *plane.get_unchecked_mut(dst + j * l) = coef * *hist.get_unchecked(src + j * m) };
                         }
                         continue;
                     }
