@@ -65,15 +65,52 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 /// Runs `f` per [`Plan`]. Each call is timed by one clock read after it (the previous read starts
 /// it), so the loop's wall time is the sum of the per-call times and the timer costs one read.
 pub fn run<R>(plan: Plan, mut f: impl FnMut() -> R) -> Summary {
+    warm_up(plan, &mut f);
+    let mut timed = Timed::default();
+    for _ in 0..plan.reps.max(1) {
+        timed.rep(plan, &mut f);
+    }
+    timed.summary()
+}
+
+/// Runs `a` and `b` per [`Plan`] with their repetitions interleaved (a b, b a, a b, …), so that
+/// whatever else the machine does while they run (other processes, frequency changes) falls on
+/// both alike: for a same-run ratio of two throughputs. Each summary is as [`run`] gives it.
+pub fn run_pair<A, B>(plan: Plan, mut a: impl FnMut() -> A, mut b: impl FnMut() -> B) -> (Summary, Summary) {
+    warm_up(plan, &mut a);
+    warm_up(plan, &mut b);
+    let (mut ta, mut tb) = (Timed::default(), Timed::default());
+    for k in 0..plan.reps.max(1) {
+        if k % 2 == 0 {
+            ta.rep(plan, &mut a);
+            tb.rep(plan, &mut b);
+        } else {
+            tb.rep(plan, &mut b);
+            ta.rep(plan, &mut a);
+        }
+    }
+    (ta.summary(), tb.summary())
+}
+
+fn warm_up<R>(plan: Plan, f: &mut impl FnMut() -> R) {
     let start = Instant::now();
     while start.elapsed() < plan.warmup {
         for _ in 0..16 {
             black_box(f());
         }
     }
-    let mut all: Vec<u64> = Vec::new();
-    let mut rates = Vec::with_capacity(plan.reps);
-    for _ in 0..plan.reps.max(1) {
+}
+
+/// Per-call times and per-repetition rates gathered so far.
+#[derive(Default)]
+struct Timed {
+    all: Vec<u64>,
+    rates: Vec<f64>,
+}
+
+impl Timed {
+    /// One repetition: at least `plan.min_calls` calls and `plan.rep_time`.
+    fn rep<R>(&mut self, plan: Plan, f: &mut impl FnMut() -> R) {
         let mut lat: Vec<u64> = Vec::with_capacity(plan.min_calls.max(1024));
         let t0 = Instant::now();
         let mut prev = t0;
@@ -87,19 +124,22 @@ pub fn run<R>(plan: Plan, mut f: impl FnMut() -> R) -> Summary {
             }
         }
         let secs = (prev - t0).as_secs_f64();
-        rates.push(lat.len() as f64 / secs);
-        all.extend_from_slice(&lat);
+        self.rates.push(lat.len() as f64 / secs);
+        self.all.extend_from_slice(&lat);
     }
-    all.sort_unstable();
-    let calls = all.len();
-    Summary {
-        calls_per_s: median(&mut rates.clone()),
-        rep_calls_per_s: rates,
-        p50_ns: percentile(&all, 50.0),
-        p99_ns: percentile(&all, 99.0),
-        p999_ns: percentile(&all, 99.9),
-        max_ns: all.last().copied().unwrap_or(0) as f64,
-        calls,
+
+    fn summary(mut self) -> Summary {
+        self.all.sort_unstable();
+        let all = &self.all;
+        Summary {
+            calls_per_s: median(&mut self.rates.clone()),
+            rep_calls_per_s: self.rates,
+            p50_ns: percentile(all, 50.0),
+            p99_ns: percentile(all, 99.0),
+            p999_ns: percentile(all, 99.9),
+            max_ns: all.last().copied().unwrap_or(0) as f64,
+            calls: all.len(),
+        }
     }
 }
 

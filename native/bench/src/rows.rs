@@ -365,8 +365,9 @@ pub fn normalize(plan: Plan) -> Row {
 // ---------------------------------------------------------------------------------------------
 // Resampling
 
-/// Times our `resample` node at one preset, mono f32, 20 ms chunks; returns (summary, MB/s).
-fn our_resample(plan: Plan, from: u32, to: u32, quality: &str, signal: &[f32]) -> (Summary, f64) {
+/// One call pushes the next 20 ms chunk of `signal` (mono f32) through our `resample` node at
+/// `quality` and returns the frames it wrote.
+fn our_resample<'a>(from: u32, to: u32, quality: &str, signal: &'a [f32]) -> Box<dyn FnMut() -> usize + 'a> {
     let chunk = from as usize / 50;
     let format = Format::new(from, 1).expect("valid format");
     let mut node = Resample::new(&json!({ "sample_rate": to, "quality": quality }), format).expect("valid params");
@@ -374,20 +375,19 @@ fn our_resample(plan: Plan, from: u32, to: u32, quality: &str, signal: &[f32]) -
     let mut output = AudioBuf::new(1, node.max_output_frames(chunk));
     let (mut events, mut count) = (String::new(), 0u32);
     let mut at = 0;
-    let summary = measure::run(plan, || {
+    Box::new(move || {
         input.set_shape(1, chunk);
         input.channel_mut(0).copy_from_slice(&signal[at..at + chunk]);
         at = if at + 2 * chunk > signal.len() { 0 } else { at + chunk };
         let mut ctx = Ctx { events: &mut events, event_count: &mut count, node_id: "rs", frame: 0, position: 0, to_input_frames: 1.0, origin: 0 };
         node.process(&input, &mut output, &mut ctx);
         output.frames()
-    });
-    let mbps = summary.calls_per_s * (chunk * 4) as f64 / 1e6;
-    (summary, mbps)
+    })
 }
 
+/// The same for libsoxr HQ, when it is built in and accepts the rates.
 #[cfg(feature = "soxr")]
-fn soxr_resample(plan: Plan, from: u32, to: u32, signal: &[f32]) -> Option<(Summary, f64)> {
+fn soxr_resample<'a>(from: u32, to: u32, signal: &'a [f32]) -> Option<Box<dyn FnMut() -> usize + 'a>> {
     let chunk = from as usize / 50;
     let mut soxr = match crate::soxr::Soxr::new(f64::from(from), f64::from(to), crate::soxr::SOXR_HQ) {
         Ok(s) => s,
@@ -399,18 +399,21 @@ fn soxr_resample(plan: Plan, from: u32, to: u32, signal: &[f32]) -> Option<(Summ
     let mut input = vec![0f32; chunk];
     let mut output = vec![0f32; 8 * chunk * to as usize / from as usize + 4096];
     let mut at = 0;
-    let summary = measure::run(plan, || {
+    Some(Box::new(move || {
         input.copy_from_slice(&signal[at..at + chunk]);
         at = if at + 2 * chunk > signal.len() { 0 } else { at + chunk };
         soxr.process(&input, &mut output).expect("soxr_process")
-    });
-    let mbps = summary.calls_per_s * (chunk * 4) as f64 / 1e6;
-    Some((summary, mbps))
+    }))
 }
 
 #[cfg(not(feature = "soxr"))]
-fn soxr_resample(_plan: Plan, _from: u32, _to: u32, _signal: &[f32]) -> Option<(Summary, f64)> {
+fn soxr_resample<'a>(_from: u32, _to: u32, _signal: &'a [f32]) -> Option<Box<dyn FnMut() -> usize + 'a>> {
     None
+}
+
+/// MB/s of f32 input (20 ms mono chunks at `from`) at the summary's median call rate.
+fn input_mbps(summary: &Summary, from: u32) -> f64 {
+    summary.calls_per_s * (from as usize / 50 * 4) as f64 / 1e6
 }
 
 /// The seed's "Audio Resampling (16k→48k)" row at each preset, 48k→16k too, and libsoxr HQ on
@@ -428,9 +431,25 @@ pub fn resample(plan: Plan) -> Vec<Row> {
             latency_us: 1000.0,
             text: "500 MB/s, p99 < 1 ms",
         };
-        let baseline = soxr_resample(plan, from, to, &signal);
+        // `high` and libsoxr HQ, the goal's pair, with their repetitions interleaved: the load
+        // of a shared machine falls on both alike.
+        let (mut paired, baseline) = match soxr_resample(from, to, &signal) {
+            Some(soxr) => {
+                let (ours, soxr) = measure::run_pair(plan, our_resample(from, to, "high", &signal), soxr);
+                let mbps = input_mbps(&soxr, from);
+                (Some(ours), Some((soxr, mbps)))
+            }
+            None => (None, None),
+        };
         for quality in ["fast", "balanced", "high"] {
-            let (summary, mbps) = our_resample(plan, from, to, quality, &signal);
+            let summary = match paired.take() {
+                Some(ours) if quality == "high" => ours,
+                other => {
+                    paired = other;
+                    measure::run(plan, our_resample(from, to, quality, &signal))
+                }
+            };
+            let mbps = input_mbps(&summary, from);
             let mut row = Row::new(
                 format!("resample.{id_pair}.{quality}"),
                 format!("resample {pair} {quality}"),
@@ -450,7 +469,7 @@ pub fn resample(plan: Plan) -> Vec<Row> {
                 let vs_p50 = soxr.p50_ns / row.summary.p50_ns;
                 row = row.extra("vs_soxr_hq", json!(vs)).extra("vs_soxr_hq_p50", json!(vs_p50));
                 if quality == "high" {
-                    row = row.goal(format!(">= 0.7× libsoxr HQ (is {vs:.2}×; p50 per call {vs_p50:.2}×)"), vs >= 0.7);
+                    row = row.extra("schedule", json!("repetitions interleaved with libsoxr HQ's (a b, b a, …)")).goal(format!(">= 0.7× libsoxr HQ (is {vs:.2}×; p50 per call {vs_p50:.2}×)"), vs >= 0.7);
                 }
             } else if quality == "high" {
                 row = row.extra("vs_soxr_hq", Value::Null);

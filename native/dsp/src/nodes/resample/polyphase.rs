@@ -100,6 +100,8 @@ pub struct Polyphase {
     /// phase of a half-band interpolator), so its outputs are one multiply, the same value the
     /// dot product gives (every other term is an exact zero).
     single: Vec<Option<(usize, f32)>>,
+    /// Set when the filter is a half-band decimator (see [`HalfBand`]).
+    half: Option<HalfBand>,
     /// The prototype's group delay in output frames (exact).
     delay: usize,
     channels: usize,
@@ -190,12 +192,14 @@ impl Polyphase {
             })
             .collect();
         let cap = taps + m / l + 1 + CHUNK;
+        let half = HalfBand::detect(l, m, &coefs, cap);
         let mut node = Polyphase {
             l,
             m,
             taps,
             coefs,
             single,
+            half,
             delay,
             channels,
             cap,
@@ -287,7 +291,13 @@ impl Polyphase {
             }
         };
         let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
-        if l == 1 || count >= 4 * l {
+        if let Some(half) = self.half.as_mut() {
+            // L = 1: one class, phase 0, windows 2 frames apart from `pos`.
+            for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
+                let hist = &self.hist[c * self.cap..c * self.cap + self.filled];
+                half.run::<K>(hist, self.pos, &mut plane[at..at + count]);
+            }
+        } else if l == 1 || count >= 4 * l {
             // Class-major: outputs j, j + L, j + 2L, … share one row (phase) and their windows lie
             // exactly M frames apart, so four of them at a time load the row once (five loads per
             // four FMAs instead of eight).
@@ -298,30 +308,17 @@ impl Polyphase {
                     let (start, row) = (self.pos + advance / l, row(advance % l));
                     let n = (count - r).div_ceil(l);
                     if let Some((k, coef)) = self.single[advance % l] {
+                        // One check for the whole class, none per frame: with a check per frame
+                        // this loop took a seventh of 16k->48k `high` (n >= 1 since r < count).
+                        let (src, dst) = (start + k, at + r);
+                        assert!(src + (n - 1) * m < hist.len() && dst + (n - 1) * l < plane.len());
                         for j in 0..n {
-                            plane[at + r + j * l] = coef * hist[start + j * m + k];
+                            // SAFETY: j < n, so both indices are within the bounds asserted above.
+                            unsafe { *plane.get_unchecked_mut(dst + j * l) = coef * *hist.get_unchecked(src + j * m) };
                         }
                         continue;
                     }
-                    let win = |j: usize| &hist[start + j * m..start + j * m + taps];
-                    let mut j = 0;
-                    while j + 8 <= n {
-                        let ys = K::dot8_row(row, std::array::from_fn(|i| win(j + i)));
-                        for (i, y) in ys.into_iter().enumerate() {
-                            plane[at + r + (j + i) * l] = y;
-                        }
-                        j += 8;
-                    }
-                    while j + 4 <= n {
-                        let ys = K::dot4_row(row, [win(j), win(j + 1), win(j + 2), win(j + 3)]);
-                        for (i, y) in ys.into_iter().enumerate() {
-                            plane[at + r + (j + i) * l] = y;
-                        }
-                        j += 4;
-                    }
-                    for j in j..n {
-                        plane[at + r + j * l] = K::dot(row, win(j));
-                    }
+                    K::class(Class { row, hist, start, step: m, n }, plane, at + r, l);
                 }
             }
         } else {
@@ -400,6 +397,81 @@ impl Polyphase {
     }
 }
 
+/// A 2:1 decimator whose row is a half-band filter: apart from the centre tap, every other
+/// coefficient is an exact zero, so an output is the dot product of the non-zero half with every
+/// other input frame plus one multiply. The frames are split by parity into `frames` first
+/// (contiguous for the SIMD kernels): half the multiplies of the full row, and the same sum of non-zero terms.
+struct HalfBand {
+    /// The row's coefficients at the dense parity (`taps / 2` of them, a multiple of 16).
+    dense: Vec<f32>,
+    /// Parity of the dense taps within the row.
+    parity: usize,
+    /// The centre tap: its index in the row and its coefficient.
+    centre: (usize, f32),
+    /// The frames of the windows being computed, even and odd ones in two halves (no allocation
+    /// per call).
+    frames: Vec<f32>,
+}
+
+impl HalfBand {
+    /// The half-band form of a filter, when it has one: `L/M = 1/2` and a row with one non-zero
+    /// tap at one parity, at least one at the other, whose half is a whole number of 512-bit vectors.
+    fn detect(l: usize, m: usize, coefs: &[f32], cap: usize) -> Option<HalfBand> {
+        let taps = coefs.len();
+        if l != 1 || m != 2 || !taps.is_multiple_of(2 * ROW_MULTIPLE) {
+            return None;
+        }
+        let nonzero = |parity: usize| coefs.iter().enumerate().skip(parity).step_by(2).filter(|(_, c)| **c != 0.0);
+        let (centre, parity) = (0..2).find_map(|parity| {
+            let mut at = nonzero(1 - parity);
+            match (at.next(), at.next(), nonzero(parity).next()) {
+                (Some((k, &c)), None, Some(_)) => Some(((k, c), parity)),
+                _ => None,
+            }
+        })?;
+        let dense = coefs.iter().skip(parity).step_by(2).copied().collect();
+        // A drain computes at most cap/2 + 1 outputs (M = 2), their windows span
+        // 2·(outputs - 1) + taps frames: two planes of that half.
+        let frames = vec![0.0; 2 * (cap / 2 + 1 + taps / 2)];
+        Some(HalfBand { dense, parity, centre, frames })
+    }
+
+    /// Writes `out.len()` outputs whose windows start at `start`, `start + 2`, … of `hist`.
+    fn run<K: Dot>(&mut self, hist: &[f32], start: usize, out: &mut [f32]) {
+        let n = out.len();
+        if n == 0 {
+            return;
+        }
+        // The windows' frames split by parity (a loop LLVM turns into shuffles): frame
+        // `start + 2t + q` is `planes[q][t]`.
+        let len = n - 1 + self.dense.len();
+        let plane = self.frames.len() / 2;
+        let (even, odd) = self.frames.split_at_mut(plane);
+        let (even, odd) = (&mut even[..len], &mut odd[..len]);
+        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(hist[start..start + 2 * len].chunks_exact(2)) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        let (dense, other) = if self.parity == 0 { (&*even, &*odd) } else { (&*odd, &*even) };
+        K::class(Class { row: &self.dense, hist: dense, start: 0, step: 1, n }, out, 0, 1);
+        let (k, c) = self.centre;
+        for (y, x) in out.iter_mut().zip(&other[k / 2..k / 2 + n]) {
+            *y += c * x;
+        }
+    }
+}
+
+/// One class of outputs sharing a coefficient row: `n` windows of `hist`, the first at `start`,
+/// each `step` frames after the previous one.
+#[derive(Clone, Copy)]
+struct Class<'a> {
+    row: &'a [f32],
+    hist: &'a [f32],
+    start: usize,
+    step: usize,
+    n: usize,
+}
+
 /// One family of dot-product kernels. Within a family every output is summed in the same order
 /// whichever of its kernels computes it, so where a block ends never shows in the output.
 trait Dot {
@@ -411,6 +483,32 @@ trait Dot {
     fn dot4_row(row: &[f32], wins: [&[f32]; 4]) -> [f32; 4];
     /// Eight dot products of one `row` with eight windows (one row load feeds eight FMAs).
     fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8];
+
+    /// One [`Class`] of outputs: `out[first + j·stride] = row · hist[start + j·step..][..taps]` for
+    /// `j` in `0..n`, eight at a time, then four, then one, each summed as [`Dot::dot`] sums it.
+    fn class(class: Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        let win = |j: usize| &hist[start + j * step..start + j * step + taps];
+        let mut j = 0;
+        while j + 8 <= n {
+            let ys = Self::dot8_row(row, std::array::from_fn(|i| win(j + i)));
+            for (i, y) in ys.into_iter().enumerate() {
+                out[first + (j + i) * stride] = y;
+            }
+            j += 8;
+        }
+        while j + 4 <= n {
+            let ys = Self::dot4_row(row, [win(j), win(j + 1), win(j + 2), win(j + 3)]);
+            for (i, y) in ys.into_iter().enumerate() {
+                out[first + (j + i) * stride] = y;
+            }
+            j += 4;
+        }
+        for j in j..n {
+            out[first + j * stride] = Self::dot(row, win(j));
+        }
+    }
 }
 
 /// The 256-bit family (AVX2/FMA when compiled for it, else portable).
@@ -432,6 +530,11 @@ impl Dot for Narrow {
     #[inline]
     fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8] {
         dot8_row(row, wins)
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    #[inline]
+    fn class(class: Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        simd::class(class, out, first, stride);
     }
 }
 
@@ -529,6 +632,68 @@ mod simd512 {
         out
     }
 
+    /// The accumulators of `N` dot products of the `taps` floats at `row` with windows at `win`,
+    /// `win + step`, …: lane for lane the FMAs of [`dot_row`], so reducing them as it does gives
+    /// the same bits.
+    ///
+    /// # Safety
+    /// `taps` is a multiple of 16; `row` and every window `win + j·step` (`j < N`) are readable
+    /// for `taps` floats.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn accumulate<const N: usize>(row: *const f32, taps: usize, win: *const f32, step: usize) -> [__m512; N] {
+        let mut acc = [_mm512_setzero_ps(); N];
+        let mut i = 0;
+        while i < taps {
+            // SAFETY: i + 16 <= taps, within every slice (the caller's promise).
+            unsafe {
+                let r = _mm512_loadu_ps(row.add(i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(r, _mm512_loadu_ps(win.add(j * step + i)), *a);
+                }
+            }
+            i += LANES;
+        }
+        acc
+    }
+
+    /// [`super::Dot::class`] in one call: no window slices built, no bounds checks inside.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn class_avx512(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let super::Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        if n == 0 {
+            return;
+        }
+        // Every window and every output slot the loops below touch lies inside its slice.
+        assert!(taps.is_multiple_of(LANES) && start + (n - 1) * step + taps <= hist.len());
+        assert!(first + (n - 1) * stride < out.len());
+        let (r, o) = (row.as_ptr(), out.as_mut_ptr());
+        // SAFETY: by the asserts, windows `j < n` and outputs `j < n` are in bounds.
+        unsafe {
+            let h = hist.as_ptr().add(start);
+            let mut j = 0;
+            while j + 8 <= n {
+                let ys = hsum8(&accumulate::<8>(r, taps, h.add(j * step), step));
+                for (i, y) in ys.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = y;
+                }
+                j += 8;
+            }
+            while j + 4 <= n {
+                let acc = accumulate::<4>(r, taps, h.add(j * step), step);
+                for (i, a) in acc.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = hsum(a);
+                }
+                j += 4;
+            }
+            while j < n {
+                *o.add(first + j * stride) = hsum(accumulate::<1>(r, taps, h.add(j * step), step)[0]);
+                j += 1;
+            }
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
     fn dot4_avx512(rows: [&[f32]; 4], wins: [&[f32]; 4]) -> [f32; 4] {
@@ -567,6 +732,10 @@ mod simd512 {
         #[inline]
         fn dot8_row(row: &[f32], wins: [&[f32]; 8]) -> [f32; 8] {
             unsafe { dot_row::<8>(row, wins) }
+        }
+        #[inline]
+        fn class(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+            unsafe { class_avx512(class, out, first, stride) }
         }
     }
 }
@@ -712,6 +881,65 @@ mod simd {
         [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3]), hsum(acc[4]), hsum(acc[5]), hsum(acc[6]), hsum(acc[7])]
     }
 
+    /// As `dot8_row_avx` and its smaller siblings, for windows `step` floats apart from `win`.
+    ///
+    /// # Safety
+    /// `taps` is a multiple of 8; `row` and every window `win + j·step` (`j < N`) are readable for
+    /// `taps` floats.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn accumulate<const N: usize>(row: *const f32, taps: usize, win: *const f32, step: usize) -> [__m256; N] {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut i = 0;
+        while i < taps {
+            // SAFETY: i + 8 <= taps, within every slice (the caller's promise).
+            unsafe {
+                let r = _mm256_loadu_ps(row.add(i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(r, _mm256_loadu_ps(win.add(j * step + i)), *a);
+                }
+            }
+            i += LANES;
+        }
+        acc
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn class_avx(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        let super::Class { row, hist, start, step, n } = class;
+        let taps = row.len();
+        if n == 0 {
+            return;
+        }
+        // Every window and every output slot the loops below touch lies inside its slice.
+        assert!(taps.is_multiple_of(LANES) && start + (n - 1) * step + taps <= hist.len());
+        assert!(first + (n - 1) * stride < out.len());
+        let (r, o) = (row.as_ptr(), out.as_mut_ptr());
+        // SAFETY: by the asserts, windows `j < n` and outputs `j < n` are in bounds.
+        unsafe {
+            let h = hist.as_ptr().add(start);
+            let mut j = 0;
+            while j + 8 <= n {
+                let acc = accumulate::<8>(r, taps, h.add(j * step), step);
+                for (i, a) in acc.into_iter().enumerate() {
+                    *o.add(first + (j + i) * stride) = hsum(a);
+                }
+                j += 8;
+            }
+            while j < n {
+                *o.add(first + j * stride) = hsum(accumulate::<1>(r, taps, h.add(j * step), step)[0]);
+                j += 1;
+            }
+        }
+    }
+
+    /// One class of outputs in one call (see `Dot::class`).
+    #[inline]
+    pub fn class(class: super::Class<'_>, out: &mut [f32], first: usize, stride: usize) {
+        // SAFETY: as in `dot`.
+        unsafe { class_avx(class, out, first, stride) }
+    }
+
     /// `Σ a[i]·b[i]` for equal lengths that are a multiple of 8.
     #[inline]
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -792,6 +1020,55 @@ mod tests {
             assert_eq!(K::dot4_row(&a, [&a[..], &b, &a, &a])[1].to_bits(), one.to_bits());
             assert_eq!(K::dot8_row(&a, [&a[..], &a, &a, &a, &a, &a, &b, &a])[6].to_bits(), one.to_bits());
         }
+    }
+
+    /// A class computed in one call equals its outputs computed one by one, bit for bit, in
+    /// both families (where a block ends decides which path an output takes).
+    fn class_matches_single_dots<K: Dot>() {
+        let taps = 48;
+        let hist: Vec<f32> = (0..400).map(|i| (i as f32 * 0.37).sin()).collect();
+        let row: Vec<f32> = (0..taps).map(|i| (i as f32 * 0.11).cos() / 7.0).collect();
+        for (step, n, stride) in [(1, 17, 1), (2, 13, 3), (3, 8, 2), (3, 5, 1), (2, 1, 2)] {
+            let mut out = vec![f32::NAN; n * stride + 2];
+            K::class(Class { row: &row, hist: &hist, start: 5, step, n }, &mut out, 1, stride);
+            for j in 0..n {
+                let want = K::dot(&row, &hist[5 + j * step..5 + j * step + taps]);
+                assert_eq!(out[1 + j * stride].to_bits(), want.to_bits(), "step {step} n {n} j {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn class_kernels_match_single_dots() {
+        class_matches_single_dots::<Narrow>();
+        if simd512::available() {
+            class_matches_single_dots::<simd512::Kernels>();
+        }
+    }
+
+    #[test]
+    fn a_half_band_decimator_skips_its_zero_taps_and_computes_the_same() {
+        // The 2:1 stage of `high` at 48k -> 16k: flat to 8 kHz, stopband from 16 kHz (symmetric
+        // about 12 kHz, a half-band filter).
+        let design = Design { pass: 2.0 / 3.0, stop: 4.0 / 3.0, attenuation_db: 130.0 };
+        let mut fast = Polyphase::new(48_000, 24_000, 1, design).unwrap();
+        let mut full = Polyphase::new(48_000, 24_000, 1, design).unwrap();
+        let half = fast.half.as_ref().expect("a half-band decimator");
+        assert_eq!(half.dense.len() * 2, fast.taps());
+        full.half = None;
+        let x: Vec<f32> = (0..9_000).map(|i| (i as f32 * 0.37).sin() * 0.5 + (i as f32 * 0.051).cos() * 0.3).collect();
+        let (mut a, mut b) = (vec![0.0; 4_600], vec![0.0; 4_600]);
+        let (mut na, mut nb) = (0, 0);
+        for piece in x.chunks(960) {
+            na += fast.process(&[piece], piece.len(), &mut [&mut a[..]], na);
+            nb += full.process(&[piece], piece.len(), &mut [&mut b[..]], nb);
+        }
+        assert_eq!(na, nb);
+        let worst = a[..na].iter().zip(&b[..nb]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-6, "half-band differs from the full row by {worst}");
+        // Not every 2:1 filter is half-band: a passband to 0.7 of Nyquist is not symmetric about fs/4.
+        let plain = Design { pass: 0.7, stop: 1.0, attenuation_db: 75.0 };
+        assert!(Polyphase::new(32_000, 16_000, 1, plain).unwrap().half.is_none());
     }
 
     #[test]
