@@ -255,7 +255,13 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
         // Paced on the 20 ms slots for the whole reply (what a loaded machine still keeps is asserted).
         const { offsets, runs } = scheduleOffsets(sim.mediaTimes);
 
-        console.log(`${provider} ${CALL_SECONDS} s call: ${pacingSummary(offsets, runs)}`);
+        // Inbound frame k (from 0) is the (k + 1)th message: the clear came this many frames after speech began.
+        const bargeFrames = (sim.clearsAtInbound[0] ?? Infinity) - (Number(speechStart.frame) + 1);
+        console.log(
+          `${provider} ${CALL_SECONDS} s call: ${pacingSummary(offsets, runs)}; ` +
+            `${played.length} marks answered at exactly k × 1000 ms, interrupted at played_ms ${interrupted.played_ms} ` +
+            `with ${heard} ms heard; clear ${bargeFrames} frame(s) after speech_start`,
+        );
         expect(median(offsets.map(Math.abs))).toBeLessThanOrEqual(2);
         expect(Math.min(...offsets)).toBeGreaterThanOrEqual(-2);
 
