@@ -180,6 +180,8 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
       // The reply is all sent before the caller speaks, and still playing when they do: nothing the bot sends
       // can cross the barge-in on the wire.
       const bot = await talkingSink(CALL_SECONDS - 2);
+      // Hung up when the test ends however it ends: a failed call left up would load the next provider's.
+      const calls: ProviderSim[] = [];
       try {
         const id = await storePipeline({
           name: 'whole-call',
@@ -187,6 +189,7 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
           sink: { url: bot.url, playback: { nodes: [], barge_in: true } },
         });
         const sim = await ProviderSim.connect(base.ws, id, provider);
+        calls.push(sim);
         sim.start({ id: `whole-${provider}` });
         await until(() => bot.connections.length === 1, 5000, 'sink connection');
         const conn = bot.connections[0];
@@ -195,6 +198,7 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
 
         // Next door: the same provider, a call that keeps sending bad messages.
         const door = await ProviderSim.connect(base.uws, plainId, provider);
+        calls.push(door);
         door.start({ id: `door-${provider}` });
         let doorCall: CallSession | undefined;
         for (let tries = 0; doorCall === undefined && tries < 100; tries++) {
@@ -325,6 +329,7 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
         door.stop();
         await Promise.all([sim.closed, door.closed]);
       } finally {
+        for (const c of calls) if (c.ws.readyState === WebSocket.OPEN) c.close();
         await bot.close();
       }
     },
