@@ -6,7 +6,7 @@
  * the chunk for every mark, a barge-in within one frame of `speech_start`, the bad messages answered as
  * docs/limits.md says, and the call next door never disturbed this one.
  *
- * The server runs in its own process (`node dist/cli.js serve`, as a user runs it; `npm run build:ts` first), the
+ * The server runs in its own process as `npm start` runs it (`npm run build:ts` first), the
  * provider simulators and the sink in this one, as a call platform and a bot would be: pacing is measured where
  * the provider receives it, with no party stalling another's event loop.
  */
