@@ -40,5 +40,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Pinning needs the container to be allowed all the cores it is given (e.g. --cpuset-cpus); it is
 # reported, not fatal, when it fails.
-ENTRYPOINT ["node", "dist/cli.js"]
+# --no-memory-reducer: V8's heap shrinking when allocation slows pauses the process for 10-20 ms at a
+# time, which telephony playback pacing (20 ms chunks, docs/telephony/README.md "Pacing") cannot absorb.
+ENTRYPOINT ["node", "--no-memory-reducer", "dist/cli.js"]
 CMD ["serve"]

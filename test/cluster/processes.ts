@@ -47,10 +47,10 @@ export interface Instance {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `node dist/cli.js serve` on a free port with `env`; resolves once /readyz answers 200. */
+/** Starts the server as `npm start` runs it, on a free port with `env`; resolves once /readyz answers 200. */
 export async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
+  const child = spawn(process.execPath, ['--no-memory-reducer', 'dist/cli.js', 'serve'], {
     cwd: root,
     env: {
       ...process.env,
