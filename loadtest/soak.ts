@@ -51,7 +51,7 @@ function rssOf(pid: number): number {
 async function startServer(): Promise<{ child: ChildProcess; http: string; ws: string; uws: string }> {
   const [port, rtPort] = [await freePort(), await freePort()];
   // Defaults for everything but the ports and the data directory.
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
+  const child = spawn(process.execPath, ['--no-memory-reducer', 'dist/cli.js', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),
