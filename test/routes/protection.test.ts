@@ -165,6 +165,29 @@ describe('load shedding (MAX_EVENT_LOOP_DELAY_MS)', () => {
       stopLag();
     }
   });
+
+  it('does not shed after one stall shorter than the limit, even one longer than a sample', async () => {
+    app = await testApp({ MAX_EVENT_LOOP_DELAY_MS: '1000' });
+    const running = app;
+    await running.ready();
+    const base = (await running.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
+    const { id } = (await running.inject({ method: 'POST', url: '/v1/pipelines', payload: doc })).json();
+    for (let round = 0; round < 3; round++) {
+      // Right after a sample of the delay monitor, before its histogram records anything, stall the loop
+      // for 300 ms with a timer due: the overdue sample then runs first and finds no measurement at all,
+      // which @fastify/under-pressure reports as an infinite delay.
+      const sampled = running.memoryUsage().eventLoopDelay;
+      while (running.memoryUsage().eventLoopDelay === sampled) await new Promise((r) => setImmediate(r));
+      setTimeout(() => {}, 1);
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // stalled
+      }
+      await new Promise((r) => setTimeout(r, 5));
+      expect((await running.inject({ url: '/v1/nodes' })).statusCode).toBe(200);
+      (await connect(`${base}/v1/pipelines/${id}/stream`)).close();
+    }
+  });
 });
 
 describe('request limits', () => {
