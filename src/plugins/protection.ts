@@ -19,6 +19,17 @@ const PRESSURE_SAMPLE_MS = 250;
 /** Seconds a shed client is asked to wait. */
 export const PRESSURE_RETRY_AFTER_S = 5;
 
+/**
+ * Whether the server sheds new work: the event-loop delay of the last sample is over MAX_EVENT_LOOP_DELAY_MS.
+ * @fastify/under-pressure reports a sample in which its histogram recorded nothing as an infinite delay, so a
+ * single stall just longer than one sample (250 ms) would shed for a whole sample whatever the limit. That
+ * sample measured nothing: the next one holds the stall.
+ */
+export function overloaded(app: FastifyInstance): boolean {
+  if (!app.hasDecorator('isUnderPressure') || !app.isUnderPressure()) return false;
+  return Number.isFinite(app.memoryUsage().eventLoopDelay);
+}
+
 export const protectionPlugin = fp(
   async (app: FastifyInstance) => {
     const { allowedOrigins, rateLimitPerMin, maxEventLoopDelayMs } = app.config;
@@ -39,6 +50,7 @@ export const protectionPlugin = fp(
           // Probes must answer; WebSocket upgrades are shed by their admission, the same on both listeners.
           if (probes.has(request.routeOptions.url ?? '') || request.routeOptions.config.admission === true)
             return;
+          if (!overloaded(app)) return;
           reply.header('retry-after', String(PRESSURE_RETRY_AFTER_S));
           throw new RemoteMediaError('RM_ERR_OVERLOADED', `server is overloaded (${type} ${value})`);
         },

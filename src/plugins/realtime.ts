@@ -11,7 +11,7 @@ import { UpgradeRate } from '../realtime/ratelimit.js';
 import { SessionRegistry } from '../realtime/registry.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 import { fastifyTransport } from '../realtime/transports/fastify.js';
-import { PRESSURE_RETRY_AFTER_S } from './protection.js';
+import { overloaded, PRESSURE_RETRY_AFTER_S } from './protection.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,7 +57,7 @@ export const realtimePlugin = fp(
         ...(app.config.maxEventLoopDelayMs > 0
           ? {
               overload: {
-                active: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure(),
+                active: () => overloaded(app),
                 retryAfterS: PRESSURE_RETRY_AFTER_S,
               },
             }

@@ -109,6 +109,8 @@ describe.skipIf(!hasChromium)('browser client in headless Chromium', () => {
     await page.getByLabel('API key').fill(KEY);
     await page.getByRole('button', { name: 'Use key' }).click();
     await page.getByRole('button', { name: 'browser-demo (v1)' }).click();
+    // The click fetches the pipeline; until it is in, the editor still holds the new-pipeline template.
+    await page.locator('#editing').filter({ hasText: 'Editing browser-demo, version 1' }).waitFor();
     await page.locator('#catalog dt', { hasText: /^vad$/ }).waitFor({ state: 'attached' });
     await page
       .locator('#catalog')
