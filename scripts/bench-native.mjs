@@ -179,17 +179,28 @@ function loadBinding() {
   }
 }
 
-/** An engine with one worker whose outputs are counted (audio dropped at once). */
+/**
+ * An engine with one worker whose outputs are counted (audio dropped at once). As in src/native.ts,
+ * the JS thread takes each ready batch into one reused buffer; a batch starts with its record count.
+ */
 function engineWithCounter(binding) {
-  const counter = { outputs: 0 };
-  // A batch is one Buffer that starts with its record count (src/native.ts reads the rest).
-  const engine = new binding.Engine({ workers: 1, pinCores: false }, (batch) => {
-    counter.outputs += batch.readUInt32LE(0);
+  const counter = { outputs: 0, engine: undefined };
+  let buffer = Buffer.allocUnsafeSlow(128 * 1024);
+  const engine = new binding.Engine({ workers: 1, pinCores: false }, () => {
+    for (;;) {
+      const bytes = engine.takeBatch(buffer);
+      if (bytes === 0) return;
+      if (bytes < 0) buffer = Buffer.allocUnsafeSlow(-bytes * 2);
+      else counter.outputs += buffer.readUInt32LE(0);
+    }
   });
+  counter.engine = engine;
   return { engine, counter };
 }
 
+/** Wakes the worker (pushes queue without waking it, as the server's do until the turn ends) and waits. */
 async function drain(counter, target) {
+  counter.engine.wake();
   while (counter.outputs < target) await tick();
 }
 
