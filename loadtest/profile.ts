@@ -26,12 +26,21 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '14' },
     window: { type: 'string', default: '8' },
     frequency: { type: 'string', default: '999' },
+    paced: { type: 'string' },
     out: { type: 'string', default: join(root, 'bench/profile') },
     help: { type: 'boolean', default: false },
   },
 });
 const durationS = Number(flags.duration);
 const windowS = Number(flags.window);
+const pacedSessions = flags.paced === undefined ? undefined : Number(flags.paced);
+if (pacedSessions !== undefined && !(Number.isInteger(pacedSessions) && pacedSessions > 0)) {
+  throw new Error('--paced takes a session count');
+}
+const load =
+  pacedSessions === undefined
+    ? 'closed loop, 50 sessions × 4 in flight'
+    : `${pacedSessions} paced sessions (20 ms frames, randomly phased)`;
 if (!(windowS > 0 && durationS >= windowS + 4)) throw new Error('--duration must be at least --window + 4');
 
 async function underLoad<T>(
@@ -45,8 +54,10 @@ async function underLoad<T>(
   });
   const { id } = (await r.json()) as { id: string };
   const args = [
-    ...['--url', `${product.base.uws}/v1/pipelines/${id}/stream`, '--mode', 'closed'],
-    ...['--sessions', '50', '--in-flight', '4', '--duration', String(durationS)],
+    ...['--url', `${product.base.uws}/v1/pipelines/${id}/stream`, '--duration', String(durationS)],
+    ...(pacedSessions === undefined
+      ? ['--mode', 'closed', '--sessions', '50', '--in-flight', '4']
+      : ['--mode', 'paced', '--sessions', String(pacedSessions)]),
   ];
   const [run, result] = await Promise.all([
     runLoadgen(args, product.pid, durationS + 60),
@@ -76,7 +87,8 @@ function perf(args: string[]): string {
 async function main(): Promise<void> {
   if (flags.help) {
     process.stdout.write(
-      'npm run loadtest:profile -- [--duration 14] [--window 8] [--frequency 999] [--out DIR]\n',
+      'npm run loadtest:profile -- [--duration 14] [--window 8] [--frequency 999] [--paced N] [--out DIR]\n' +
+        '  --paced N   profile N paced sessions instead of the closed loop (50 × 4 in flight)\n',
     );
     return;
   }
@@ -97,7 +109,7 @@ async function main(): Promise<void> {
     const samples = parsePerfScript(perf(['script', '-i', data, '-F', 'comm,tid,period,ip,sym,dso']));
     const b = breakdown(samples, product.pid, frames, windowS);
     const context =
-      `closed loop, 50 sessions × 4 in flight, \`gain\`, uWS port; ${run.report.answered_per_s} frames/s ` +
+      `${load}, \`gain\`, uWS port; ${run.report.answered_per_s} frames/s ` +
       `answered; server CPU ${run.server?.cpu_pct ?? '?'} % of one core ` +
       `(${JSON.stringify(run.server?.threads_pct ?? {})}); generator CPU ${run.report.generator.cpu_pct} %; ` +
       `perf window ${windowS} s, ${samples.length} samples at ${flags.frequency} Hz`;
