@@ -122,6 +122,49 @@ export function parseWav(bytes: Buffer): WavInfo {
 }
 
 /** A 44-byte WAV header. */
+/** Callbacks armed on the process's precise clock, by id. */
+const armed = new Map<number, () => void>();
+let clock: InstanceType<Binding['PreciseClock']> | undefined;
+let nextTimerId = 0;
+
+function fireDue(): void {
+  if (clock === undefined) return;
+  for (const id of clock.takeFired()) {
+    const fire = armed.get(id);
+    if (fire === undefined) continue; // cleared meanwhile
+    armed.delete(id);
+    try {
+      fire();
+    } catch (err) {
+      // As a throwing setTimeout callback would: an uncaught exception, not a silent loss. The clock's
+      // native callback must not see it (the addon treats an exception thrown into it as fatal).
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
+
+/**
+ * `setTimeout` with sub-millisecond precision (native/binding/src/clock.rs): libuv fires a timer up to
+ * about 1.25 ms late, which is most of a 20 ms playback chunk's ±2 ms budget. One clock thread per
+ * process wakes the JS thread when a deadline passes. Does not keep the process alive. Returns an id
+ * for `clearPreciseTimeout`.
+ */
+export function setPreciseTimeout(fire: () => void, delayMs: number): number {
+  clock ??= call(() => new binding.PreciseClock(fireDue));
+  nextTimerId = nextTimerId >= 0xffff_ffff ? 1 : nextTimerId + 1;
+  const id = nextTimerId;
+  call(() => clock?.arm(id, delayMs));
+  armed.set(id, fire);
+  return id;
+}
+
+/** Cancels a `setPreciseTimeout` (its deadline then passes unheard). */
+export function clearPreciseTimeout(id: number): void {
+  armed.delete(id);
+}
+
 export function wavHeader(
   sampleRate: number,
   channels: number,

@@ -75,6 +75,23 @@ export declare class NativeSession {
   stats(): SessionStats
 }
 
+/**
+ * A precise alarm clock: `arm(id, delayMs)`; the callback runs on the JS thread soon after a
+ * deadline passes, and `takeFired()` returns the ids that are due.
+ */
+export declare class PreciseClock {
+  /** Starts the clock thread. `onFired` runs on the JS thread when armed ids are due. */
+  constructor(onFired: () => void)
+  /** Arms `id` to fire `delay_ms` from now (fractions of a millisecond count; negative is now). */
+  arm(id: number, delayMs: number): void
+  /** The ids whose deadlines have passed since the last call, in deadline order. */
+  takeFired(): Array<number>
+  /** Ids armed and not yet fired. */
+  get armed(): number
+  /** Stops the thread; `arm` fails afterwards. */
+  stop(): void
+}
+
 /** Cumulative bucket counts of one histogram (Prometheus `le` semantics) and its sum. */
 export interface BucketCounts {
   /** Values at or below each bound, in bound order. */

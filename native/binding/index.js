@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
 module.exports.NativeSession = nativeBinding.NativeSession
+module.exports.PreciseClock = nativeBinding.PreciseClock
 module.exports.enableFaultNodes = nativeBinding.enableFaultNodes
 module.exports.inspectPlan = nativeBinding.inspectPlan
 module.exports.nodeTypes = nativeBinding.nodeTypes

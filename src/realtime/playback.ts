@@ -13,6 +13,7 @@
  * (Twilio echoes every mark still queued when it clears — those chunks were never heard).
  */
 import { performance } from 'node:perf_hooks';
+import { clearPreciseTimeout, setPreciseTimeout } from '../native.js';
 import { bytesPerSample, silenceByte } from './protocol.js';
 import type { AudioFormat, Outbound, ProviderWire } from './providers/wire.js';
 
@@ -23,10 +24,10 @@ export const MAX_CHUNKS_PER_TICK = 2;
 /** Missed deadlines after which a run restarts from now instead of catching up (docs/telephony/README.md). */
 export const MAX_LAG_CHUNKS = 3;
 /**
- * A chunk may go this much before its deadline: timers fire up to about a millisecond late (libuv keeps time in
- * whole milliseconds), so aiming half a millisecond early centres the arrivals on the deadlines.
+ * A chunk may go this much before its deadline: the precise clock (src/native.ts `setPreciseTimeout`) fires
+ * some 50 to 150 µs after it is due, and the send takes about 0.1 ms more.
  */
-const EARLY_MS = 0.5;
+const EARLY_MS = 0.1;
 
 export type PlaybackReport =
   | { type: 'played'; name: string; played_ms: number }
@@ -58,7 +59,7 @@ export class Playback {
   private epoch = 0;
   /** Sink marks, at the chunk position they follow. */
   private marks: Array<{ name: string; at: number }> = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: number | undefined;
   private t0 = 0;
   private ticks = 0;
   private paused = false;
@@ -176,7 +177,7 @@ export class Playback {
   }
 
   private stopTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) clearPreciseTimeout(this.timer);
     this.timer = undefined;
   }
 
@@ -222,6 +223,6 @@ export class Playback {
       this.ticks++;
     }
     const next = this.t0 + this.ticks * CHUNK_MS - EARLY_MS;
-    this.timer = setTimeout(this.tick, Math.max(0, next - performance.now()));
+    this.timer = setPreciseTimeout(this.tick, next - performance.now());
   };
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+mod clock;
+
 use napi::bindgen_prelude::{Buffer, Float32Array, Uint8Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Status};
