@@ -253,6 +253,13 @@ export const metricsPlugin = fp(
       labelNames: ['provider', 'event'],
       registers: [registry],
     });
+    const lateness = new Histogram({
+      name: 'remotemedia_telephony_playback_lateness_seconds',
+      help: 'How long after its 20 ms deadline each playback chunk left for the provider (early counts as 0), by provider',
+      labelNames: ['provider'],
+      buckets: [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
+      registers: [registry],
+    });
     new Gauge({
       name: 'remotemedia_telephony_calls_active',
       help: 'Telephony calls open now, by provider',
@@ -313,6 +320,7 @@ export const metricsPlugin = fp(
         handlerError: (transport) => handlerErrors.inc({ transport }),
         ended: (session) => folder.end(session.id, session.nativeBuckets(ENGINE_BUCKETS)),
         telephony: (provider, event) => telephony.inc({ provider, event }),
+        playbackLateness: (provider, ms) => lateness.observe({ provider }, Math.max(0, ms) / 1000),
       },
     });
   },

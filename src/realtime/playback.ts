@@ -19,6 +19,8 @@ import type { AudioFormat, Outbound, ProviderWire } from './providers/wire.js';
 
 /** Playback chunk length (docs/telephony/README.md: "paced in 20 ms chunks"). */
 export const CHUNK_MS = 20;
+/** A chunk sent later than this after its deadline counts as late (docs/telephony/README.md, "Pacing"). */
+export const LATE_MS = 2;
 /** Chunks one tick may send when it is behind its deadlines: its own and one missed one. */
 export const MAX_CHUNKS_PER_TICK = 2;
 /** Missed deadlines after which a run restarts from now instead of catching up (docs/telephony/README.md). */
@@ -44,6 +46,10 @@ export interface PlaybackInfo {
   interruptions: number;
   /** Runs restarted after a stall of more than MAX_LAG_CHUNKS chunks. */
   pacing_restarts: number;
+  /** Chunks that left more than LATE_MS after their deadline (the server's own pacing, before the network). */
+  late_chunks: number;
+  /** The latest any chunk left after its deadline, ms. */
+  max_lateness_ms: number;
 }
 
 export class Playback {
@@ -67,6 +73,8 @@ export class Playback {
   private chunksSent = 0;
   private interruptions = 0;
   private restarts = 0;
+  private lateChunks = 0;
+  private maxLateness = 0;
 
   constructor(
     private readonly wire: ProviderWire,
@@ -76,6 +84,8 @@ export class Playback {
     maxQueueMs: number,
     /** Sees every chunk as it is sent to the provider (the echo reference of an `aec` pipeline). */
     private readonly tap?: (chunk: Uint8Array) => void,
+    /** How long after its deadline each chunk left, ms (negative: early); for the pacing metric. */
+    private readonly paced?: (latenessMs: number) => void,
   ) {
     this.chunkBytes =
       ((format.sample_rate * CHUNK_MS) / 1000) * format.channels * bytesPerSample[format.encoding];
@@ -165,6 +175,8 @@ export class Playback {
       chunks_sent: this.chunksSent,
       interruptions: this.interruptions,
       pacing_restarts: this.restarts,
+      late_chunks: this.lateChunks,
+      max_lateness_ms: Math.round(this.maxLateness * 1000) / 1000,
     };
   }
 
@@ -215,8 +227,12 @@ export class Playback {
       const chunk = this.queue.shift();
       // Nothing left: the run ends here, and the next push starts a new one.
       if (chunk === undefined) return;
+      const lateness = performance.now() - (this.t0 + this.ticks * CHUNK_MS);
       this.send(this.wire.media(chunk));
       this.tap?.(chunk);
+      if (lateness > LATE_MS) this.lateChunks++;
+      if (lateness > this.maxLateness) this.maxLateness = lateness;
+      this.paced?.(lateness);
       this.sent++;
       this.chunksSent++;
       this.send(this.wire.mark(`rm:${this.epoch}:${this.sent}`));

@@ -75,6 +75,8 @@ export interface RealtimeMetrics {
   ended(session: StreamSession): void;
   /** A telephony call event (docs/telephony/README.md), counted per provider: see providers/call.ts. */
   telephony?(provider: string, event: string): void;
+  /** How long after its deadline a playback chunk left for the provider, ms (playback.ts). */
+  playbackLateness?(provider: string, latenessMs: number): void;
 }
 
 /** Where the realtime plane reports what a client cannot be told (a transport callback that failed). */

@@ -269,13 +269,19 @@ describe.each(providers)('%s: a whole call (RM_CALL_SECONDS)', (provider) => {
 
         // Paced on the 20 ms slots for the whole reply (what a loaded machine still keeps is asserted).
         const { offsets, runs } = scheduleOffsets(sim.mediaTimes);
+        // The server's own side of it: every chunk the simulator got is one the server counted, and how late
+        // each left (this process's pauses are not in it).
+        const pacing = (await callOf(`whole-${provider}`))?.telephony.playback as Record<string, number>;
+        expect(pacing.chunks_sent).toBe(sim.mediaTimes.length);
 
         // Inbound frame k (from 0) is the (k + 1)th message: the clear came this many frames after speech began.
         const bargeFrames = (sim.clearsAtInbound[0] ?? Infinity) - (Number(speechStart.frame) + 1);
         console.log(
           `${provider} ${CALL_SECONDS} s call: ${pacingSummary(offsets, runs)}; ` +
             `${played.length} marks answered at exactly k × 1000 ms, interrupted at played_ms ${interrupted.played_ms} ` +
-            `with ${heard} ms heard; clear ${bargeFrames} frame(s) after speech_start`,
+            `with ${heard} ms heard; clear ${bargeFrames} frame(s) after speech_start; server side: ` +
+            `${pacing.late_chunks} of ${pacing.chunks_sent} chunks left more than 2 ms after their deadline, ` +
+            `the latest ${pacing.max_lateness_ms} ms`,
         );
         expect(median(offsets.map(Math.abs))).toBeLessThanOrEqual(2);
         expect(Math.min(...offsets)).toBeGreaterThanOrEqual(-2);

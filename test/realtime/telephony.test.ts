@@ -252,6 +252,23 @@ describe.each(providers)('%s playback through a sink', (provider) => {
         expect(sim.mediaTimes.length).toBeGreaterThanOrEqual(CALL_SECONDS * 50 - 2);
         expect(sim.mediaTimes.length).toBeLessThanOrEqual(CALL_SECONDS * 50 + 1);
         expectPaced(sim.mediaTimes);
+        // The server's side of pacing: per call in /v1/sessions, and one lateness per chunk in /metrics.
+        const listed = await server.app.inject({ method: 'GET', url: '/v1/sessions' });
+        const mine = (
+          listed.json() as { items: Array<{ telephony?: { call: unknown; playback: unknown } }> }
+        ).items.find((s) => JSON.stringify(s.telephony?.call ?? {}).includes(callId));
+        const pacing = mine?.telephony?.playback as Record<string, number>;
+        expect(pacing.chunks_sent).toBe(sim.mediaTimes.length);
+        expect(pacing.late_chunks).toBeGreaterThanOrEqual(0);
+        expect(pacing.late_chunks).toBeLessThanOrEqual(pacing.chunks_sent ?? 0);
+        expect(pacing.max_lateness_ms).toBeGreaterThanOrEqual(0);
+        const scrape = (await server.app.inject({ method: 'GET', url: '/metrics' })).body;
+        const count = new RegExp(
+          `^remotemedia_telephony_playback_lateness_seconds_count\\{provider="${provider}"\\} (\\d+)$`,
+          'm',
+        ).exec(scrape);
+        // Earlier tests of this provider played chunks too: at least this call's are counted.
+        expect(Number(count?.[1])).toBeGreaterThanOrEqual(sim.mediaTimes.length);
         // The sink got every processed frame once, in order: exactly what batch processing gives.
         await until(() => conn.binaries.length >= messages.length, 5000, 'processed frames at the sink');
         const f = providerFormat[provider];

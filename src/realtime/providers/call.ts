@@ -279,6 +279,7 @@ export class ProviderCall {
       },
       MAX_PLAYBACK_QUEUE_MS,
       this.reference ? (chunk) => this.reference?.write(chunk) : undefined,
+      (ms) => this.deps.metrics?.playbackLateness?.(this.providerName, ms),
     );
     const spec = this.sinkSpec;
     if (spec === undefined) return;

@@ -56,6 +56,12 @@ export const sessionSchema = z
             chunks_sent: z.number(),
             interruptions: z.number(),
             pacing_restarts: z.number().describe('runs restarted after a stall instead of catching up'),
+            late_chunks: z
+              .number()
+              .describe(
+                'chunks that left more than 2 ms after their 20 ms deadline (the server side of pacing)',
+              ),
+            max_lateness_ms: z.number().describe('the latest any chunk left after its deadline, ms'),
           })
           .nullable(),
         echo_reference: z
