@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   Engine,
@@ -137,4 +142,36 @@ describe('native engine', () => {
       unpinned.shutdown();
     }
   });
+
+  it('shuts down at once while the host holds a batch and more answers wait behind it', () => {
+    // The server calls shutdown() from its only thread, which then takes no more batches: the worker
+    // must not wait for the one the host holds. A hang here would hang the test process, so the engine
+    // runs in a child with a time limit.
+    const native = pathToFileURL(resolve('src/native.ts')).href;
+    const script = `
+      import { Engine } from ${JSON.stringify(native)};
+      const engine = new Engine({ workers: 1, pinCores: false });
+      const plan = { input: { sample_rate: 48000, channels: 2 },
+        nodes: [{ id: 'g', type: 'gain', params: { db: -6 }, input: null }], output: 'g' };
+      const s = engine.createSession(plan, { encoding: 's16le', sample_rate: 48000, channels: 2 },
+        { encoding: 's16le' }, { maxMessageBytes: 1 << 20, queueLimitMs: null }, () => {});
+      const frame = new Uint8Array(3840);
+      for (let i = 0; i < 2000; i++) s.push(frame);
+      // One turn wakes the worker; then this thread blocks, taking no batch, while the worker fills
+      // one for the host and the next behind it.
+      await new Promise((r) => setImmediate(r));
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      engine.shutdown();
+      process.stdout.write('shut down');
+    `;
+    const file = join(mkdtempSync(join(tmpdir(), 'rm-shutdown-')), 'shutdown.mts');
+    writeFileSync(file, script);
+    const child = spawnSync(process.execPath, ['--import', 'tsx', file], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(child.error, 'the child did not end in time').toBeUndefined();
+    expect(child.stdout).toBe('shut down');
+    expect(child.status).toBe(0);
+  }, 30_000);
 });

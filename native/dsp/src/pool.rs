@@ -738,15 +738,25 @@ impl Worker {
                     self.sink.deliver(Batch { buffers: batch, home: Some(self.me.clone()) });
                 }
             }
-            let shutdown = self.me.shutdown.load(Ordering::Acquire);
-            if !filling.full() || shutdown {
+            if self.me.shutdown.load(Ordering::Acquire) {
+                // Stopping: sessions get no further answers, and work still queued is left undone.
+                // The host may be waiting for this thread to end and return nothing meanwhile (its
+                // only thread is in `Pool::shutdown`): hand over what is filled without waiting for
+                // the batch it holds. Processing on instead would spin for ever once this batch is
+                // full, with nowhere to put the next record.
+                if !filling.index.is_empty() {
+                    self.sink.deliver(Batch { buffers: filling, home: None });
+                }
+                return;
+            }
+            if !filling.full() {
                 self.me.queued.store(false, Ordering::Release);
                 std::mem::swap(&mut *lock(&self.me.run), &mut ready);
                 if !ready.is_empty() {
                     while let Some(slot) = ready.pop_front() {
                         self.heart.beat();
                         self.run_slot(&slot, &mut filling);
-                        if filling.full() && !shutdown {
+                        if filling.full() {
                             // The rest keep their turn, ahead of the slots requeued meanwhile.
                             let mut run = lock(&self.me.run);
                             while let Some(s) = ready.pop_back() {
@@ -757,14 +767,6 @@ impl Worker {
                     }
                     continue;
                 }
-            }
-            if shutdown {
-                // The host may be waiting for this thread to end and return nothing meanwhile:
-                // hand over what is left without waiting for the batch it holds.
-                if !filling.index.is_empty() {
-                    self.sink.deliver(Batch { buffers: filling, home: None });
-                }
-                return;
             }
             self.idle(filling.full(), filling.index.is_empty() || spare.is_some());
         }

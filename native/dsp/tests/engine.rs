@@ -378,3 +378,41 @@ fn live_params_address_each_gain_that_constant_folding_merged() {
     assert!((db_of(level(&mut s, 3)) - 1.0).abs() < 0.01);
     assert!(s.graph_mut().set_param("c", "db", &json!(0)).is_err());
 }
+
+/// Keeps every batch it is given, as a host that has not read them yet does: no buffers go back.
+#[derive(Default)]
+struct Hold {
+    batches: Mutex<Vec<Batch>>,
+}
+
+impl Sink for Hold {
+    fn deliver(&self, batch: Batch) {
+        self.batches.lock().unwrap().push(batch);
+    }
+}
+
+/// `Pool::shutdown` ends while a worker has more work than fits in a batch and the host holds its
+/// other batch (a host shutting down stops reading; the server calls this from its only thread).
+#[test]
+fn shutdown_ends_while_the_host_holds_a_batch_and_work_is_queued() {
+    let sink = Arc::new(Hold::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    // Far more than two batches of records: one goes to the host, the next fills up behind it.
+    for _ in 0..2000 {
+        pool.push(&s, &s16(&[1; 80])).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.batches.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the worker never delivered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        pool.shutdown();
+        let _ = done.send(());
+    });
+    assert!(ended.recv_timeout(Duration::from_secs(5)).is_ok(), "shutdown did not end");
+}
