@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -164,12 +164,14 @@ describe('native engine', () => {
       engine.shutdown();
       process.stdout.write('shut down');
     `;
-    const file = join(mkdtempSync(join(tmpdir(), 'rm-shutdown-')), 'shutdown.mts');
+    const dir = mkdtempSync(join(tmpdir(), 'rm-shutdown-'));
+    const file = join(dir, 'shutdown.mts');
     writeFileSync(file, script);
     const child = spawnSync(process.execPath, ['--import', 'tsx', file], {
       encoding: 'utf8',
       timeout: 20_000,
     });
+    rmSync(dir, { recursive: true, force: true });
     expect(child.error, 'the child did not end in time').toBeUndefined();
     expect(child.stdout).toBe('shut down');
     expect(child.status).toBe(0);
