@@ -2,7 +2,7 @@
 //
 //   1. the Rust bench (native/bench): pipeline, resample (vs libsoxr HQ when it is installed), FFT
 //      (vs a complex FFT); it writes bench/tmp/native.json;
-//   2. here, in JS: the JS→pool hand-off of a 3,840-byte frame (NativeSession.push) and end-to-end
+//   2. here, in JS: the JS→pool hand-off of a 3,840-byte frame (fastPush) and end-to-end
 //      frames/s through the pool with the 5-node plan;
 //   3. both merged into bench/results.json under "native", and the final table printed.
 //
@@ -184,11 +184,11 @@ function loadBinding() {
  * the JS thread takes each ready batch into one reused buffer; a batch starts with its record count.
  */
 function engineWithCounter(binding) {
-  const counter = { outputs: 0, engine: undefined };
+  const counter = { outputs: 0, engine: undefined, binding };
   let buffer = Buffer.allocUnsafeSlow(128 * 1024);
   const engine = new binding.Engine({ workers: 1, pinCores: false }, () => {
     for (;;) {
-      const bytes = engine.takeBatch(buffer);
+      const bytes = binding.fastTakeBatch(engine.handle, buffer);
       if (bytes === 0) return;
       if (bytes < 0) buffer = Buffer.allocUnsafeSlow(-bytes * 2);
       else counter.outputs += buffer.readUInt32LE(0);
@@ -200,7 +200,7 @@ function engineWithCounter(binding) {
 
 /** Wakes the worker (pushes queue without waking it, as the server's do until the turn ends) and waits. */
 async function drain(counter, target) {
-  counter.engine.wake();
+  counter.binding.fastWake(counter.engine.handle);
   while (counter.outputs < target) await tick();
 }
 
@@ -218,7 +218,7 @@ async function handOff(binding, input) {
   const round = 1000;
   let pushed = 0;
   const push = (k) => {
-    session.push(input[k % input.length]);
+    binding.fastPush(session.handle, input[k % input.length]);
     pushed++;
   };
   // Warm-up.
@@ -234,7 +234,7 @@ async function handOff(binding, input) {
     for (let done = 0; done < total / reps; done += round) {
       for (let b = 0; b < round; b += batch) {
         const t0 = process.hrtime.bigint();
-        for (let i = 0; i < batch; i++) session.push(input[(done + b + i) % input.length]);
+        for (let i = 0; i < batch; i++) binding.fastPush(session.handle, input[(done + b + i) % input.length]);
         const t1 = process.hrtime.bigint();
         pushed += batch;
         perPush.push(Number(t1 - t0) / batch);
@@ -255,7 +255,7 @@ async function handOff(binding, input) {
   const single = [];
   for (let k = 0; k < 20_000; k++) {
     const t0 = process.hrtime.bigint();
-    session.push(input[k % input.length]);
+    binding.fastPush(session.handle, input[k % input.length]);
     single.push(Number(process.hrtime.bigint() - t0));
     pushed++;
     if (k % round === round - 1) await drain(counter, pushed - round);
@@ -293,7 +293,7 @@ async function endToEnd(binding, input) {
     const session = engine.createSession(JSON.stringify(pipelinePlan), INPUT, 's16le', FRAME_BYTES, null);
     const t0 = process.hrtime.bigint();
     for (let k = 0; k < n; k++) {
-      session.push(input[k % input.length]);
+      binding.fastPush(session.handle, input[k % input.length]);
       if (k - counter.outputs >= 256) await drain(counter, k - 128);
     }
     await drain(counter, n);
@@ -455,7 +455,7 @@ function table(rust, js) {
   if (js) {
     const h = js.handoff;
     rows.push({
-      row: 'JS → pool hand-off, 3,840-byte frame (NativeSession.push)',
+      row: 'JS → pool hand-off, 3,840-byte frame (fastPush)',
       seed_row: 'NumPy→Rust Zero-Copy',
       ours: `${h.gb_per_s.toFixed(2)} GB/s; median ${(h.median_ns / 1000).toFixed(2)} µs, single p99 ${(
         h.single_p99_ns / 1000

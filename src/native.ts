@@ -20,6 +20,18 @@ export type BucketCounts = import('../native/binding/index.js').BucketCounts;
 const require = createRequire(import.meta.url);
 const binding: Binding = require('../native/binding/index.js');
 
+/**
+ * The per-frame calls, exported beside the classes as plain Node-API functions that take a handle
+ * instead of `this` (native/binding/src/fast.rs: a napi-rs method's per-call checks cost ten times
+ * the call itself). The generated index.d.ts does not list them.
+ */
+interface FastCalls {
+  fastPush(session: number, message: Uint8Array): number[] | null;
+  fastWake(engine: number): null;
+  fastTakeBatch(engine: number, out: Uint8Array): number;
+}
+const fast = binding as unknown as FastCalls;
+
 /** Which artifact the loader picked: always `'native'` here (no WASI build is shipped). */
 export const bindingTarget = binding.__napiBindingTarget;
 
@@ -194,11 +206,13 @@ export class EngineSession {
   readonly id: number;
   readonly worker: number;
   readonly info: PlanInfo;
+  private readonly handle: number;
 
   constructor(
     private readonly native: InstanceType<Binding['NativeSession']>,
     private readonly engine: Engine,
   ) {
+    this.handle = native.handle;
     this.id = native.id;
     this.worker = native.worker;
     this.info = native.info;
@@ -212,7 +226,7 @@ export class EngineSession {
     // The per-frame path: no closure per message (`call` does the same for the rest).
     let dropped: number[] | null;
     try {
-      dropped = this.native.push(message);
+      dropped = fast.fastPush(this.handle, message);
     } catch (err) {
       throw fromNative(err);
     }
@@ -292,6 +306,7 @@ interface OpenSession {
 /** The native worker pool. One per process. */
 export class Engine {
   private readonly native: InstanceType<Binding['Engine']>;
+  private readonly handle: number;
   /** Open sessions by id, with their handlers (a session whose handler throws is closed). */
   private readonly open = new Map<number, OpenSession>();
 
@@ -303,6 +318,7 @@ export class Engine {
           () => this.drain(),
         ),
     );
+    this.handle = this.native.handle;
   }
 
   /**
@@ -318,7 +334,7 @@ export class Engine {
   /** Takes every batch the workers have ready and dispatches it. */
   private drain(): void {
     for (;;) {
-      const bytes = this.native.takeBatch(this.handBack);
+      const bytes = fast.fastTakeBatch(this.handle, this.handBack);
       if (bytes === 0) return;
       if (bytes < 0) {
         const size = Math.max(-bytes, this.handBack.length * 2);
@@ -333,7 +349,7 @@ export class Engine {
   private wakeScheduled = false;
   private readonly wakeNow = () => {
     this.wakeScheduled = false;
-    this.native.wake();
+    fast.fastWake(this.handle);
   };
 
   /**

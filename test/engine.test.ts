@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -128,6 +129,38 @@ describe('native engine', () => {
       channels: 1,
       latencyFrames: 0,
     });
+  });
+
+  it('the per-frame calls refuse an ended session, a forged handle and wrong arguments, and harm nothing', async () => {
+    // src/native.ts reaches them through EngineSession.push and Engine; here they are called raw too
+    // (native/binding/src/fast.rs), the way a bug in the host could call them.
+    const binding = createRequire(import.meta.url)('../native/binding/index.js');
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 8000, channels: 1 };
+    const frame = Buffer.alloc(320);
+    const s = engine.createSession(
+      gainPlan(input, 0),
+      input,
+      { encoding: 's16le' },
+      { maxMessageBytes: 1 << 20, queueLimitMs: null },
+      () => {},
+    );
+    s.close();
+    expect(() => s.push(frame)).toThrow(expect.objectContaining({ code: 'RM_ERR_SESSION_CLOSED' }));
+    for (const handle of [987_654_321, -1, 0.5, Number.NaN, 2 ** 60])
+      expect(() => binding.fastPush(handle, frame)).toThrow(
+        expect.objectContaining({ code: 'RM_ERR_SESSION_CLOSED' }),
+      );
+    const bad = expect.objectContaining({ code: 'RM_ERR_NATIVE' });
+    expect(() => binding.fastPush()).toThrow(bad);
+    expect(() => binding.fastPush('1', frame)).toThrow(bad);
+    expect(() => binding.fastPush(0, 'not bytes')).toThrow(bad);
+    expect(() => binding.fastPush(0, new Float32Array(80))).toThrow(bad);
+    expect(() => binding.fastWake({})).toThrow(bad);
+    expect(() => binding.fastTakeBatch(0, new ArrayBuffer(64))).toThrow(bad);
+    expect(binding.fastTakeBatch(987_654_321, Buffer.alloc(64))).toBe(0);
+    // The engine still answers everyone else.
+    const outs = await stream(gainPlan(input, 0), input, [frame, frame]);
+    expect(outs.filter((o) => o.kind === OutputKind.Audio)).toHaveLength(2);
   });
 
   it('pins workers when asked, and reports it', () => {

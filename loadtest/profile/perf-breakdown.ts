@@ -73,9 +73,9 @@ const BUILD = /ToNapiValue|to_napi_value|napi_create_|napi_set_|Buffer::New|Back
  * stop inside napi cannot tell the two apart).
  */
 const HANDOFF =
-  /push_c_callback|NativeSession.*push|native_borrow|NativeBorrowGuard|^syscall \(|validate_type_tag|unwrap_raw|napi_unwrap/;
+  /fast::fast_push|fast::fast_wake|push_c_callback|NativeSession.*push|native_borrow|NativeBorrowGuard|^syscall \(|validate_type_tag|unwrap_raw|napi_unwrap/;
 const HANDBACK =
-  /uv__async_io|ThreadSafeFunction|threadsafe_function|call_js_cb|LatencyHistogram|JS:\S*(onOutput|dispatch|sendEvents)\b/;
+  /fast::fast_take_batch|take_batch_into|uv__async_io|ThreadSafeFunction|threadsafe_function|call_js_cb|LatencyHistogram|JS:\S*(onOutput|dispatch|sendEvents)\b/;
 const RECEIVE =
   /us_internal_dispatch_ready_poll|uWS::|ArrayBuffer_New|uv__stream_io|uv__read|sys_recvfrom|sys_read\b|tcp_recvmsg|JS:\S*(onBinary|message|admit)\b/;
 const EPOLL = /epoll_wait|epoll_pwait/;

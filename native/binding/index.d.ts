@@ -17,12 +17,11 @@ export declare class Engine {
    */
   constructor(options: EngineOptions, onReady: () => void)
   /**
-   * Copies the oldest waiting batch into `out` (layout: see `batch_bytes`: a u32 record count, the
-   * index of 8 u32 per record — session, kind, frame low, frame high, tag, payload offset, audio
-   * bytes, text bytes — then the payloads) and returns the bytes written; 0 when none waits; minus
-   * the bytes needed when `out` is too small (the batch then stays first in line).
+   * The engine's handle for `fastWake(handle)` (wakes the workers that `fastPush` gave work since
+   * the last call; the host calls it once per turn of its event loop, not once per message) and
+   * `fastTakeBatch(handle, out)` (copies the oldest waiting batch into `out`; see fast.rs).
    */
-  takeBatch(out: Uint8Array): number
+  get handle(): number
   /** Facts about every worker. */
   workers(): Array<WorkerInfo>
   /**
@@ -31,11 +30,6 @@ export declare class Engine {
    * `null` never drops (batch jobs).
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
-  /**
-   * Wakes the workers that `NativeSession.push` gave work since the last call (the host calls this
-   * once per turn of its event loop, not once per message).
-   */
-  wake(): void
   /** Stops the workers (after the work queued to them). Sessions get no further answers. */
   shutdown(): void
 }
@@ -49,11 +43,12 @@ export declare class NativeSession {
   /** Output format and latencies. */
   get info(): PlanInfo
   /**
-   * Queues one binary message (copied once); its worker starts on it at the next `Engine.wake`
-   * (or sooner, when awake). Returns the numbers of queued messages dropped because they had
-   * already waited longer than the queue limit, or null when none were.
+   * The session's handle for `fastPush(handle, message)`: queues one binary message (copied once);
+   * its worker starts on it at the next `fastWake` (or sooner, when awake). Returns the numbers of
+   * queued messages dropped because they had already waited longer than the queue limit, or null
+   * when none were; throws `RM_ERR_SESSION_CLOSED` once the session has ended (fast.rs).
    */
-  push(message: Uint8Array): Array<number> | null
+  get handle(): number
   /** Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`. */
   setParams(node: string, paramsJson: string, tag: number): void
   /** Emits the remaining tail (a `Flushed` output). */

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 mod clock;
+mod fast;
 
-use napi::bindgen_prelude::{Buffer, Float32Array, Uint8Array};
+use napi::bindgen_prelude::{Buffer, Float32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Status};
 use napi_derive::napi;
@@ -49,6 +50,13 @@ pub fn s16le_to_f32(pcm: &[u8]) -> Result<Float32Array> {
     })
 }
 
+/// Adds the per-frame calls that bypass napi-rs's per-call receiver checks (fast.rs).
+#[napi(module_exports)]
+pub fn export_fast_calls(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
+    use napi::JsValue;
+    fast::export(env.raw(), exports.raw())
+}
+
 /// Node types the engine can build, in the order of docs/pipelines.md.
 #[napi]
 pub fn node_types() -> Vec<String> {
@@ -77,13 +85,13 @@ pub struct EngineOptions {
 /// (the largest worker count) is never reached; it makes the queue's bound explicit (issue 11).
 const MAX_QUEUED_BATCHES: usize = 256;
 
-/// Tells the JS thread that a batch is ready; JS then takes it with `Engine.takeBatch`.
+/// Tells the JS thread that a batch is ready; JS then takes it with `fastTakeBatch` (fast.rs).
 type ReadyCallback = ThreadsafeFunction<(), (), (), Status, false, true, MAX_QUEUED_BATCHES>;
 
 /// Workers' batches wait here for the JS thread, oldest first. The host copies each into one Buffer
-/// of its own that it reuses for every batch (`Engine.takeBatch`), so the hand-back allocates no
+/// of its own that it reuses for every batch (`fastTakeBatch`), so the hand-back allocates no
 /// memory that JavaScript's collector must track, and the worker gets its buffers back at once.
-struct JsSink {
+pub(crate) struct JsSink {
     ready: std::sync::Mutex<std::collections::VecDeque<Batch>>,
     wake: ReadyCallback,
 }
@@ -110,6 +118,24 @@ impl Sink for JsSink {
 /// ```
 fn batch_bytes(batch: &Batch) -> usize {
     4 + batch.index().len() * 4 + batch.data().len()
+}
+
+/// Copies the oldest waiting batch into `out` (layout: see `batch_bytes`: a u32 record count, the
+/// index of 8 u32 per record — session, kind, frame low, frame high, tag, payload offset, audio
+/// bytes, text bytes — then the payloads) and returns the bytes written; 0 when none waits; minus
+/// the bytes needed when `out` is too small (the batch then stays first in line). JavaScript calls it
+/// as `fastTakeBatch(engine.handle, out)` (fast.rs).
+fn take_batch_into(sink: &JsSink, out: &mut [u8]) -> i64 {
+    let mut ready = sink.ready();
+    let Some(batch) = ready.front() else { return 0 };
+    let bytes = batch_bytes(batch);
+    if bytes > out.len() {
+        return -(bytes as i64);
+    }
+    write_batch(batch, out);
+    // Dropped here: the worker gets its buffers back.
+    ready.pop_front();
+    bytes as i64
 }
 
 fn write_batch(batch: &Batch, out: &mut [u8]) {
@@ -246,13 +272,20 @@ pub fn inspect_plan(plan_json: String) -> Result<PlanInfo> {
 #[napi]
 pub struct Engine {
     pool: Arc<Pool>,
-    sink: Arc<JsSink>,
+    /// Its handle for `fastWake` / `fastTakeBatch` (fast.rs).
+    handle: f64,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        fast::remove_engine(self.handle);
+    }
 }
 
 #[napi]
 impl Engine {
     /// Starts the workers. `onReady` is called on the JS thread when workers have finished outputs
-    /// waiting; the host takes them with `takeBatch`.
+    /// waiting; the host takes them with `fastTakeBatch` (fast.rs).
     #[napi(constructor)]
     pub fn new(options: EngineOptions, #[napi(ts_arg_type = "() => void")] on_ready: ReadyCallback) -> Result<Engine> {
         if options.workers == 0 || options.workers as usize > MAX_QUEUED_BATCHES {
@@ -268,28 +301,17 @@ impl Engine {
             pin_cores: options.pin_cores,
             spin: std::time::Duration::from_micros(u64::from(spin_us)),
         };
-        Ok(Engine { pool: Arc::new(Pool::with_options(options, sink.clone())), sink })
+        let pool = Arc::new(Pool::with_options(options, sink.clone()));
+        let handle = fast::add_engine(fast::EngineEntry { pool: pool.clone(), sink });
+        Ok(Engine { pool, handle })
     }
 
-    /// Copies the oldest waiting batch into `out` (layout: see `batch_bytes`: a u32 record count, the
-    /// index of 8 u32 per record — session, kind, frame low, frame high, tag, payload offset, audio
-    /// bytes, text bytes — then the payloads) and returns the bytes written; 0 when none waits; minus
-    /// the bytes needed when `out` is too small (the batch then stays first in line).
-    #[napi]
-    pub fn take_batch(&self, mut out: Uint8Array) -> i64 {
-        let mut ready = self.sink.ready();
-        let Some(batch) = ready.front() else { return 0 };
-        let bytes = batch_bytes(batch);
-        // SAFETY: JavaScript owns this memory and runs on this thread only, which is inside this call:
-        // nothing else reads or writes it while the slice lives.
-        let out = unsafe { out.as_mut() };
-        if bytes > out.len() {
-            return -(bytes as i64);
-        }
-        write_batch(batch, out);
-        // Dropped here: the worker gets its buffers back.
-        ready.pop_front();
-        bytes as i64
+    /// The engine's handle for `fastWake(handle)` (wakes the workers that `fastPush` gave work since
+    /// the last call; the host calls it once per turn of its event loop, not once per message) and
+    /// `fastTakeBatch(handle, out)` (copies the oldest waiting batch into `out`; see fast.rs).
+    #[napi(getter)]
+    pub fn handle(&self) -> f64 {
+        self.handle
     }
 
     /// Facts about every worker.
@@ -326,14 +348,8 @@ impl Engine {
         // 0 for Opus: the engine counts its sample frames once decoded.
         let frame_bytes = wire(&input.encoding)?.frame_bytes(input.channels as usize).unwrap_or(0);
         let slot = self.pool.add_session(session, limit, frame_bytes);
-        Ok(NativeSession { slot, pool: self.pool.clone(), info })
-    }
-
-    /// Wakes the workers that `NativeSession.push` gave work since the last call (the host calls this
-    /// once per turn of its event loop, not once per message).
-    #[napi]
-    pub fn wake(&self) {
-        self.pool.wake();
+        let handle = fast::add_session(fast::SessionEntry { slot: slot.clone(), pool: self.pool.clone() });
+        Ok(NativeSession { slot, pool: self.pool.clone(), info, handle })
     }
 
     /// Stops the workers (after the work queued to them). Sessions get no further answers.
@@ -453,10 +469,21 @@ pub struct NativeSession {
     slot: Arc<Slot>,
     pool: Arc<Pool>,
     info: PlanInfo,
+    /// Its handle for `fastPush` (fast.rs).
+    handle: f64,
 }
 
+impl Drop for NativeSession {
+    fn drop(&mut self) {
+        fast::remove_session(self.handle);
+    }
+}
+
+/// What a call on an ended session throws (here and in `fast`).
+const CLOSED: (&str, &str) = ("RM_ERR_SESSION_CLOSED", "session has ended");
+
 fn closed() -> Error<String> {
-    fail("RM_ERR_SESSION_CLOSED", "session has ended")
+    fail(CLOSED.0, CLOSED.1)
 }
 
 #[napi]
@@ -497,13 +524,13 @@ impl NativeSession {
         }
     }
 
-    /// Queues one binary message (copied once); its worker starts on it at the next `Engine.wake`
-    /// (or sooner, when awake). Returns the numbers of queued messages dropped because they had
-    /// already waited longer than the queue limit, or null when none were.
-    #[napi]
-    pub fn push(&self, message: &[u8]) -> Result<Option<Vec<i64>>> {
-        let pushed = self.pool.push_deferred(&self.slot, message).map_err(|_| closed())?;
-        Ok(if pushed.dropped.is_empty() { None } else { Some(pushed.dropped.into_iter().map(|f| f as i64).collect()) })
+    /// The session's handle for `fastPush(handle, message)`: queues one binary message (copied once);
+    /// its worker starts on it at the next `fastWake` (or sooner, when awake). Returns the numbers of
+    /// queued messages dropped because they had already waited longer than the queue limit, or null
+    /// when none were; throws `RM_ERR_SESSION_CLOSED` once the session has ended (fast.rs).
+    #[napi(getter)]
+    pub fn handle(&self) -> f64 {
+        self.handle
     }
 
     /// Live params for one node, applied between messages; answered by a `ParamsApplied` output with `tag`.
