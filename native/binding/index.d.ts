@@ -13,7 +13,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class Engine {
   /**
    * Starts the workers. `onReady` is called on the JS thread when workers have finished outputs
-   * waiting; the host takes them with `takeBatch`.
+   * waiting; the host takes them with `fastTakeBatch` (fast.rs).
    */
   constructor(options: EngineOptions, onReady: () => void)
   /**
