@@ -23,8 +23,13 @@ export function tokenMatches(expected: string, presented: string): boolean {
 
 /** Bytes of one arena that binary answers are copied into; a larger answer gets an arena of its own. */
 const ARENA_BYTES = 64 * 1024;
-/** Emptied arenas kept for reuse. */
-const SPARE_ARENAS = 2;
+/**
+ * Arenas a log allocates when it is created, to hold its whole bound (up to this many; a larger bound
+ * allocates the rest as it fills). Allocating them on the frame path instead stalled every session:
+ * 1,000 sessions starting to stream at once allocated ~300 MB of arenas in their first second, and the
+ * JS thread fell ~100 ms behind. Emptied arenas are kept for reuse up to the same count.
+ */
+const PREALLOCATED_ARENAS = 16;
 
 /**
  * The tail of a session's outgoing messages, bounded in bytes and in entries (empty answers weigh
@@ -60,7 +65,13 @@ export class ReplayLog {
 
   constructor(private readonly maxBytes: number) {
     this.maxEntries = Math.max(1024, Math.floor(maxBytes / 64));
+    // The bound's worth of arenas, plus the one being filled while the oldest still has live entries.
+    this.spareMax = Math.min(PREALLOCATED_ARENAS, Math.ceil(maxBytes / ARENA_BYTES) + 1);
+    for (let i = 0; i < this.spareMax; i++) this.spare.push(new Uint8Array(ARENA_BYTES));
   }
+
+  /** Emptied arenas kept for reuse. */
+  private readonly spareMax: number;
 
   /** Binary answers sent so far. */
   get answerCount(): number {
@@ -174,7 +185,7 @@ export class ReplayLog {
     const bytes = this.arenas[arena] as Uint8Array;
     this.arenas[arena] = undefined;
     this.freeIds.push(arena);
-    if (bytes.length === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(bytes);
+    if (bytes.length === ARENA_BYTES && this.spare.length < this.spareMax) this.spare.push(bytes);
   }
 
   /** Doubles the entry ring, oldest entry first at 0. */
