@@ -39,14 +39,15 @@ const PREALLOCATED_ARENAS = 16;
  */
 export class ReplayLog {
   private readonly maxEntries: number;
-  private capacity = 64;
+  /** Entries the ring holds before it doubles; see the constructor. */
+  private capacity: number;
   /** Per entry: binary answer index, or -1 for text. */
-  private answerOf = new Float64Array(this.capacity);
+  private answerOf: Float64Array;
   /** Per binary entry: arena number, offset and length in it. */
-  private arenaOf = new Int32Array(this.capacity);
-  private offsetOf = new Int32Array(this.capacity);
-  private lengthOf = new Int32Array(this.capacity);
-  private textOf: (string | undefined)[] = new Array(this.capacity);
+  private arenaOf: Int32Array;
+  private offsetOf: Int32Array;
+  private lengthOf: Int32Array;
+  private textOf: (string | undefined)[];
   private head = 0;
   private count = 0;
   private bytes = 0;
@@ -65,6 +66,15 @@ export class ReplayLog {
 
   constructor(private readonly maxBytes: number) {
     this.maxEntries = Math.max(1024, Math.floor(maxBytes / 64));
+    // Room for the bound's worth of answers of 512 bytes or more (20 ms of 16 kHz mono is 640), so that
+    // the ring seldom doubles on the frame path: sessions started together double together, and 500 of
+    // them doing so at once held the JS thread for milliseconds, three times in their first seconds.
+    this.capacity = Math.min(this.maxEntries, 1024, 2 ** Math.ceil(Math.log2(Math.max(64, maxBytes / 512))));
+    this.answerOf = new Float64Array(this.capacity);
+    this.arenaOf = new Int32Array(this.capacity);
+    this.offsetOf = new Int32Array(this.capacity);
+    this.lengthOf = new Int32Array(this.capacity);
+    this.textOf = new Array(this.capacity);
     // The bound's worth of arenas, plus the one being filled while the oldest still has live entries.
     this.spareMax = Math.min(PREALLOCATED_ARENAS, Math.ceil(maxBytes / ARENA_BYTES) + 1);
     for (let i = 0; i < this.spareMax; i++) this.spare.push(new Uint8Array(ARENA_BYTES));
