@@ -63,6 +63,43 @@ describe('ReplayLog', () => {
     expect(log.after(100_000 - 1024 - 1)?.length).toBe(1024);
   });
 
+  it('allocates its memory when it is created, none while answers flow through it', () => {
+    // Sessions started together fill their logs together: allocating on the way stalled the JS thread
+    // that carries every frame (resume.ts PREALLOCATED_ARENAS).
+    for (const bytes of [3840, 640]) {
+      const log = new ReplayLog(256 * 1024);
+      const counted = { arenas: 0, rings: 0 };
+      const RealU8 = globalThis.Uint8Array;
+      const RealF64 = globalThis.Float64Array;
+      class U8 extends RealU8 {
+        constructor(...args: ConstructorParameters<typeof Uint8Array>) {
+          super(...args);
+          if (args[0] === 64 * 1024) counted.arenas++;
+        }
+      }
+      class F64 extends RealF64 {
+        constructor(...args: ConstructorParameters<typeof Float64Array>) {
+          super(...args);
+          counted.rings++;
+        }
+      }
+      const frame = answer(7, bytes);
+      globalThis.Uint8Array = U8 as typeof Uint8Array;
+      globalThis.Float64Array = F64 as typeof Float64Array;
+      try {
+        for (let n = 0; n < 5000; n++) {
+          log.append(frame);
+          if (n % 10 === 0) log.append('{"type":"event","name":"vad"}');
+        }
+      } finally {
+        globalThis.Uint8Array = RealU8;
+        globalThis.Float64Array = RealF64;
+      }
+      expect(counted).toEqual({ arenas: 0, rings: 0 });
+      expect(log.after(4989)?.filter((m) => m.isBinary)).toHaveLength(10);
+    }
+  });
+
   it('compares tokens exactly', () => {
     expect(tokenMatches('abc', 'abc')).toBe(true);
     expect(tokenMatches('abc', 'abd')).toBe(false);
