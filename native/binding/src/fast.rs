@@ -185,26 +185,38 @@ fn bad_call(name: &str) -> Answer {
     Answer::Throw("RM_ERR_NATIVE", format!("{name}: bad arguments"))
 }
 
-/// `fastPush(session handle, message: Uint8Array): number[] | null` — `NativeSession.push`'s contract
-/// (see native.ts `EngineSession.push`).
-unsafe extern "C" fn fast_push(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+/// A call of `(handle, bytes: Uint8Array)`: runs `f` on its arguments, or refuses anything else.
+unsafe fn handle_and_bytes(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    name: &str,
+    f: impl FnOnce(f64, &mut [u8]) -> Answer,
+) -> sys::napi_value {
     let result = match unsafe { args::<2>(env, info) } {
-        None => bad_call("fastPush"),
-        Some([h, m]) => match unsafe { (number(env, h), bytes(env, m)) } {
-            (Some(handle), Some(message)) => caught(|| {
-                SESSIONS.with(|t| match t.borrow().get(handle) {
-                    None => closed(),
-                    Some(s) => match s.pool.push_deferred(&s.slot, message) {
-                        Ok(pushed) if pushed.dropped.is_empty() => Answer::Null,
-                        Ok(pushed) => Answer::Numbers(pushed.dropped),
-                        Err(_) => closed(),
-                    },
-                })
-            }),
-            _ => bad_call("fastPush"),
+        None => bad_call(name),
+        Some([h, b]) => match unsafe { (number(env, h), bytes(env, b)) } {
+            (Some(handle), Some(bytes)) => caught(|| f(handle, bytes)),
+            _ => bad_call(name),
         },
     };
     unsafe { answer(env, result) }
+}
+
+/// `fastPush(session handle, message: Uint8Array): number[] | null` — `NativeSession.push`'s contract
+/// (see native.ts `EngineSession.push`).
+unsafe extern "C" fn fast_push(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    unsafe {
+        handle_and_bytes(env, info, "fastPush", |handle, message| {
+            SESSIONS.with(|t| match t.borrow().get(handle) {
+                None => closed(),
+                Some(s) => match s.pool.push_deferred(&s.slot, message) {
+                    Ok(pushed) if pushed.dropped.is_empty() => Answer::Null,
+                    Ok(pushed) => Answer::Numbers(pushed.dropped),
+                    Err(_) => closed(),
+                },
+            })
+        })
+    }
 }
 
 /// `fastWake(engine handle)` — `Pool::wake`: wakes the workers given messages since the last call.
@@ -225,19 +237,14 @@ unsafe extern "C" fn fast_wake(env: sys::napi_env, info: sys::napi_callback_info
 
 /// `fastTakeBatch(engine handle, out: Uint8Array): number` — see `crate::take_batch_into`.
 unsafe extern "C" fn fast_take_batch(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let result = match unsafe { args::<2>(env, info) } {
-        None => bad_call("fastTakeBatch"),
-        Some([h, o]) => match unsafe { (number(env, h), bytes(env, o)) } {
-            (Some(handle), Some(out)) => caught(|| {
-                ENGINES.with(|t| match t.borrow().get(handle) {
-                    None => Answer::Number(0.0),
-                    Some(e) => Answer::Number(crate::take_batch_into(&e.sink, out) as f64),
-                })
-            }),
-            _ => bad_call("fastTakeBatch"),
-        },
-    };
-    unsafe { answer(env, result) }
+    unsafe {
+        handle_and_bytes(env, info, "fastTakeBatch", |handle, out| {
+            ENGINES.with(|t| match t.borrow().get(handle) {
+                None => Answer::Number(0.0),
+                Some(e) => Answer::Number(crate::take_batch_into(&e.sink, out) as f64),
+            })
+        })
+    }
 }
 
 /// Adds the fast calls to the module's exports (from the `#[napi(module_exports)]` hook in lib.rs).
