@@ -237,8 +237,7 @@ async function handOff(binding, input) {
     for (let done = 0; done < total / reps; done += round) {
       for (let b = 0; b < round; b += batch) {
         const t0 = process.hrtime.bigint();
-        for (let i = 0; i < batch; i++)
-          binding.fastPush(handle, input[(done + b + i) % input.length]);
+        for (let i = 0; i < batch; i++) binding.fastPush(handle, input[(done + b + i) % input.length]);
         const t1 = process.hrtime.bigint();
         pushed += batch;
         perPush.push(Number(t1 - t0) / batch);

@@ -71,21 +71,22 @@ describe('ReplayLog', () => {
       const counted = { arenas: 0, rings: 0 };
       const RealU8 = globalThis.Uint8Array;
       const RealF64 = globalThis.Float64Array;
+      // The log constructs both with a length only.
       class U8 extends RealU8 {
-        constructor(...args: ConstructorParameters<typeof Uint8Array>) {
-          super(...args);
-          if (args[0] === 64 * 1024) counted.arenas++;
+        constructor(length: number) {
+          super(length);
+          if (length === 64 * 1024) counted.arenas++;
         }
       }
       class F64 extends RealF64 {
-        constructor(...args: ConstructorParameters<typeof Float64Array>) {
-          super(...args);
+        constructor(length: number) {
+          super(length);
           counted.rings++;
         }
       }
       const frame = answer(7, bytes);
-      globalThis.Uint8Array = U8 as typeof Uint8Array;
-      globalThis.Float64Array = F64 as typeof Float64Array;
+      globalThis.Uint8Array = U8 as unknown as typeof Uint8Array;
+      globalThis.Float64Array = F64 as unknown as typeof Float64Array;
       try {
         for (let n = 0; n < 5000; n++) {
           log.append(frame);
