@@ -56,6 +56,8 @@ export class ReplayLog {
   private freeIds: number[] = [];
   private live: number[] = [];
   private spare: Uint8Array[] = [];
+  /** Emptied arenas kept for reuse, at most (the count allocated up front). */
+  private readonly spareMax: number;
   /** The arena being filled, and where. */
   private current = -1;
   private at = 0;
@@ -79,9 +81,6 @@ export class ReplayLog {
     this.spareMax = Math.min(PREALLOCATED_ARENAS, Math.ceil(maxBytes / ARENA_BYTES) + 1);
     for (let i = 0; i < this.spareMax; i++) this.spare.push(new Uint8Array(ARENA_BYTES));
   }
-
-  /** Emptied arenas kept for reuse. */
-  private readonly spareMax: number;
 
   /** Binary answers sent so far. */
   get answerCount(): number {

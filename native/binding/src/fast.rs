@@ -1,8 +1,8 @@
 //! The per-frame calls (`fastPush`, `fastWake`, `fastTakeBatch`) as plain Node-API callbacks.
 //!
 //! A `#[napi]` method pays napi-rs's receiver checks on every call: a type-tag lookup on `this` and a
-//! borrow registered in a process-wide mutex-guarded map, then released (about 0.3 µs here, ten times
-//! the Node-API call itself). Once per message that is a tenth of the JS thread's budget for a frame.
+//! borrow registered in a process-wide mutex-guarded map, then released: about 0.35 µs per call here,
+//! against 0.03 µs for the same call as a plain Node-API function.
 //! These three take a numeric handle instead of `this`: an index into a table owned by the JS thread,
 //! with a generation so that a stale handle (its session dropped, its index reused) finds nothing.
 //! Everything else stays on napi-rs.
