@@ -24,6 +24,13 @@ use crate::plan::Plan;
 /// plan can make it allocate without limit and abort the process.
 pub const MAX_GRAPH_BUFFER_BYTES: usize = 512 << 20;
 
+/// Input frames the buffers are first allocated for when the largest message allowed is longer:
+/// 1,024 frames hold a 20 ms message at 48 kHz (960). A longer block grows them once, on the worker that runs it
+/// (`AudioBuf::set_shape`); the budget is still checked for the largest message when the graph is
+/// built. Allocating (and zeroing) every buffer for a 64 KiB message up front took most of a
+/// session's start-up, on the JS thread.
+const INITIAL_BLOCK_FRAMES: usize = 1024;
+
 /// Frames per tile when fused in-place stages run over a block: 256 frames × 8 channels of f32 is
 /// 8 KiB, well inside L1 on any server core.
 const TILE_FRAMES: usize = 256;
@@ -164,7 +171,8 @@ fn reserve(buf: &mut AudioBuf, channels: usize, frames: usize) {
 }
 
 impl Graph {
-    /// Builds every node of `plan`, sizing buffers for blocks of up to `max_block_frames` input frames.
+    /// Builds every node of `plan` for blocks of up to `max_block_frames` input frames: their buffers must
+    /// fit the budget at that size, and are allocated for up to INITIAL_BLOCK_FRAMES until a block needs more.
     pub fn build(plan: &Plan, max_block_frames: usize) -> Result<Graph, GraphError> {
         let input_format = plan.input;
         let mut steps: Vec<Step> = Vec::with_capacity(plan.nodes.len());
@@ -173,8 +181,10 @@ impl Graph {
         // Where each node's audio can be read: a chain step's buffer, or (for an analysis node, which
         // passes audio through) whatever that node reads.
         let mut readable: Vec<(String, Source)> = Vec::with_capacity(plan.nodes.len());
-        // Most frames each chain step can output per block: what the next step must be sized for.
-        let mut step_frames: Vec<usize> = Vec::with_capacity(plan.nodes.len());
+        // Most frames each chain step can output per block: what the next step must be sized for
+        // (for the largest message, and for the first allocation: see INITIAL_BLOCK_FRAMES).
+        let mut step_frames: Vec<(usize, usize)> = Vec::with_capacity(plan.nodes.len());
+        let initial_block_frames = max_block_frames.min(INITIAL_BLOCK_FRAMES);
         let mut budget = Budget::new(MAX_GRAPH_BUFFER_BYTES);
         budget.take(input_format.channels, max_block_frames)?;
         for node in &plan.nodes {
@@ -190,8 +200,8 @@ impl Graph {
                     }
                 },
             };
-            let (mut format, source_frames) = match source {
-                Source::Input => (input_format, max_block_frames),
+            let (mut format, (source_frames, initial_source_frames)) = match source {
+                Source::Input => (input_format, (max_block_frames, initial_block_frames)),
                 Source::Step(i) => (steps[i].output_format, step_frames[i]),
             };
             let stage_specs = node.stage_list();
@@ -202,8 +212,8 @@ impl Graph {
             let mut max_channels = format.channels;
             // The chain's buffers hold its input and every intermediate block, so they are sized for
             // the largest; the next step only needs what this one outputs.
-            let mut frames_bound = source_frames;
-            let mut peak_frames = source_frames;
+            let (mut frames_bound, mut initial_bound) = (source_frames, initial_source_frames);
+            let (mut peak_frames, mut initial_peak) = (source_frames, initial_source_frames);
             for spec in &stage_specs {
                 let stage_input = format;
                 let proc = nodes::build(&spec.node_type, &spec.params, format)
@@ -211,6 +221,8 @@ impl Graph {
                 if let Processor::Block(b) = &proc {
                     frames_bound = b.max_output_frames(frames_bound);
                     peak_frames = peak_frames.max(frames_bound);
+                    initial_bound = b.max_output_frames(initial_bound);
+                    initial_peak = initial_peak.max(initial_bound);
                 }
                 format = proc.core().output_format();
                 max_channels = max_channels.max(format.channels);
@@ -242,10 +254,10 @@ impl Graph {
             // Output buffer and scratch.
             budget.take(channels, peak_frames)?;
             budget.take(channels, peak_frames)?;
-            outs.push(AudioBuf::try_new(channels, peak_frames).ok_or_else(|| budget.refusal())?);
-            let scratch = AudioBuf::try_new(channels, peak_frames).ok_or_else(|| budget.refusal())?;
+            outs.push(AudioBuf::try_new(channels, initial_peak).ok_or_else(|| budget.refusal())?);
+            let scratch = AudioBuf::try_new(channels, initial_peak).ok_or_else(|| budget.refusal())?;
             readable.push((node.id.clone(), Source::Step(steps.len())));
-            step_frames.push(frames_bound);
+            step_frames.push((frames_bound, initial_bound));
             steps.push(Step { id: node.id.clone(), source, stages, scratch, output_format: format });
         }
         let output_step = match &plan.output {
@@ -258,7 +270,7 @@ impl Graph {
                 None => return Err(GraphError::Plan(format!("output '{id}' is not a node of the plan"))),
             },
         };
-        let mut input = AudioBuf::try_new(input_format.channels, max_block_frames).ok_or_else(|| budget.refusal())?;
+        let mut input = AudioBuf::try_new(input_format.channels, initial_block_frames).ok_or_else(|| budget.refusal())?;
         input.set_shape(input_format.channels, 0);
         Ok(Graph {
             input_format,

@@ -58,6 +58,51 @@ fn a_fused_chain_equals_its_stages_run_one_by_one() {
     assert_eq!(outs[0].len(), 1000);
 }
 
+/// Buffers are first allocated for 1,024 input frames (graph.rs `INITIAL_BLOCK_FRAMES`), whatever the
+/// largest message allowed; a longer block grows them on the worker. Growing changes no output: a
+/// session given blocks of up to a second answers exactly what one given 20 ms blocks does.
+#[test]
+fn blocks_longer_than_the_first_allocation_grow_the_buffers_and_change_nothing() {
+    let p = plan(json!({
+        "input": { "sample_rate": 48000, "channels": 2 },
+        "nodes": [
+            { "id": "mono", "type": "downmix", "input": null },
+            { "id": "down", "type": "resample", "params": { "sample_rate": 16000, "quality": "high" }, "input": "mono" },
+            { "id": "up", "type": "resample", "params": { "sample_rate": 44100, "quality": "balanced" }, "input": "down" },
+            { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "up" },
+            { "id": "vad", "type": "vad", "input": "down" }
+        ],
+        "output": "g"
+    }));
+    let frames: usize = 48_000 * 3;
+    let input: Vec<i16> = (0..frames * 2)
+        .map(|i| {
+            let t = (i / 2) as f64 / 48_000.0;
+            (12_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() + ((i * 7919) % 2001) as f64 - 1000.0) as i16
+        })
+        .collect();
+    let bytes = s16(&input);
+    let run = |max_message_bytes: usize, block_frames: &[usize]| {
+        let mut s = Session::new(&p, p.input, S16, max_message_bytes).unwrap();
+        let (mut out, mut at, mut k) = (Vec::new(), 0, 0);
+        while at < bytes.len() {
+            let len = (block_frames[k % block_frames.len()] * 4).min(bytes.len() - at);
+            s.process(k as u64, &bytes[at..at + len]).unwrap();
+            out.extend_from_slice(s.output());
+            (at, k) = (at + len, k + 1);
+        }
+        s.flush(k as u64);
+        out.extend_from_slice(s.output());
+        out
+    };
+    let long = run(1 << 20, &[48_000, 960, 30_000, 7, 5_000, 4_097]);
+    let short = run(3840, &[960]);
+    assert_eq!(long.len(), short.len());
+    assert!(long == short, "the output depends on the block sizes");
+    // 3 s at 44.1 kHz mono s16, plus the filters' tails.
+    assert!(long.len() >= 3 * 44_100 * 2, "{}", long.len());
+}
+
 #[test]
 fn plan_errors_name_the_problem() {
     let bad_input = plan(json!({

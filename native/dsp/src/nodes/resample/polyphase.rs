@@ -19,7 +19,9 @@
 //! `D` output frames, so the delay reported as latency is exact. All bookkeeping (window position,
 //! phase) is in integers: no drift however long the stream.
 
+use std::collections::HashMap;
 use std::f64::consts::PI;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Largest `L` (interpolation factor) handled here; beyond it the node uses rubato.
 pub const MAX_L: u64 = 512;
@@ -88,55 +90,59 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// A streaming polyphase resampler for up to [`crate::format::MAX_CHANNELS`] channels.
-pub struct Polyphase {
+/// Designs kept for reuse: each is a pure function of its key, and a node's design costs more than
+/// the rest of a session's set-up (a Bessel series per tap of a prototype thousands of taps long).
+/// Bounded, since sample rates come from clients: past the bound, designs are made and not kept.
+const MAX_SHARED_FILTERS: usize = 64;
+
+/// The coefficients of one design, read-only once made.
+struct Filter {
     l: usize,
     m: usize,
-    /// Coefficients per phase (a multiple of [`LANES`]); also the input window of one output.
     taps: usize,
+    /// The prototype's group delay in output frames (exact).
+    delay: usize,
     /// `l` rows of `taps`, phase-major, each row time-reversed (oldest input first).
     coefs: Vec<f32>,
     /// Per row: `(index, coefficient)` when the row has a single non-zero tap (the pure-delay
     /// phase of a half-band interpolator), so its outputs are one multiply, the same value the
     /// dot product gives (every other term is an exact zero).
     single: Vec<Option<(usize, f32)>>,
-    /// Set when the filter is a half-band decimator (see [`HalfBand`]).
-    half: Option<HalfBand>,
-    /// The prototype's group delay in output frames (exact).
-    delay: usize,
-    channels: usize,
-    /// Frames per channel in `hist`.
-    cap: usize,
-    /// Per-channel input history, `channels` planes of `cap` frames.
-    hist: Vec<f32>,
-    /// Frames held in each plane of `hist`.
-    filled: usize,
-    /// Offset in `hist` of the next output's window (may run past `filled` when decimating).
-    pos: usize,
-    /// Phase (row of `coefs`) of the next output.
-    phase: usize,
-    /// The 512-bit kernels ([`simd512`]) run this filter: the CPU has AVX-512F and DQ (checked once, at
-    /// construction, so every output of a stream sums in the same order).
-    wide: bool,
 }
 
-impl Polyphase {
-    /// Designs the filter for `fs_in -> fs_out` and sizes all buffers. `None` when the ratio does
-    /// not reduce to `L <= MAX_L` or the coefficient table would exceed 1 MiB.
-    pub fn new(fs_in: u32, fs_out: u32, channels: usize, design: Design) -> Option<Polyphase> {
-        Polyphase::with_delay_multiple(fs_in, fs_out, channels, design, 1)
+/// What a design depends on: the rates, the preset (as bits: the presets are constants) and the delay multiple.
+type FilterKey = (u32, u32, [u64; 3], usize);
+
+impl Filter {
+    /// The design for these parameters: made once per process (up to [`MAX_SHARED_FILTERS`] of them)
+    /// and shared by every stream that uses it.
+    fn shared(fs_in: u32, fs_out: u32, design: Design, multiple: usize) -> Option<Arc<Filter>> {
+        static SHARED: OnceLock<Mutex<HashMap<FilterKey, Arc<Filter>>>> = OnceLock::new();
+        Filter::shared_in(SHARED.get_or_init(Default::default), fs_in, fs_out, design, multiple)
     }
 
-    /// As [`Polyphase::new`], with the delay (in output frames) rounded up to a multiple of
-    /// `multiple`: a cascade needs its first stage's delay to be a whole number of frames at the
-    /// final rate.
-    pub fn with_delay_multiple(
+    fn shared_in(
+        shared: &Mutex<HashMap<FilterKey, Arc<Filter>>>,
         fs_in: u32,
         fs_out: u32,
-        channels: usize,
         design: Design,
         multiple: usize,
-    ) -> Option<Polyphase> {
+    ) -> Option<Arc<Filter>> {
+        let key = (fs_in, fs_out, [design.pass.to_bits(), design.stop.to_bits(), design.attenuation_db.to_bits()], multiple);
+        if let Some(f) = shared.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Some(f.clone());
+        }
+        // Designed outside the lock; two streams starting together may both design it, and one keeps its own.
+        let filter = Arc::new(Filter::design(fs_in, fs_out, design, multiple)?);
+        let mut map = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() < MAX_SHARED_FILTERS {
+            map.entry(key).or_insert_with(|| filter.clone());
+        }
+        Some(filter)
+    }
+
+    /// `None` when the ratio does not reduce to `L <= MAX_L` or the table would exceed [`MAX_COEFS`].
+    fn design(fs_in: u32, fs_out: u32, design: Design, multiple: usize) -> Option<Filter> {
         let (l, m) = ratio(fs_in, fs_out);
         if l > MAX_L || l == 0 || m == 0 {
             return None;
@@ -191,14 +197,64 @@ impl Polyphase {
                 }
             })
             .collect();
+        Some(Filter { l, m, taps, delay, coefs, single })
+    }
+}
+
+/// A streaming polyphase resampler for up to [`crate::format::MAX_CHANNELS`] channels.
+pub struct Polyphase {
+    l: usize,
+    m: usize,
+    /// Coefficients per phase (a multiple of [`LANES`]); also the input window of one output.
+    taps: usize,
+    /// The coefficients, shared by every stream of the same design ([`Filter::shared`]).
+    filter: Arc<Filter>,
+    /// Set when the filter is a half-band decimator (see [`HalfBand`]).
+    half: Option<HalfBand>,
+    /// The prototype's group delay in output frames (exact).
+    delay: usize,
+    channels: usize,
+    /// Frames per channel in `hist`.
+    cap: usize,
+    /// Per-channel input history, `channels` planes of `cap` frames.
+    hist: Vec<f32>,
+    /// Frames held in each plane of `hist`.
+    filled: usize,
+    /// Offset in `hist` of the next output's window (may run past `filled` when decimating).
+    pos: usize,
+    /// Phase (row of `coefs`) of the next output.
+    phase: usize,
+    /// The 512-bit kernels ([`simd512`]) run this filter: the CPU has AVX-512F and DQ (checked once, at
+    /// construction, so every output of a stream sums in the same order).
+    wide: bool,
+}
+
+impl Polyphase {
+    /// Designs the filter for `fs_in -> fs_out` and sizes all buffers. `None` when the ratio does
+    /// not reduce to `L <= MAX_L` or the coefficient table would exceed 1 MiB.
+    pub fn new(fs_in: u32, fs_out: u32, channels: usize, design: Design) -> Option<Polyphase> {
+        Polyphase::with_delay_multiple(fs_in, fs_out, channels, design, 1)
+    }
+
+    /// As [`Polyphase::new`], with the delay (in output frames) rounded up to a multiple of
+    /// `multiple`: a cascade needs its first stage's delay to be a whole number of frames at the
+    /// final rate.
+    pub fn with_delay_multiple(
+        fs_in: u32,
+        fs_out: u32,
+        channels: usize,
+        design: Design,
+        multiple: usize,
+    ) -> Option<Polyphase> {
+        let filter = Filter::shared(fs_in, fs_out, design, multiple)?;
+        let (l, m, taps, delay) = (filter.l, filter.m, filter.taps, filter.delay);
         let cap = taps + m / l + 1 + CHUNK;
-        let half = HalfBand::detect(l, m, &coefs, cap);
+        let half = HalfBand::detect(l, m, &filter.coefs, cap);
         let mut node = Polyphase {
             l,
             m,
             taps,
-            coefs,
-            single,
+            filter,
             half,
             delay,
             channels,
@@ -290,7 +346,7 @@ impl Polyphase {
                 *pos += 1;
             }
         };
-        let row = |phase: usize| &self.coefs[phase * taps..(phase + 1) * taps];
+        let row = |phase: usize| &self.filter.coefs[phase * taps..(phase + 1) * taps];
         if let Some(half) = self.half.as_mut() {
             // L = 1: one class, phase 0, windows 2 frames apart from `pos`.
             for (c, plane) in out.iter_mut().enumerate().take(self.channels) {
@@ -307,7 +363,7 @@ impl Polyphase {
                     let advance = self.phase + r * m;
                     let (start, row) = (self.pos + advance / l, row(advance % l));
                     let n = (count - r).div_ceil(l);
-                    if let Some((k, coef)) = self.single[advance % l] {
+                    if let Some((k, coef)) = self.filter.single[advance % l] {
                         // One check for the whole class, none per frame: with a check per frame
                         // this loop took a seventh of 16k->48k `high` (n >= 1 since r < count).
                         let (src, dst) = (start + k, at + r);
@@ -978,6 +1034,36 @@ use portable::{dot, dot4, dot4_row, dot8_row};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_of_one_design_share_its_coefficients() {
+        let design = Design { pass: 0.8, stop: 1.0, attenuation_db: 90.0 };
+        let a = Polyphase::new(48_000, 16_000, 1, design).unwrap();
+        let b = Polyphase::new(48_000, 16_000, 2, design).unwrap();
+        assert!(Arc::ptr_eq(&a.filter, &b.filter));
+        let reverse = Polyphase::new(16_000, 48_000, 1, design).unwrap();
+        let sharper = Polyphase::new(48_000, 16_000, 1, Design { attenuation_db: 100.0, ..design }).unwrap();
+        let delayed = Polyphase::with_delay_multiple(48_000, 16_000, 1, design, 7).unwrap();
+        for other in [&reverse, &sharper, &delayed] {
+            assert!(!Arc::ptr_eq(&a.filter, &other.filter));
+        }
+        assert_eq!(delayed.delay() % 7, 0);
+    }
+
+    #[test]
+    fn designs_past_the_bound_are_made_and_not_kept() {
+        let design = Design { pass: 0.8, stop: 1.0, attenuation_db: 90.0 };
+        let map = Mutex::new(HashMap::new());
+        let rate = |k: usize| 8_000 * (1 + k as u32 % 12);
+        let designs: Vec<_> =
+            (0..2 * MAX_SHARED_FILTERS).map(|k| Filter::shared_in(&map, 48_000, rate(k), design, 1 + k / 12).unwrap()).collect();
+        assert_eq!(map.lock().unwrap().len(), MAX_SHARED_FILTERS);
+        let again = |k: usize| Filter::shared_in(&map, 48_000, rate(k), design, 1 + k / 12).unwrap();
+        assert!(Arc::ptr_eq(&designs[0], &again(0)));
+        let last = designs.len() - 1;
+        assert!(!Arc::ptr_eq(&designs[last], &again(last)));
+        assert_eq!(designs[last].coefs, again(last).coefs);
+    }
 
     #[test]
     fn ratios_reduce() {
