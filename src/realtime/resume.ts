@@ -23,6 +23,12 @@ export function tokenMatches(expected: string, presented: string): boolean {
 
 /** Bytes of one arena that binary answers are copied into; a larger answer gets an arena of its own. */
 const ARENA_BYTES = 64 * 1024;
+
+/**
+ * A new arena, not zeroed: only bytes an answer was copied into are ever read back (`bytesOf`), and
+ * zeroing 64 KiB per arena was most of a session's start-up on the JS thread.
+ */
+const newArena = (): Uint8Array => Buffer.allocUnsafeSlow(ARENA_BYTES);
 /**
  * Arenas a log allocates when it is created, to hold its whole bound (up to this many; a larger bound
  * allocates the rest as it fills). Allocating them on the frame path instead stalled every session:
@@ -79,7 +85,7 @@ export class ReplayLog {
     this.textOf = new Array(this.capacity);
     // The bound's worth of arenas, plus the one being filled while the oldest still has live entries.
     this.spareMax = Math.min(PREALLOCATED_ARENAS, Math.ceil(maxBytes / ARENA_BYTES) + 1);
-    for (let i = 0; i < this.spareMax; i++) this.spare.push(new Uint8Array(ARENA_BYTES));
+    for (let i = 0; i < this.spareMax; i++) this.spare.push(newArena());
   }
 
   /** Binary answers sent so far. */
@@ -150,7 +156,7 @@ export class ReplayLog {
     if (this.current !== -1 && this.live[this.current] === 0) this.at = 0;
     if (this.current === -1 || this.at + n > ARENA_BYTES) {
       const previous = this.current;
-      this.current = this.addArena(this.spare.pop() ?? new Uint8Array(ARENA_BYTES));
+      this.current = this.addArena(this.spare.pop() ?? newArena());
       this.at = 0;
       if (previous !== -1 && this.live[previous] === 0) this.release(previous);
     }
