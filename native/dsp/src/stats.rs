@@ -5,11 +5,16 @@ use hdrhistogram::Histogram;
 /// Largest value a histogram holds: one minute in nanoseconds; larger values are clamped.
 const MAX_NS: u64 = 60_000_000_000;
 
-/// A latency histogram in nanoseconds. Its counts (~15 KB, zeroed) are allocated with the first value:
-/// a session has one per node and four more, and allocating them all when it started took a fifth of
-/// its start-up, on the JS thread; most are first written on a worker.
-#[derive(Clone, Debug, Default)]
-pub struct LatencyHistogram(Option<Histogram<u32>>);
+/// A latency histogram in nanoseconds.
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram(Histogram<u32>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        // Bounds and precision are constants that `new_with_bounds` accepts.
+        LatencyHistogram(Histogram::new_with_bounds(1, MAX_NS, 2).expect("valid histogram bounds"))
+    }
+}
 
 /// Percentiles of a histogram, in microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -29,32 +34,29 @@ pub struct Percentiles {
 }
 
 impl LatencyHistogram {
-    /// Records one value; allocates only for the first.
+    /// Records one value; does not allocate.
     pub fn record_ns(&mut self, ns: u64) {
-        // Bounds and precision are constants that `new_with_bounds` accepts.
-        let h = self.0.get_or_insert_with(|| Histogram::new_with_bounds(1, MAX_NS, 2).expect("valid histogram bounds"));
-        h.saturating_record(ns.clamp(1, MAX_NS));
+        self.0.saturating_record(ns.clamp(1, MAX_NS));
     }
 
     /// How many values were at or below each bound (cumulative, like Prometheus `le` buckets), within
     /// the histogram's 1% precision, and the sum of all values in nanoseconds (from the bucket midpoints).
     pub fn cumulative_counts(&self, bounds_ns: &[u64]) -> (Vec<u64>, f64) {
-        let Some(h) = &self.0 else { return (vec![0; bounds_ns.len()], 0.0) };
-        let counts = bounds_ns.iter().map(|&b| h.count_between(0, b.clamp(1, MAX_NS))).collect();
-        (counts, h.mean() * h.len() as f64)
+        let counts = bounds_ns.iter().map(|&b| self.0.count_between(0, b.clamp(1, MAX_NS))).collect();
+        let sum = self.0.mean() * self.0.len() as f64;
+        (counts, sum)
     }
 
     /// Quantiles in microseconds.
     pub fn percentiles(&self) -> Percentiles {
-        let Some(h) = &self.0 else { return Percentiles::default() };
-        let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+        let q = |p: f64| self.0.value_at_quantile(p) as f64 / 1000.0;
         Percentiles {
-            count: h.len(),
+            count: self.0.len(),
             p50_us: q(0.5),
             p95_us: q(0.95),
             p99_us: q(0.99),
             p999_us: q(0.999),
-            max_us: if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 },
+            max_us: if self.0.is_empty() { 0.0 } else { self.0.max() as f64 / 1000.0 },
         }
     }
 }
