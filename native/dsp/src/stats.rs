@@ -1,18 +1,43 @@
 //! Per-session counters and latency histograms (HDR-style, 2 significant figures, nanosecond values).
 
+use std::sync::{Mutex, PoisonError};
+
 use hdrhistogram::Histogram;
 
 /// Largest value a histogram holds: one minute in nanoseconds; larger values are clamped.
 const MAX_NS: u64 = 60_000_000_000;
 
-/// A latency histogram in nanoseconds.
+/// Emptied histograms kept for new sessions, at most (~15 KB each). A session starts with one per node
+/// and four more, on the JS thread: a fresh one costs ~10 µs there (its zeroed counts fault in page by
+/// page), a kept one a lock. Allocating them with their first value instead put all of that on the
+/// workers with the first frames of sessions that start together (docs/engine.md, "Allocation").
+const SPARE_HISTOGRAMS: usize = 2048;
+
+static SPARE: Mutex<Vec<Histogram<u32>>> = Mutex::new(Vec::new());
+
+/// A latency histogram in nanoseconds. `None` only while it is being dropped.
 #[derive(Clone, Debug)]
-pub struct LatencyHistogram(Histogram<u32>);
+pub struct LatencyHistogram(Option<Histogram<u32>>);
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
+        let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).pop();
         // Bounds and precision are constants that `new_with_bounds` accepts.
-        LatencyHistogram(Histogram::new_with_bounds(1, MAX_NS, 2).expect("valid histogram bounds"))
+        LatencyHistogram(Some(spare.unwrap_or_else(|| Histogram::new_with_bounds(1, MAX_NS, 2).expect("valid histogram bounds"))))
+    }
+}
+
+impl Drop for LatencyHistogram {
+    fn drop(&mut self) {
+        let Some(mut h) = self.0.take() else { return };
+        if SPARE.lock().unwrap_or_else(PoisonError::into_inner).len() >= SPARE_HISTOGRAMS {
+            return;
+        }
+        h.reset();
+        let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_HISTOGRAMS {
+            spare.push(h);
+        }
     }
 }
 
@@ -36,27 +61,30 @@ pub struct Percentiles {
 impl LatencyHistogram {
     /// Records one value; does not allocate.
     pub fn record_ns(&mut self, ns: u64) {
-        self.0.saturating_record(ns.clamp(1, MAX_NS));
+        if let Some(h) = &mut self.0 {
+            h.saturating_record(ns.clamp(1, MAX_NS));
+        }
     }
 
     /// How many values were at or below each bound (cumulative, like Prometheus `le` buckets), within
     /// the histogram's 1% precision, and the sum of all values in nanoseconds (from the bucket midpoints).
     pub fn cumulative_counts(&self, bounds_ns: &[u64]) -> (Vec<u64>, f64) {
-        let counts = bounds_ns.iter().map(|&b| self.0.count_between(0, b.clamp(1, MAX_NS))).collect();
-        let sum = self.0.mean() * self.0.len() as f64;
-        (counts, sum)
+        let Some(h) = &self.0 else { return (vec![0; bounds_ns.len()], 0.0) };
+        let counts = bounds_ns.iter().map(|&b| h.count_between(0, b.clamp(1, MAX_NS))).collect();
+        (counts, h.mean() * h.len() as f64)
     }
 
     /// Quantiles in microseconds.
     pub fn percentiles(&self) -> Percentiles {
-        let q = |p: f64| self.0.value_at_quantile(p) as f64 / 1000.0;
+        let Some(h) = &self.0 else { return Percentiles::default() };
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
         Percentiles {
-            count: self.0.len(),
+            count: h.len(),
             p50_us: q(0.5),
             p95_us: q(0.95),
             p99_us: q(0.99),
             p999_us: q(0.999),
-            max_us: if self.0.is_empty() { 0.0 } else { self.0.max() as f64 / 1000.0 },
+            max_us: if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 },
         }
     }
 }
@@ -125,5 +153,25 @@ mod tests {
         one.record_ns(2_000);
         assert_eq!(one.percentiles().count, 1);
         assert_eq!(one.cumulative_counts(&[1_000, 1_000_000]).0, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_kept_histogram_starts_empty() {
+        // Whatever spare a new histogram gets, none of an earlier session's values come with it.
+        for _ in 0..3 {
+            let used: Vec<LatencyHistogram> = (0..50)
+                .map(|k| {
+                    let mut h = LatencyHistogram::default();
+                    (0..100).for_each(|v| h.record_ns(1_000 + k * v));
+                    h
+                })
+                .collect();
+            drop(used);
+            for _ in 0..60 {
+                let fresh = LatencyHistogram::default();
+                assert_eq!(fresh.percentiles(), Percentiles::default());
+                assert_eq!(fresh.cumulative_counts(&[u64::MAX]), (vec![0], 0.0));
+            }
+        }
     }
 }
