@@ -156,6 +156,15 @@ mod tests {
     }
 
     #[test]
+    fn the_stock_of_kept_histograms_is_bounded() {
+        let many: Vec<LatencyHistogram> = (0..SPARE_HISTOGRAMS + 100).map(|_| LatencyHistogram::default()).collect();
+        drop(many);
+        let kept = SPARE.lock().unwrap_or_else(PoisonError::into_inner).len();
+        assert!(kept <= SPARE_HISTOGRAMS, "{kept} kept");
+        assert!(kept > 0);
+    }
+
+    #[test]
     fn a_kept_histogram_starts_empty() {
         // Whatever spare a new histogram gets, none of an earlier session's values come with it.
         for _ in 0..3 {
