@@ -68,6 +68,8 @@ export interface LoadgenReport {
   };
   answered_per_s: number;
   rtt: Percentiles;
+  /** The same round trips by when their frame was sent: one entry per `bucket_ms` of streaming. */
+  rtt_timeline: { bucket_ms: number; buckets: Percentiles[] };
   send_lag: Percentiles | null;
   server: {
     sessions: number;

@@ -48,6 +48,10 @@ function expectClean(r: LoadgenReport, sessions: number) {
   expect(r.rtt.count).toBe(r.frames.answered);
   expect(r.rtt.p50_ms).toBeLessThanOrEqual(r.rtt.p99_ms);
   expect(r.rtt.p99_ms).toBeLessThanOrEqual(r.rtt.max_ms);
+  // The timeline splits the same round trips by when each frame was sent (its histograms are coarser).
+  expect(r.rtt_timeline.buckets.reduce((n, b) => n + b.count, 0)).toBe(r.rtt.count);
+  const worst = Math.max(...r.rtt_timeline.buckets.map((b) => b.max_ms));
+  expect(Math.abs(worst - r.rtt.max_ms)).toBeLessThanOrEqual(0.01 * r.rtt.max_ms + 0.002);
   expect(r.answered_per_s).toBeGreaterThan(0);
   expect(r.generator.cpu_s).toBeGreaterThanOrEqual(0);
   expect(r.generator.nofile_limit).toBeGreaterThanOrEqual(sessions);
@@ -59,12 +63,14 @@ it('paces sessions through a pipeline it creates over REST, and the server count
   const api = server.base.ws.replace('ws://', 'http://');
   const r = await generate([
     ...['--url', `${server.base.uws}/v1/pipelines/{id}/stream`, '--create', doc, '--api', api],
-    ...['--sessions', '3', '--duration', '1'],
+    ...['--sessions', '3', '--duration', '1', '--timeline-ms', '250'],
   ]);
   expectClean(r, 3);
   expect(r.pipeline).toMatch(/^pl_/);
-  // Paced: exactly one frame per 20 ms per session over the second.
+  // Paced: exactly one frame per 20 ms per session over the second, 12 or 13 of them in each quarter.
   expect(r.frames.sent).toBe(3 * 50);
+  expect(r.rtt_timeline.bucket_ms).toBe(250);
+  expect(r.rtt_timeline.buckets.map((b) => b.count >= 36 && b.count <= 39)).toEqual([true, true, true, true]);
   expect(r.send_lag?.count).toBe(r.frames.sent);
   expect(r.server).toMatchObject({ sessions: 3, frames_in: 150, frames_out: 150, frames_dropped: 0 });
 });

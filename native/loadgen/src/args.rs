@@ -55,6 +55,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Paced-mode timer resolution.
     pub tick: Duration,
+    /// Width of the round-trip timeline's buckets (by when a frame was sent).
+    pub timeline: Duration,
     /// Seed of the phase generator.
     pub seed: u64,
     /// A free-form label copied into the report.
@@ -84,6 +86,8 @@ Prints one JSON report on stdout; `{\"phase\":\"streaming\"}` / `{\"phase\":\"dr
   --connect-timeout S         time to open all sessions (default 30)
   --drain-timeout S           time after the last send for late answers (default 5)
   --tick-us US                paced timer resolution (default 200)
+  --timeline-ms MS            bucket width of the report's round-trip timeline, by send time
+                              (default 1000)
   --seed N                    phase seed (default 1)
   --label TEXT                copied into the report
   --help                      this text
@@ -109,6 +113,7 @@ impl Options {
             connect_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
             tick: Duration::from_micros(200),
+            timeline: Duration::from_secs(1),
             seed: 1,
             label: String::new(),
         };
@@ -155,6 +160,7 @@ impl Options {
                 "--connect-timeout" => o.connect_timeout = Duration::from_secs_f64(num(600.0)?),
                 "--drain-timeout" => o.drain_timeout = Duration::from_secs_f64(num(600.0)?),
                 "--tick-us" => o.tick = Duration::from_micros(num(100_000.0)? as u64),
+                "--timeline-ms" => o.timeline = Duration::from_secs_f64(num(3_600_000.0)? / 1000.0),
                 "--seed" => {
                     o.seed = value
                         .parse()

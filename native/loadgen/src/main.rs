@@ -116,6 +116,10 @@ fn generate(opts: &Options) -> Result<serde_json::Value, String> {
         },
         "answered_per_s": round(o.answered_in_window as f64 / o.stream_s.max(1e-9), 1),
         "rtt": percentiles_ms(&t.rtt_us),
+        "rtt_timeline": {
+            "bucket_ms": opts.timeline.as_secs_f64() * 1000.0,
+            "buckets": t.rtt_timeline_us.iter().map(percentiles_ms).collect::<Vec<_>>(),
+        },
         "send_lag": if opts.mode == Mode::Paced { percentiles_ms(&t.send_lag_us) } else { json!(null) },
         "server": server_summary(&t.server_stats),
         "generator": {

@@ -9,6 +9,10 @@ use serde_json::{json, Value};
 pub struct Tally {
     /// Client round trip: frame handed to the socket → its answer read, µs.
     pub rtt_us: Histogram<u64>,
+    /// The same round trips by when in the streaming window their frame was sent, one histogram per
+    /// `--timeline-ms` (a tail that comes from a few bad moments — start-up, a pause — reads differently
+    /// from one spread over the run).
+    pub rtt_timeline_us: Vec<Histogram<u64>>,
     /// Paced mode: how late each send went out against its schedule, µs (the generator's own
     /// saturation signal).
     pub send_lag_us: Histogram<u64>,
@@ -36,12 +40,20 @@ pub struct Tally {
     pub server_stats: Vec<Value>,
 }
 
+/// Buckets a round-trip timeline holds at most (~25 KB each).
+const MAX_TIMELINE_BUCKETS: usize = 1000;
+
+/// A histogram of µs from 1 µs to 60 s, three significant figures.
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
 impl Tally {
     /// An empty tally.
     pub fn new() -> Tally {
-        let hist = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         Tally {
             rtt_us: hist(),
+            rtt_timeline_us: Vec::new(),
             send_lag_us: hist(),
             answered: 0,
             dropped: 0,
@@ -55,6 +67,22 @@ impl Tally {
             closed_early: BTreeMap::new(),
             server_stats: Vec::new(),
         }
+    }
+}
+
+impl Tally {
+    /// Records one round trip of a frame sent in timeline bucket `bucket`.
+    pub fn record_rtt(&mut self, rtt_us: u64, bucket: usize) {
+        self.rtt_us.saturating_record(rtt_us);
+        // The bound keeps a fine timeline of a long run from growing without end: later frames share
+        // the last bucket.
+        let bucket = bucket.min(MAX_TIMELINE_BUCKETS - 1);
+        while self.rtt_timeline_us.len() <= bucket {
+            // Two significant figures are enough to see when the tail happened.
+            let coarse = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
+            self.rtt_timeline_us.push(coarse);
+        }
+        self.rtt_timeline_us[bucket].saturating_record(rtt_us);
     }
 }
 
@@ -125,4 +153,25 @@ pub fn cpu_seconds() -> f64 {
 /// Counts by code as a JSON object with string keys.
 pub fn by_code(m: &BTreeMap<u16, u64>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_splits_round_trips_by_bucket_and_is_bounded() {
+        let mut t = Tally::new();
+        t.record_rtt(100, 0);
+        t.record_rtt(5_000, 2);
+        t.record_rtt(300, 2);
+        assert_eq!(t.rtt_us.len(), 3);
+        let counts: Vec<u64> = t.rtt_timeline_us.iter().map(|h| h.len()).collect();
+        assert_eq!(counts, [1, 0, 2]);
+        assert!(t.rtt_timeline_us[2].max() >= 4_990);
+        // A frame far past the bound lands in the last bucket instead of growing the timeline.
+        t.record_rtt(7, 1_000_000);
+        assert_eq!(t.rtt_timeline_us.len(), MAX_TIMELINE_BUCKETS);
+        assert_eq!(t.rtt_timeline_us[MAX_TIMELINE_BUCKETS - 1].len(), 1);
+    }
 }

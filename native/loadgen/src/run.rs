@@ -173,6 +173,8 @@ struct Runner<'a> {
     /// Frames outstanding over all sessions.
     outstanding: usize,
     answered_in_window: u64,
+    /// When streaming began (ns since `base`).
+    stream_t0: u64,
 }
 
 /// Runs the whole load: connect, stream, drain, stop.
@@ -216,6 +218,7 @@ pub fn run(opts: &Options, target: &Target, audio: &crate::audio::Audio) -> io::
         sending: false,
         outstanding: 0,
         answered_in_window: 0,
+        stream_t0: 0,
     };
     let mut events = Events::with_capacity(1024);
 
@@ -242,6 +245,7 @@ pub fn run(opts: &Options, target: &Target, audio: &crate::audio::Audio) -> io::
     eprintln!("{{\"phase\":\"streaming\"}}");
     let cpu_stream_begin = cpu_seconds();
     let t0 = r.now_ns();
+    r.stream_t0 = t0;
     let end = t0 + opts.duration.as_nanos() as u64;
     r.sending = true;
     match opts.mode {
@@ -582,9 +586,9 @@ impl Runner<'_> {
         if self.sending {
             self.answered_in_window += 1;
         }
+        let bucket = sent_ns.saturating_sub(self.stream_t0) / (self.opts.timeline.as_nanos() as u64).max(1);
         self.tally
-            .rtt_us
-            .saturating_record((now.saturating_sub(sent_ns) / 1000).max(1));
+            .record_rtt((now.saturating_sub(sent_ns) / 1000).max(1), bucket as usize);
         if self.opts.protocol == Protocol::Echo {
             let echoed = payload
                 .get(..8)
