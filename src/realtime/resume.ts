@@ -25,10 +25,25 @@ export function tokenMatches(expected: string, presented: string): boolean {
 const ARENA_BYTES = 64 * 1024;
 
 /**
- * A new arena, not zeroed: only bytes an answer was copied into are ever read back (`bytesOf`), and
- * zeroing 64 KiB per arena was most of a session's start-up on the JS thread.
+ * Arenas of logs that were closed, kept for the logs of sessions that start later, up to this many
+ * (256 MiB). Without them every log allocated its arenas afresh while those of ended sessions waited
+ * for the garbage collector: 500 sessions ending while 500 others started (a reconnect wave, a load
+ * generator's next run) moved ~130 MB of external memory through V8 at once, and it answered with
+ * five full collections in 200 ms, 4–10 ms each, on the thread that carries every frame.
  */
-const newArena = (): Uint8Array => Buffer.allocUnsafeSlow(ARENA_BYTES);
+export const POOLED_ARENAS_MAX = 4096;
+const pooledArenas: Uint8Array[] = [];
+
+/** Arenas waiting in the process-wide pool (tests). */
+export function pooledArenaCount(): number {
+  return pooledArenas.length;
+}
+
+/**
+ * An arena from the pool, or a new one, not zeroed: only bytes an answer was copied into are ever read
+ * back (`bytesOf`), and zeroing 64 KiB per arena was most of a session's start-up on the JS thread.
+ */
+const takeArena = (): Uint8Array => pooledArenas.pop() ?? Buffer.allocUnsafeSlow(ARENA_BYTES);
 /**
  * Arenas a log allocates when it is created, to hold its whole bound (up to this many; a larger bound
  * allocates the rest as it fills). Allocating them on the frame path instead stalled every session:
@@ -71,6 +86,8 @@ export class ReplayLog {
   private answers = 0;
   /** The oldest binary answer still held (or `answers` when none is). */
   private oldest = 0;
+  /** After `close`, appends are ignored and nothing can be replayed. */
+  private closed = false;
 
   constructor(private readonly maxBytes: number) {
     this.maxEntries = Math.max(1024, Math.floor(maxBytes / 64));
@@ -85,7 +102,7 @@ export class ReplayLog {
     this.textOf = new Array(this.capacity);
     // The bound's worth of arenas, plus the one being filled while the oldest still has live entries.
     this.spareMax = Math.min(PREALLOCATED_ARENAS, Math.ceil(maxBytes / ARENA_BYTES) + 1);
-    for (let i = 0; i < this.spareMax; i++) this.spare.push(newArena());
+    for (let i = 0; i < this.spareMax; i++) this.spare.push(takeArena());
   }
 
   /** Binary answers sent so far. */
@@ -93,8 +110,34 @@ export class ReplayLog {
     return this.answers;
   }
 
+  /**
+   * Ends the log: its arenas go back to the process-wide pool (up to POOLED_ARENAS_MAX) for the next
+   * session's log, and it holds nothing after this. Nothing outside the log holds an arena (`after`
+   * answers copies), so no one reads what a later log writes there. Idempotent.
+   */
+  close(): void {
+    const give = (bytes: Uint8Array | undefined) => {
+      if (bytes?.length === ARENA_BYTES && pooledArenas.length < POOLED_ARENAS_MAX) pooledArenas.push(bytes);
+    };
+    this.arenas.forEach(give);
+    this.spare.forEach(give);
+    this.arenas = [];
+    this.spare = [];
+    this.live = [];
+    this.freeIds = [];
+    this.textOf = [];
+    this.current = -1;
+    this.at = 0;
+    this.head = 0;
+    this.count = 0;
+    this.bytes = 0;
+    this.oldest = this.answers;
+    this.closed = true;
+  }
+
   /** Logs a text message (a string) or a binary answer (bytes, copied). */
   append(data: Uint8Array | string): void {
+    if (this.closed) return;
     if (this.count === this.capacity) this.grow();
     const slot = (this.head + this.count) % this.capacity;
     this.count += 1;
@@ -116,7 +159,7 @@ export class ReplayLog {
    * be replayed (dropped from the log) or names an answer never sent. Binary messages are fresh copies.
    */
   after(last: number): { data: Uint8Array | string; isBinary: boolean }[] | undefined {
-    if (!Number.isInteger(last) || last < -1 || last >= this.answers) return undefined;
+    if (this.closed || !Number.isInteger(last) || last < -1 || last >= this.answers) return undefined;
     if (last + 1 < this.oldest) return undefined;
     const out: { data: Uint8Array | string; isBinary: boolean }[] = [];
     let seen = false;
@@ -156,7 +199,7 @@ export class ReplayLog {
     if (this.current !== -1 && this.live[this.current] === 0) this.at = 0;
     if (this.current === -1 || this.at + n > ARENA_BYTES) {
       const previous = this.current;
-      this.current = this.addArena(this.spare.pop() ?? newArena());
+      this.current = this.addArena(this.spare.pop() ?? takeArena());
       this.at = 0;
       if (previous !== -1 && this.live[previous] === 0) this.release(previous);
     }

@@ -280,6 +280,9 @@ export class StreamSession {
     if (this.state === 'closed') return false;
     this.state = 'closed';
     clearTimeout(this.parkTimer);
+    // Its arenas go to the next session's log (resume.ts POOLED_ARENAS_MAX); nothing is replayed after this.
+    this.replay?.close();
+    this.replay = undefined;
     try {
       this.finalStats = this.native?.stats();
       this.native?.close();

@@ -1,6 +1,6 @@
 /** The replay log of a session (docs/protocol.md §8, resume.ts): what a resume sends again, within its byte bound. */
 import { describe, expect, it, vi } from 'vitest';
-import { ReplayLog, tokenMatches } from '../../src/realtime/resume.js';
+import { POOLED_ARENAS_MAX, pooledArenaCount, ReplayLog, tokenMatches } from '../../src/realtime/resume.js';
 
 const answer = (n: number, bytes = 100) => new Uint8Array(bytes).fill(n);
 
@@ -93,6 +93,43 @@ describe('ReplayLog', () => {
       expect(counted).toEqual({ arenas: 0, rings: 0 });
       expect(log.after(4989)?.filter((m) => m.isBinary)).toHaveLength(10);
     }
+  });
+
+  it("hands a closed log's arenas to the next log, which replays only its own answers", () => {
+    const first = new ReplayLog(256 * 1024);
+    for (let n = 0; n < 200; n++) first.append(answer(n, 3840));
+    first.close();
+    expect(first.after(-1)).toBeUndefined();
+    first.append(answer(1)); // ignored once closed
+    expect(first.answerCount).toBe(200);
+    first.close(); // idempotent: nothing is pooled twice
+    const pooled = pooledArenaCount();
+    expect(pooled).toBeGreaterThanOrEqual(5);
+
+    const arenas = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    let second: ReplayLog;
+    try {
+      second = new ReplayLog(256 * 1024);
+      for (let n = 0; n < 3; n++) second.append(answer(100 + n, 640));
+      expect(arenas).not.toHaveBeenCalled(); // every arena came from the pool
+    } finally {
+      arenas.mockRestore();
+    }
+    expect(pooledArenaCount()).toBeLessThan(pooled);
+    // The pooled arenas still hold the first log's bytes; the second reads back exactly its own.
+    const replayed = second.after(-1) ?? [];
+    expect(replayed.map((m) => (m.data as Uint8Array).byteLength)).toEqual([640, 640, 640]);
+    expect(replayed.map((m) => [...new Set(m.data as Uint8Array)])).toEqual([[100], [101], [102]]);
+    second.close();
+  });
+
+  it('keeps at most POOLED_ARENAS_MAX arenas for later logs', () => {
+    const logs = Array.from(
+      { length: Math.ceil(POOLED_ARENAS_MAX / 5) + 10 },
+      () => new ReplayLog(256 * 1024),
+    );
+    for (const log of logs) log.close();
+    expect(pooledArenaCount()).toBe(POOLED_ARENAS_MAX);
   });
 
   it('compares tokens exactly', () => {
