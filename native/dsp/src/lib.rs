@@ -7,6 +7,7 @@ pub mod buffer;
 pub mod codec;
 pub mod format;
 pub mod graph;
+pub mod memory;
 pub mod node;
 pub mod nodes;
 pub mod opus;

@@ -437,6 +437,7 @@ impl Pool {
     /// Starts the pool with every option.
     pub fn with_options(options: PoolOptions, sink: Arc<dyn Sink>) -> Pool {
         quiet_worker_panics();
+        crate::memory::pin_mmap_threshold();
         let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let epoch = Instant::now();
         let handles = (0..options.workers.max(1))
