@@ -43,18 +43,18 @@ pub struct Tally {
 /// Buckets a round-trip timeline holds at most (~25 KB each).
 const MAX_TIMELINE_BUCKETS: usize = 1000;
 
-/// A histogram of µs from 1 µs to 60 s, three significant figures.
-fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+/// A histogram of µs from 1 µs to 60 s with `figures` significant figures.
+fn hist(figures: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, figures).expect("valid histogram bounds")
 }
 
 impl Tally {
     /// An empty tally.
     pub fn new() -> Tally {
         Tally {
-            rtt_us: hist(),
+            rtt_us: hist(3),
             rtt_timeline_us: Vec::new(),
-            send_lag_us: hist(),
+            send_lag_us: hist(3),
             answered: 0,
             dropped: 0,
             frame_errors: 0,
@@ -68,9 +68,7 @@ impl Tally {
             server_stats: Vec::new(),
         }
     }
-}
 
-impl Tally {
     /// Records one round trip of a frame sent in timeline bucket `bucket`.
     pub fn record_rtt(&mut self, rtt_us: u64, bucket: usize) {
         self.rtt_us.saturating_record(rtt_us);
@@ -79,8 +77,7 @@ impl Tally {
         let bucket = bucket.min(MAX_TIMELINE_BUCKETS - 1);
         while self.rtt_timeline_us.len() <= bucket {
             // Two significant figures are enough to see when the tail happened.
-            let coarse = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
-            self.rtt_timeline_us.push(coarse);
+            self.rtt_timeline_us.push(hist(2));
         }
         self.rtt_timeline_us[bucket].saturating_record(rtt_us);
     }
