@@ -14,7 +14,7 @@ export type PlanInfo = import('../native/binding/index.js').PlanInfo;
 export type SessionStats = import('../native/binding/index.js').SessionStats;
 export type WorkerInfo = import('../native/binding/index.js').WorkerInfo;
 export type LatencyPercentiles = import('../native/binding/index.js').LatencyPercentiles;
-export type SessionBuckets = import('../native/binding/index.js').SessionBuckets;
+export type EngineBuckets = import('../native/binding/index.js').EngineBuckets;
 export type BucketCounts = import('../native/binding/index.js').BucketCounts;
 
 const require = createRequire(import.meta.url);
@@ -94,6 +94,11 @@ function call<T>(fn: () => T): T {
 /** Interleaved s16le PCM to f32 in [-1, 1). Throws RM_ERR_BAD_AUDIO on an odd byte count. */
 export function s16leToF32(pcm: Buffer): Float32Array {
   return call(() => binding.s16leToF32(pcm));
+}
+
+/** Upper bounds (seconds) of the buckets `Engine.buckets()` counts at: 5 µs to 1 s. */
+export function engineBucketSeconds(): number[] {
+  return binding.engineBucketSeconds();
 }
 
 /** Node types the native engine can build. */
@@ -246,9 +251,13 @@ export class EngineSession {
     call(() => this.native.stop());
   }
 
-  /** Ends the session at once and forgets its handler. */
+  /**
+   * Ends the session at once and forgets its handler. Its stats as they stand stay readable; the
+   * engine gives the session's histograms and buffers back now, not when this object is collected.
+   */
   close(): void {
     this.flushLatencies();
+    this.final ??= this.native.stats();
     this.native.close();
     this.engine.forget(this.id);
   }
@@ -257,16 +266,14 @@ export class EngineSession {
     return this.native.closed;
   }
 
+  /** Counters and latency percentiles: live until `close`, as they stood then after it. */
   stats(): SessionStats {
+    if (this.final !== undefined) return this.final;
     this.flushLatencies();
     return this.native.stats();
   }
 
-  /** The queue-wait and per-node histograms as cumulative counts at `boundsSeconds` (still readable after close). */
-  buckets(boundsSeconds: number[]): SessionBuckets {
-    this.flushLatencies();
-    return this.native.buckets(boundsSeconds);
-  }
+  private final: SessionStats | undefined;
 
   /**
    * Records one message's host-side latency (received → answer sent), nanoseconds. They are handed
@@ -455,6 +462,14 @@ export class Engine {
   /** @internal */
   forget(id: number): void {
     this.open.delete(id);
+  }
+
+  /**
+   * Every frame's queue wait and per-node processing time since the engine started, as cumulative
+   * counts at `engineBucketSeconds()`: one read per worker, whatever the number of sessions.
+   */
+  buckets(): EngineBuckets {
+    return this.native.buckets();
   }
 
   workers(): WorkerInfo[] {

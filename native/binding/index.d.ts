@@ -30,6 +30,11 @@ export declare class Engine {
    * `null` never drops (batch jobs).
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
+  /**
+   * Queue wait and per-node-type processing time of every frame since the engine started, for
+   * Prometheus: read from one tally per worker, so its cost does not grow with the sessions.
+   */
+  buckets(): EngineBuckets
   /** Stops the workers (after the work queued to them). Sessions get no further answers. */
   shutdown(): void
 }
@@ -64,8 +69,6 @@ export declare class NativeSession {
   recordLatencies(ns: Float64Array): void
   /** Whether the session has ended. */
   get closed(): boolean
-  /** The queue-wait and per-node histograms as cumulative counts at `bounds_seconds` (for Prometheus). */
-  buckets(boundsSeconds: Array<number>): SessionBuckets
   /** Counters and latency percentiles. */
   stats(): SessionStats
 }
@@ -87,7 +90,7 @@ export declare class PreciseClock {
   stop(): void
 }
 
-/** Cumulative bucket counts of one histogram (Prometheus `le` semantics) and its sum. */
+/** Cumulative bucket counts of one series (Prometheus `le` semantics) at `engineBucketSeconds()`. */
 export interface BucketCounts {
   /** Values at or below each bound, in bound order. */
   counts: Array<number>
@@ -99,6 +102,17 @@ export interface BucketCounts {
 
 /** Makes the `__panic` and `__stall` fault-injection nodes buildable in this process (isolation tests only). */
 export declare function enableFaultNodes(): void
+
+/** Every frame's queue wait and per-node processing time since the engine started, by node type. */
+export interface EngineBuckets {
+  /** Queue wait per message. */
+  queueWait: BucketCounts
+  /** Per node type with observations: processing time per message. */
+  nodes: Array<TypeBuckets>
+}
+
+/** The upper bounds (seconds) of the buckets `Engine.buckets()` counts at. */
+export declare function engineBucketSeconds(): Array<number>
 
 /** Options of the engine. */
 export interface EngineOptions {
@@ -127,16 +141,6 @@ export interface LatencyPercentiles {
   p999Us: number
   /** Largest. */
   maxUs: number
-}
-
-/** One node's processing-time buckets. */
-export interface NodeBuckets {
-  /** Node or stage id. */
-  id: string
-  /** Type. */
-  type: string
-  /** Its buckets. */
-  process: BucketCounts
 }
 
 /** Latency of one node as built. */
@@ -194,14 +198,6 @@ export interface PlanInfo {
  */
 export declare function s16leToF32(pcm: Uint8Array): Float32Array
 
-/** A session's native histograms as Prometheus buckets. */
-export interface SessionBuckets {
-  /** Queue wait per message. */
-  queueWait: BucketCounts
-  /** Per node: id, type and processing time per message. */
-  nodes: Array<NodeBuckets>
-}
-
 /** A session's counters and latency percentiles. */
 export interface SessionStats {
   /** Binary messages accepted. */
@@ -238,6 +234,14 @@ export interface StreamFormat {
   sampleRate: number
   /** Channels. */
   channels: number
+}
+
+/** One node type's processing-time buckets. */
+export interface TypeBuckets {
+  /** Node type. */
+  type: string
+  /** Its buckets. */
+  process: BucketCounts
 }
 
 /** A canonical 44-byte WAV header for `data_bytes` of samples in `encoding` (`s16le` or `f32le`). */

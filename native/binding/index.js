@@ -839,6 +839,7 @@ module.exports.Engine = nativeBinding.Engine
 module.exports.NativeSession = nativeBinding.NativeSession
 module.exports.PreciseClock = nativeBinding.PreciseClock
 module.exports.enableFaultNodes = nativeBinding.enableFaultNodes
+module.exports.engineBucketSeconds = nativeBinding.engineBucketSeconds
 module.exports.inspectPlan = nativeBinding.inspectPlan
 module.exports.nodeTypes = nativeBinding.nodeTypes
 module.exports.parseWav = nativeBinding.parseWav

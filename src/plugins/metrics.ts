@@ -5,21 +5,19 @@
  * Two kinds of sources:
  * - observed as they happen: HTTP request durations (onResponse hook) and, through the
  *   `RealtimeMetrics` hooks the sessions call, frames, drops and end-to-end frame latency;
- * - built at scrape time from the native per-session HDR histograms: engine queue wait and per-node
- *   processing time. The engine reports cumulative counts at our bucket bounds (within HDR's 1%
- *   precision); each scrape adds what every session observed since the last one.
+ * - read at scrape time from the engine: queue wait and per-node-type processing time, which each
+ *   worker counts at fixed bounds as it goes (native/dsp/src/tally.rs), so a scrape costs the same
+ *   with one session or thousands.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
-import type { BucketCounts, SessionBuckets } from '../native.js';
+import { type BucketCounts, engineBucketSeconds } from '../native.js';
 import { providerNames } from '../realtime/providers/wire.js';
 import type { RealtimeMetrics } from '../realtime/session.js';
 
 /** End-to-end frame latency buckets: 0.1 ms to 1 s. */
 const FRAME_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-/** Engine-internal times are far shorter: from 5 µs. */
-const ENGINE_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, ...FRAME_BUCKETS];
 const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 const TRANSPORTS = ['ws', 'uws'] as const;
@@ -80,57 +78,6 @@ class BulkHistogram {
 
   reset(): void {
     this.series.clear();
-  }
-}
-
-/**
- * Folds the engine's per-session histograms into the Prometheus ones: each call adds the growth of a
- * session's cumulative counts since the previous call, so nothing is counted twice and counts never
- * decrease.
- */
-class NativeBucketFolder {
-  /** Per session: series key → what was already counted. */
-  private readonly seen = new Map<string, Map<string, BucketCounts>>();
-
-  constructor(
-    private readonly queueWait: BulkHistogram,
-    private readonly nodeProcess: BulkHistogram,
-  ) {}
-
-  fold(sessionId: string, buckets: SessionBuckets): void {
-    let seen = this.seen.get(sessionId);
-    if (seen === undefined) {
-      seen = new Map();
-      this.seen.set(sessionId, seen);
-    }
-    this.add(seen, 'queue', this.queueWait, {}, buckets.queueWait);
-    for (const node of buckets.nodes) {
-      this.add(seen, `node:${node.id}`, this.nodeProcess, { node_type: node.type }, node.process);
-    }
-  }
-
-  /** A session ended: count its last observations and forget it. */
-  end(sessionId: string, buckets: SessionBuckets | undefined): void {
-    if (buckets) this.fold(sessionId, buckets);
-    this.seen.delete(sessionId);
-  }
-
-  private add(
-    seen: Map<string, BucketCounts>,
-    key: string,
-    h: BulkHistogram,
-    labels: Labels,
-    now: BucketCounts,
-  ) {
-    const before = seen.get(key);
-    if (before !== undefined && before.count === now.count) return;
-    seen.set(key, now);
-    h.add(
-      labels,
-      now.counts.map((c, i) => c - (before?.counts[i] ?? 0)),
-      now.sumSeconds - (before?.sumSeconds ?? 0),
-      now.count - (before?.count ?? 0),
-    );
   }
 }
 
@@ -274,27 +221,28 @@ export const metricsPlugin = fp(
       },
     });
 
-    // Both native histograms are folded by one pass over the live sessions; the second get() of a scrape
-    // finds nothing new, since folding counts only growth.
-    const foldLive = () => {
-      for (const s of app.realtime.sessions.values()) {
-        const buckets = s.nativeBuckets(ENGINE_BUCKETS);
-        if (buckets) folder.fold(s.id, buckets);
-      }
-    };
-    const queueWait = new BulkHistogram(
+    // The engine's own totals since it started (5 µs to 1 s), replaced at each scrape.
+    const engineBuckets = engineBucketSeconds();
+    const total = (h: BulkHistogram, labels: Labels, b: BucketCounts) =>
+      h.add(labels, b.counts, b.sumSeconds, b.count);
+    const queueWait: BulkHistogram = new BulkHistogram(
       'remotemedia_engine_queue_wait_seconds',
       'Time a frame waited in its session queue before a native worker took it',
-      ENGINE_BUCKETS,
-      foldLive,
+      engineBuckets,
+      () => {
+        queueWait.reset();
+        total(queueWait, {}, app.engine.buckets().queueWait);
+      },
     );
-    const nodeProcess = new BulkHistogram(
+    const nodeProcess: BulkHistogram = new BulkHistogram(
       'remotemedia_node_process_seconds',
       'Processing time of one frame in one node, by node type',
-      ENGINE_BUCKETS,
-      foldLive,
+      engineBuckets,
+      () => {
+        nodeProcess.reset();
+        for (const n of app.engine.buckets().nodes) total(nodeProcess, { node_type: n.type }, n.process);
+      },
     );
-    const folder = new NativeBucketFolder(queueWait, nodeProcess);
     // The registry formats any object with this shape; prom-client's types only name its own classes.
     registry.registerMetric(frameLatency as unknown as Metric);
     registry.registerMetric(queueWait as unknown as Metric);
@@ -318,7 +266,6 @@ export const metricsPlugin = fp(
         frame: (transport, latencySeconds) => tallies.get(transport)?.record(latencySeconds),
         dropped: (transport, n) => dropped.inc({ transport }, n),
         handlerError: (transport) => handlerErrors.inc({ transport }),
-        ended: (session) => folder.end(session.id, session.nativeBuckets(ENGINE_BUCKETS)),
         telephony: (provider, event) => telephony.inc({ provider, event }),
         playbackLateness: (provider, ms) => lateness.observe({ provider }, Math.max(0, ms) / 1000),
       },

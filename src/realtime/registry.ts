@@ -122,10 +122,7 @@ export class SessionRegistry implements Occupancy {
       if (left > 0) this.perIp.set(peer, left);
       else this.perIp.delete(peer);
     };
-    session.onClosed = () => {
-      release();
-      this.deps.metrics?.ended(session);
-    };
+    session.onClosed = release;
     // The socket resumed another session, which it carries from now on: no session of its own ended.
     session.onDelegated = release;
     session.onParked = (parked) => this.countParked(session.id, peer, parked);

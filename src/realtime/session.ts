@@ -17,7 +17,6 @@ import {
   type EngineOutput,
   type EngineSession,
   OutputKind,
-  type SessionBuckets,
   type SessionStats,
 } from '../native.js';
 import {
@@ -71,8 +70,6 @@ export interface RealtimeMetrics {
   dropped(transport: string, frames: number): void;
   /** A session's output handling threw; the session was closed 1011. */
   handlerError(transport: string): void;
-  /** A session closed: count what it observed since the last scrape. */
-  ended(session: StreamSession): void;
   /** A telephony call event (docs/telephony/README.md), counted per provider: see providers/call.ts. */
   telephony?(provider: string, event: string): void;
   /** How long after its deadline a playback chunk left for the provider, ms (playback.ts). */
@@ -148,7 +145,6 @@ export class StreamSession {
   private readonly pendingParams = new Map<number, { node: string; params: Record<string, unknown> }>();
   private readonly rate: TokenBucket;
   readonly activity: Activity;
-  private finalStats: SessionStats | undefined;
   /** Called once when the session is closed for good. */
   onClosed: (() => void) | undefined;
   /** Extra fields for `info()`: a telephony call adds its provider, call ids and playback (providers/call.ts). */
@@ -284,7 +280,6 @@ export class StreamSession {
     this.replay?.close();
     this.replay = undefined;
     try {
-      this.finalStats = this.native?.stats();
       this.native?.close();
     } finally {
       this.onClosed?.();
@@ -687,14 +682,9 @@ export class StreamSession {
     return o ? bytesPerSecond(o) : 0;
   }
 
-  /** The engine's queue-wait and per-node histograms as Prometheus buckets (undefined before start). */
-  nativeBuckets(boundsSeconds: number[]): SessionBuckets | undefined {
-    return this.native?.buckets(boundsSeconds);
-  }
-
   /** The native counters and latency percentiles: live while streaming, final once closed. */
   nativeStats(): SessionStats | undefined {
-    return this.state === 'closed' ? this.finalStats : this.native?.stats();
+    return this.native?.stats();
   }
 
   info(): SessionInfo {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testApp } from '../support/app.js';
 import { chunk, readFixtureWav } from '../support/audio.js';
-import { streamFrames } from '../support/ws.js';
+import { connect, record, streamFrames, waitFor } from '../support/ws.js';
 
 /** The value of one sample line of the exposition, or undefined. */
 function sample(text: string, line: string): number | undefined {
@@ -43,7 +43,7 @@ describe('GET /metrics', () => {
       expect(text).toMatch(/remotemedia_frame_latency_seconds_bucket\{le="0\.0001",transport="ws"\}/);
       expect(sample(text, 'remotemedia_sessions_active{transport="ws"}')).toBe(0);
       expect(sample(text, 'remotemedia_sessions_active{transport="uws"}')).toBe(0);
-      // Folded from the ended session's native stats.
+      // Counted by the engine's workers as the frames went through.
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_count')).toBe(frames.length);
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_bucket{le="+Inf"}')).toBe(frames.length);
       // Exact buckets from the engine's histograms: every frame waited well under a second.
@@ -69,6 +69,46 @@ describe('GET /metrics', () => {
       // A second scrape counts nothing twice.
       const again = (await app.inject({ method: 'GET', url: '/metrics' })).body;
       expect(sample(again, 'remotemedia_engine_queue_wait_seconds_count')).toBe(frames.length);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("counts a session's frames while it still streams, with every scrape reading the engine's totals", async () => {
+    const app = await testApp({ SESSION_QUEUE_MS: '60000' });
+    try {
+      const { id } = (
+        await app.inject({
+          method: 'POST',
+          url: '/v1/pipelines',
+          payload: { name: 'l', nodes: [{ id: 'lvl', type: 'level' }] },
+        })
+      ).json();
+      const base = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
+      const ws = await connect(`${base}/v1/pipelines/${id}/stream`);
+      const { record: rec } = record(ws);
+      ws.send(
+        JSON.stringify({ type: 'start', input: { encoding: 's16le', sample_rate: 16000, channels: 1 } }),
+      );
+      await waitFor(rec, 'ready');
+      const scrape = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      const count = (text: string, line: string) => sample(text, line) ?? 0;
+      const before = await scrape();
+      for (const n of [5, 12]) {
+        while (rec.binary.length < n) {
+          ws.send(Buffer.alloc(640), { binary: true });
+          const want = rec.binary.length + 1;
+          for (let i = 0; i < 400 && rec.binary.length < want; i++)
+            await new Promise((r) => setTimeout(r, 5));
+        }
+        const text = await scrape();
+        expect(count(text, 'remotemedia_engine_queue_wait_seconds_count')).toBe(n);
+        expect(count(text, 'remotemedia_node_process_seconds_count{node_type="level"}')).toBe(n);
+        expect(count(text, 'remotemedia_engine_queue_wait_seconds_bucket{le="+Inf"}')).toBe(n);
+      }
+      expect(count(before, 'remotemedia_engine_queue_wait_seconds_count')).toBe(0);
+      expect(app.realtime.sessions.size).toBe(1);
+      ws.close();
     } finally {
       await app.close();
     }

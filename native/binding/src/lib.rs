@@ -16,6 +16,7 @@ use remotemedia_dsp::plan::Plan;
 use remotemedia_dsp::pool::{Batch, Pool, PoolOptions, Sink, Slot};
 use remotemedia_dsp::session::{Encodings, Session, SessionError, Wire};
 use remotemedia_dsp::stats::{LatencyHistogram, Percentiles};
+use remotemedia_dsp::tally::{TallyCounts, TALLY_BOUNDS_NS};
 
 /// A result whose error has a string code (`error.code` in JavaScript).
 type Result<T> = napi::Result<T, String>;
@@ -352,6 +353,21 @@ impl Engine {
         Ok(NativeSession { slot, pool: self.pool.clone(), info, handle })
     }
 
+    /// Queue wait and per-node-type processing time of every frame since the engine started, for
+    /// Prometheus: read from one tally per worker, so its cost does not grow with the sessions.
+    #[napi]
+    pub fn buckets(&self) -> EngineBuckets {
+        let t = self.pool.tally();
+        EngineBuckets {
+            queue_wait: bucket_counts(&t.queue_wait),
+            nodes: t
+                .nodes
+                .iter()
+                .map(|(node_type, c)| TypeBuckets { node_type: (*node_type).to_string(), process: bucket_counts(c) })
+                .collect(),
+        }
+    }
+
     /// Stops the workers (after the work queued to them). Sessions get no further answers.
     #[napi]
     pub fn shutdown(&self) {
@@ -422,7 +438,7 @@ pub struct SessionStats {
     pub nodes: Vec<NodeTiming>,
 }
 
-/// Cumulative bucket counts of one histogram (Prometheus `le` semantics) and its sum.
+/// Cumulative bucket counts of one series (Prometheus `le` semantics) at `engineBucketSeconds()`.
 #[napi(object)]
 pub struct BucketCounts {
     /// Values at or below each bound, in bound order.
@@ -433,34 +449,37 @@ pub struct BucketCounts {
     pub count: f64,
 }
 
-/// A session's native histograms as Prometheus buckets.
+/// Every frame's queue wait and per-node processing time since the engine started, by node type.
 #[napi(object)]
-pub struct SessionBuckets {
+pub struct EngineBuckets {
     /// Queue wait per message.
     pub queue_wait: BucketCounts,
-    /// Per node: id, type and processing time per message.
-    pub nodes: Vec<NodeBuckets>,
+    /// Per node type with observations: processing time per message.
+    pub nodes: Vec<TypeBuckets>,
 }
 
-/// One node's processing-time buckets.
+/// One node type's processing-time buckets.
 #[napi(object)]
-pub struct NodeBuckets {
-    /// Node or stage id.
-    pub id: String,
-    /// Type.
+pub struct TypeBuckets {
+    /// Node type.
     #[napi(js_name = "type")]
     pub node_type: String,
     /// Its buckets.
     pub process: BucketCounts,
 }
 
-fn buckets(h: &LatencyHistogram, bounds_ns: &[u64]) -> BucketCounts {
-    let (counts, sum_ns) = h.cumulative_counts(bounds_ns);
+fn bucket_counts(c: &TallyCounts) -> BucketCounts {
     BucketCounts {
-        counts: counts.into_iter().map(|c| c as f64).collect(),
-        sum_seconds: sum_ns / 1e9,
-        count: h.percentiles().count as f64,
+        counts: c.cumulative.iter().map(|&n| n as f64).collect(),
+        sum_seconds: c.sum_ns as f64 / 1e9,
+        count: c.count as f64,
     }
+}
+
+/// The upper bounds (seconds) of the buckets `Engine.buckets()` counts at.
+#[napi]
+pub fn engine_bucket_seconds() -> Vec<f64> {
+    TALLY_BOUNDS_NS.iter().map(|&ns| ns as f64 / 1e9).collect()
 }
 
 /// One streaming session on the engine.
@@ -576,30 +595,10 @@ impl NativeSession {
         self.slot.is_closed()
     }
 
-    /// The queue-wait and per-node histograms as cumulative counts at `bounds_seconds` (for Prometheus).
-    #[napi]
-    pub fn buckets(&self, bounds_seconds: Vec<f64>) -> SessionBuckets {
-        let bounds_ns: Vec<u64> = bounds_seconds.iter().map(|s| (s * 1e9).round().max(0.0) as u64).collect();
-        let s = self.slot.stats();
-        SessionBuckets {
-            queue_wait: buckets(&s.queue_wait, &bounds_ns),
-            nodes: s
-                .nodes
-                .iter()
-                .map(|n| NodeBuckets {
-                    id: n.id.clone(),
-                    node_type: n.node_type.to_string(),
-                    process: buckets(&n.process, &bounds_ns),
-                })
-                .collect(),
-        }
-    }
-
     /// Counters and latency percentiles.
     #[napi]
     pub fn stats(&self) -> SessionStats {
-        let s = self.slot.stats();
-        SessionStats {
+        self.slot.with_stats(|s| SessionStats {
             frames_in: s.frames_in as f64,
             frames_out: s.frames_out as f64,
             frames_dropped: s.frames_dropped as f64,
@@ -616,7 +615,7 @@ impl NativeSession {
                 .iter()
                 .map(|n| NodeTiming { id: n.id.clone(), node_type: n.node_type.to_string(), process: percentiles(&n.process) })
                 .collect(),
-        }
+        })
     }
 }
 

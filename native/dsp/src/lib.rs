@@ -15,5 +15,6 @@ pub mod plan;
 pub mod pool;
 pub mod session;
 pub mod stats;
+pub mod tally;
 pub mod testing;
 pub mod wav;

@@ -66,12 +66,9 @@ impl LatencyHistogram {
         }
     }
 
-    /// How many values were at or below each bound (cumulative, like Prometheus `le` buckets), within
-    /// the histogram's 1% precision, and the sum of all values in nanoseconds (from the bucket midpoints).
-    pub fn cumulative_counts(&self, bounds_ns: &[u64]) -> (Vec<u64>, f64) {
-        let Some(h) = &self.0 else { return (vec![0; bounds_ns.len()], 0.0) };
-        let counts = bounds_ns.iter().map(|&b| h.count_between(0, b.clamp(1, MAX_NS))).collect();
-        (counts, h.mean() * h.len() as f64)
+    /// Gives the histogram back to the stock: from then on it reads as empty and records nothing.
+    pub fn release(&mut self) {
+        drop(std::mem::replace(self, LatencyHistogram(None)));
     }
 
     /// Quantiles in microseconds.
@@ -96,6 +93,8 @@ pub struct NodeStats {
     pub id: String,
     /// Its type.
     pub node_type: &'static str,
+    /// Its type's series in the workers' tallies (tally.rs), if it has one.
+    pub series: Option<usize>,
     /// Time per message.
     pub process: LatencyHistogram,
 }
@@ -129,30 +128,39 @@ pub struct SessionStats {
     pub nodes: Vec<NodeStats>,
 }
 
+impl SessionStats {
+    /// Gives every histogram back to the stock (the session has ended); the counters stay.
+    pub fn release_histograms(&mut self) {
+        for h in [&mut self.queue_wait, &mut self.process, &mut self.engine, &mut self.end_to_end] {
+            h.release();
+        }
+        for n in &mut self.nodes {
+            n.process.release();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cumulative_counts_follow_the_recorded_values() {
-        let mut h = LatencyHistogram::default();
-        for ns in [1_000, 2_000, 2_000, 50_000, 3_000_000] {
-            h.record_ns(ns);
-        }
-        let (counts, sum) = h.cumulative_counts(&[500, 1_500, 10_000, 100_000, 10_000_000]);
-        assert_eq!(counts, vec![0, 1, 3, 4, 5]);
-        assert!((sum - 3_055_000.0).abs() / 3_055_000.0 < 0.01, "{sum}");
-    }
-
-    #[test]
     fn a_histogram_without_values_reads_as_empty() {
         let h = LatencyHistogram::default();
         assert_eq!(h.percentiles(), Percentiles::default());
-        assert_eq!(h.cumulative_counts(&[1_000, 1_000_000]), (vec![0, 0], 0.0));
         let mut one = h.clone();
         one.record_ns(2_000);
         assert_eq!(one.percentiles().count, 1);
-        assert_eq!(one.cumulative_counts(&[1_000, 1_000_000]).0, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_released_histogram_reads_as_empty_and_records_nothing() {
+        let mut h = LatencyHistogram::default();
+        h.record_ns(5_000);
+        h.release();
+        assert_eq!(h.percentiles(), Percentiles::default());
+        h.record_ns(5_000);
+        assert_eq!(h.percentiles().count, 0, "records nothing once released");
     }
 
     #[test]
@@ -179,7 +187,6 @@ mod tests {
             for _ in 0..60 {
                 let fresh = LatencyHistogram::default();
                 assert_eq!(fresh.percentiles(), Percentiles::default());
-                assert_eq!(fresh.cumulative_counts(&[u64::MAX]), (vec![0], 0.0));
             }
         }
     }

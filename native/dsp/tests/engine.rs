@@ -293,7 +293,7 @@ fn frames_that_wait_past_the_queue_limit_are_dropped_and_named() {
         seen,
         vec![(OutputKind::Audio, Some(0), 0), (OutputKind::Dropped, Some(6), 3), (OutputKind::Audio, Some(9), 0)]
     );
-    assert_eq!(s.stats().frames_dropped, 8);
+    assert_eq!(s.with_stats(|st| st.frames_dropped), 8);
 }
 
 #[test]
@@ -310,7 +310,7 @@ fn a_burst_the_worker_absorbs_in_time_is_answered_in_full() {
     let frames: Vec<u64> = outs.iter().map(|o| o.frame.unwrap()).collect();
     assert_eq!(frames, (0..100).collect::<Vec<_>>());
     assert!(outs.iter().all(|o| o.kind == OutputKind::Audio));
-    assert_eq!(s.stats().frames_dropped, 0);
+    assert_eq!(s.with_stats(|st| st.frames_dropped), 0);
 }
 
 /// The host's turn-batched hand-off: messages queued with `push_deferred` are all answered, in order,
@@ -351,11 +351,69 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     let outs = sink.wait_for(|v| v.iter().any(|o| o.kind == OutputKind::Stopped));
     let kinds: Vec<OutputKind> = outs.iter().map(|o| o.kind).collect();
     assert_eq!(kinds, vec![OutputKind::Audio, OutputKind::Flushed, OutputKind::Stopped]);
-    let stats = s.stats();
-    assert_eq!((stats.frames_in, stats.frames_out), (1, 1));
-    assert_eq!(stats.process.percentiles().count, 1);
-    assert_eq!(stats.nodes.len(), 1);
+    s.with_stats(|stats| {
+        assert_eq!((stats.frames_in, stats.frames_out), (1, 1));
+        assert_eq!(stats.process.percentiles().count, 1);
+        assert_eq!(stats.nodes.len(), 1);
+    });
     assert_eq!(pool.session_count(), 0);
+}
+
+/// A closed session keeps its counters, but its histograms go back to the stock at once (the host may
+/// hold the slot until its garbage collector runs).
+#[test]
+fn closing_a_session_keeps_its_counters_and_gives_its_histograms_back() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "lvl", "type": "level", "input": null }, { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "lvl" } ],
+        "output": "g"
+    }));
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    for _ in 0..3 {
+        pool.push(&s, &s16(&[100; 160])).unwrap();
+    }
+    sink.wait_for(|v| v.len() == 3);
+    let counts = |s: &Arc<remotemedia_dsp::pool::Slot>| {
+        s.with_stats(|st| (st.frames_in, st.frames_out, st.process.percentiles().count, st.nodes[0].process.percentiles().count))
+    };
+    assert_eq!(counts(&s), (3, 3, 3, 3));
+    pool.close(&s);
+    assert_eq!(counts(&s), (3, 3, 0, 0));
+    assert!(pool.push(&s, &s16(&[100; 160])).is_err());
+    // The pool-wide tally is not the session's: it keeps what the session's frames added.
+    let t = pool.tally();
+    assert_eq!(t.queue_wait.count, 3);
+    assert_eq!(t.nodes.iter().find(|(ty, _)| *ty == "level").map(|(_, c)| c.count), Some(3));
+}
+
+/// The pool's tally (for Prometheus) adds up every worker's, at the same bounds for every session.
+#[test]
+fn the_tally_counts_every_frame_of_every_worker_once() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(2, false, sink.clone());
+    let p = plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "lvl", "type": "level", "input": null }, { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "lvl" } ],
+        "output": "g"
+    }));
+    let sessions: Vec<_> = (0..4).map(|_| pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2)).collect();
+    assert_eq!(sessions.iter().map(|s| s.worker()).collect::<std::collections::HashSet<_>>().len(), 2);
+    for _ in 0..5 {
+        for s in &sessions {
+            pool.push(s, &s16(&[100; 160])).unwrap();
+        }
+    }
+    sink.wait_for(|v| v.len() == 20);
+    let t = pool.tally();
+    assert_eq!(t.queue_wait.count, 20);
+    assert_eq!(t.queue_wait.cumulative.last().copied(), Some(20), "every wait under a second");
+    let level = t.nodes.iter().find(|(ty, _)| *ty == "level").map(|(_, c)| c.clone()).unwrap();
+    assert_eq!(level.count, 20);
+    assert!(level.cumulative.windows(2).all(|w| w[0] <= w[1]));
+    let per_session: u64 = sessions.iter().map(|s| s.with_stats(|st| st.queue_wait.percentiles().count)).sum();
+    assert_eq!(per_session, 20);
 }
 
 /// docs/pipelines.md `execution.parallel`: whatever the execution hints, the result is the same, event
