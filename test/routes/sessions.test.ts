@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LIST_CHUNK } from '../../src/routes/sessions/index.js';
 import { testApp } from '../support/app.js';
 import { connect, record, waitFor } from '../support/ws.js';
 
@@ -91,5 +92,46 @@ describe('sessions', () => {
     const res = await app.inject({ method: 'DELETE', url: `/v1/sessions/${session?.id}` });
     expect(res.statusCode).toBe(202);
     expect((await closed).close.code).toBe(1000);
+  });
+
+  it('lists every session when there are more than it describes per turn, leaving out one that ends meanwhile', async () => {
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/pipelines', payload: doc })).json();
+    const n = 2 * LIST_CHUNK + 3;
+    const sockets = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const ws = await connect(`${base}/v1/pipelines/${id}/stream`);
+        const { record: rec } = record(ws);
+        ws.send(JSON.stringify({ type: 'start', input }));
+        await waitFor(rec, 'ready');
+        ws.send(frame);
+        return ws;
+      }),
+    );
+    try {
+      const live = [...app.realtime.sessions.values()];
+      expect(live).toHaveLength(n);
+      const listed = (await app.inject({ method: 'GET', url: '/v1/sessions' })).json().items;
+      expect(listed.map((i: { id: string }) => i.id).sort()).toEqual(live.map((s) => s.id).sort());
+      expect(listed.every((i: { state: string }) => i.state === 'streaming')).toBe(true);
+
+      // The last session ends while the first is being described: it is not listed.
+      const [first, last] = [live[0], live[n - 1]];
+      if (first === undefined || last === undefined) throw new Error('no sessions');
+      const describe = first.info.bind(first);
+      vi.spyOn(first, 'info').mockImplementationOnce(() => {
+        last.kill(1000, 'ended by test');
+        return describe();
+      });
+      const after = (await app.inject({ method: 'GET', url: '/v1/sessions' }))
+        .json()
+        .items.map((i: { id: string }) => i.id);
+      expect(after).toHaveLength(n - 1);
+      expect(after).not.toContain(last.id);
+    } finally {
+      for (const s of app.realtime.sessions.values()) s.kill(1000, 'done');
+      for (const ws of sockets) ws.close();
+    }
+    await until(() => app.realtime.sessions.size === 0);
+    expect(app.realtime.sessions.size).toBe(0);
   });
 });

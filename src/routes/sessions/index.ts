@@ -3,10 +3,29 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { RemoteMediaError } from '../../errors.js';
 import { CloseCode } from '../../realtime/protocol.js';
+import type { SessionInfo, StreamSession } from '../../realtime/session.js';
 import { problems } from '../common.js';
 import { sessionListSchema, sessionParams, sessionSchema } from './schemas.js';
 
 const tags = ['sessions'];
+
+/**
+ * Sessions described per turn of the event loop while listing. Each description reads the session's
+ * native percentiles (~25 µs for a five-node pipeline); 500 in one go held the thread that carries
+ * every stream for ~12 ms, and the streams' answers with it.
+ */
+export const LIST_CHUNK = 32;
+
+/** Every live session's `info()`, LIST_CHUNK at a time; one that ended meanwhile is left out. */
+async function describeAll(sessions: StreamSession[]): Promise<SessionInfo[]> {
+  const items: SessionInfo[] = [];
+  for (let i = 0; i < sessions.length; i++) {
+    if (i > 0 && i % LIST_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
+    const s = sessions[i] as StreamSession;
+    if (s.state !== 'closed') items.push(s.info());
+  }
+  return items;
+}
 
 export async function sessionRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -25,7 +44,7 @@ export async function sessionRoutes(fastify: FastifyInstance) {
         response: { 200: sessionListSchema, ...problems() },
       },
     },
-    async () => ({ items: [...app.realtime.sessions.values()].map((s) => s.info()) }),
+    async () => ({ items: await describeAll([...app.realtime.sessions.values()]) }),
   );
 
   app.get(
