@@ -359,17 +359,22 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
+/// A level meter, then a gain (8 kHz mono): a node with timings of its own ahead of the output.
+fn metered_gain_plan() -> Plan {
+    plan(json!({
+        "input": { "sample_rate": 8000, "channels": 1 },
+        "nodes": [ { "id": "lvl", "type": "level", "input": null }, { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "lvl" } ],
+        "output": "g"
+    }))
+}
+
 /// A closed session keeps its counters, but its histograms go back to the stock at once (the host may
 /// hold the slot until its garbage collector runs).
 #[test]
 fn closing_a_session_keeps_its_counters_and_gives_its_histograms_back() {
     let sink = Arc::new(Collect::default());
     let pool = Pool::new(1, false, sink.clone());
-    let p = plan(json!({
-        "input": { "sample_rate": 8000, "channels": 1 },
-        "nodes": [ { "id": "lvl", "type": "level", "input": null }, { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "lvl" } ],
-        "output": "g"
-    }));
+    let p = metered_gain_plan();
     let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
     for _ in 0..3 {
         pool.push(&s, &s16(&[100; 160])).unwrap();
@@ -393,11 +398,7 @@ fn closing_a_session_keeps_its_counters_and_gives_its_histograms_back() {
 fn the_tally_counts_every_frame_of_every_worker_once() {
     let sink = Arc::new(Collect::default());
     let pool = Pool::new(2, false, sink.clone());
-    let p = plan(json!({
-        "input": { "sample_rate": 8000, "channels": 1 },
-        "nodes": [ { "id": "lvl", "type": "level", "input": null }, { "id": "g", "type": "gain", "params": { "db": -3 }, "input": "lvl" } ],
-        "output": "g"
-    }));
+    let p = metered_gain_plan();
     let sessions: Vec<_> = (0..4).map(|_| pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2)).collect();
     assert_eq!(sessions.iter().map(|s| s.worker()).collect::<std::collections::HashSet<_>>().len(), 2);
     for _ in 0..5 {
