@@ -11,11 +11,59 @@ import { fromNative, RemoteMediaError } from './errors.js';
 /** The generated binding (native/binding/index.d.ts). */
 type Binding = typeof import('../native/binding/index.js');
 export type PlanInfo = import('../native/binding/index.js').PlanInfo;
-export type SessionStats = import('../native/binding/index.js').SessionStats;
 export type WorkerInfo = import('../native/binding/index.js').WorkerInfo;
-export type LatencyPercentiles = import('../native/binding/index.js').LatencyPercentiles;
 export type EngineBuckets = import('../native/binding/index.js').EngineBuckets;
 export type BucketCounts = import('../native/binding/index.js').BucketCounts;
+
+/** Percentiles of a latency histogram, microseconds. */
+export interface LatencyPercentiles {
+  count: number;
+  p50Us: number;
+  p95Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+}
+
+/** A session's counters and latency percentiles (docs/protocol.md `stats`, docs/rest.md `/v1/sessions`). */
+export interface SessionStats {
+  framesIn: number;
+  framesOut: number;
+  framesDropped: number;
+  frameErrors: number;
+  events: number;
+  /** Sample frames received. */
+  samplesIn: number;
+  /** Non-finite input samples (NaN, ±Inf) replaced by 0. */
+  nonFiniteSamples: number;
+  /** Hand-off → processing start. */
+  queueWait: LatencyPercentiles;
+  /** Processing per message. */
+  process: LatencyPercentiles;
+  /** Hand-off → answer ready. */
+  engine: LatencyPercentiles;
+  /** Received by the host → answer sent (recorded with `recordLatencies`). */
+  endToEnd: LatencyPercentiles;
+  nodes: Array<{ id: string; type: string; process: LatencyPercentiles }>;
+}
+
+/** `NativeSession.statsInto`'s layout: 7 counters, then 6 values per histogram. */
+const STATS_COUNTERS = 7;
+const STATS_BLOCK = 6;
+/** Where `statsInto` writes; every read copies out of it at once. */
+let statsScratch = new Float64Array(STATS_COUNTERS + STATS_BLOCK * 16);
+
+function percentilesAt(v: Float64Array, block: number): LatencyPercentiles {
+  const o = STATS_COUNTERS + STATS_BLOCK * block;
+  return {
+    count: v[o] as number,
+    p50Us: v[o + 1] as number,
+    p95Us: v[o + 2] as number,
+    p99Us: v[o + 3] as number,
+    p999Us: v[o + 4] as number,
+    maxUs: v[o + 5] as number,
+  };
+}
 
 const require = createRequire(import.meta.url);
 const binding: Binding = require('../native/binding/index.js');
@@ -257,7 +305,7 @@ export class EngineSession {
    */
   close(): void {
     this.flushLatencies();
-    this.final ??= this.native.stats();
+    this.final ??= this.stats();
     this.native.close();
     this.engine.forget(this.id);
   }
@@ -270,10 +318,32 @@ export class EngineSession {
   stats(): SessionStats {
     if (this.final !== undefined) return this.final;
     this.flushLatencies();
-    return this.native.stats();
+    this.statsNodes ??= this.native.statsNodes();
+    const len = this.native.statsInto(statsScratch);
+    if (len > statsScratch.length) {
+      statsScratch = new Float64Array(len);
+      this.native.statsInto(statsScratch);
+    }
+    const v = statsScratch;
+    return {
+      framesIn: v[0] as number,
+      framesOut: v[1] as number,
+      framesDropped: v[2] as number,
+      frameErrors: v[3] as number,
+      events: v[4] as number,
+      samplesIn: v[5] as number,
+      nonFiniteSamples: v[6] as number,
+      queueWait: percentilesAt(v, 0),
+      process: percentilesAt(v, 1),
+      engine: percentilesAt(v, 2),
+      endToEnd: percentilesAt(v, 3),
+      nodes: this.statsNodes.map((n, i) => ({ id: n.id, type: n.type, process: percentilesAt(v, 4 + i) })),
+    };
   }
 
   private final: SessionStats | undefined;
+  /** The nodes of the stats layout, read once. */
+  private statsNodes: Array<{ id: string; type: string }> | undefined;
 
   /**
    * Records one message's host-side latency (received → answer sent), nanoseconds. They are handed

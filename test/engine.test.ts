@@ -163,6 +163,54 @@ describe('native engine', () => {
     expect(outs.filter((o) => o.kind === OutputKind.Audio)).toHaveLength(2);
   });
 
+  it('reads stats for every node of a long chain, live and as they stood at close', async () => {
+    // 20 nodes: more than the stats scratch first holds (native.ts), so it grows on the way.
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 8000, channels: 1 };
+    const ids = Array.from({ length: 20 }, (_, i) => `g${i}`);
+    const plan = {
+      input,
+      nodes: ids.map((id, i) => ({
+        id,
+        type: 'gain',
+        params: { db: -0.1 },
+        input: i === 0 ? null : ids[i - 1],
+      })),
+      output: ids[ids.length - 1],
+      optimization: { constant_folding: false, enable_fusion: false },
+    };
+    let answered = 0;
+    const s = engine.createSession(
+      plan,
+      input,
+      { encoding: 's16le' },
+      { maxMessageBytes: 1 << 20, queueLimitMs: null },
+      (o) => {
+        if (o.kind === OutputKind.Audio) answered++;
+      },
+    );
+    for (let k = 0; k < 3; k++) s.push(Buffer.alloc(320, 1));
+    for (let i = 0; i < 400 && answered < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    const live = s.stats();
+    expect([live.framesIn, live.framesOut, live.framesDropped, live.frameErrors]).toEqual([3, 3, 0, 0]);
+    expect(live.samplesIn).toBe(480);
+    expect(live.nodes.map((n) => n.id)).toEqual(ids);
+    expect(live.nodes.every((n) => n.type === 'gain' && n.process.count === 3)).toBe(true);
+    for (const p of [live.queueWait, live.process, live.engine]) {
+      expect(p.count).toBe(3);
+      expect(p.p50Us).toBeGreaterThan(0);
+      expect(p.p50Us).toBeLessThanOrEqual(p.p99Us);
+      expect(p.p99Us).toBeLessThanOrEqual(p.maxUs);
+    }
+    s.recordLatency(2e6);
+    s.close();
+    const closed = s.stats();
+    expect(closed.endToEnd.count).toBe(1);
+    // 2 ms, within the histograms' 1 % precision.
+    expect(Math.abs(closed.endToEnd.p50Us - 2000)).toBeLessThan(20);
+    expect(closed.nodes).toHaveLength(20);
+    expect(closed.framesOut).toBe(3);
+  });
+
   it('pins workers when asked, and reports it', () => {
     const pinned = new Engine({ workers: 2, pinCores: true });
     const unpinned = new Engine({ workers: 1, pinCores: false });

@@ -69,8 +69,16 @@ export declare class NativeSession {
   recordLatencies(ns: Float64Array): void
   /** Whether the session has ended. */
   get closed(): boolean
-  /** Counters and latency percentiles. */
-  stats(): SessionStats
+  /**
+   * Writes the counters and latency percentiles into `out`, flat (one call and no objects: building
+   * nested objects through Node-API cost twice what the percentiles do): the 7 counters, then 6
+   * values (count, p50, p95, p99, p99.9, max in µs) for queue wait, processing, engine, end to end,
+   * and each node in `statsNodes()` order. Returns how many values that is; writes nothing if `out`
+   * is shorter.
+   */
+  statsInto(out: Float64Array): number
+  /** The nodes of `statsInto`'s layout, in order (they do not change during a session). */
+  statsNodes(): Array<StatsNode>
 }
 
 /**
@@ -127,22 +135,6 @@ export interface EngineOptions {
 /** Builds the graph of a plan without running it: output format and latencies, for planning. */
 export declare function inspectPlan(planJson: string): PlanInfo
 
-/** Percentiles of a latency histogram, microseconds. */
-export interface LatencyPercentiles {
-  /** Values recorded. */
-  count: number
-  /** Median. */
-  p50Us: number
-  /** 95th percentile. */
-  p95Us: number
-  /** 99th percentile. */
-  p99Us: number
-  /** 99.9th percentile. */
-  p999Us: number
-  /** Largest. */
-  maxUs: number
-}
-
 /** Latency of one node as built. */
 export interface NodeLatencyInfo {
   /** Node or stage id. */
@@ -157,16 +149,6 @@ export interface NodeLatencyInfo {
   latencyFrames: number
   /** Delay in milliseconds. */
   latencyMs: number
-}
-
-/** One node's processing time. */
-export interface NodeTiming {
-  /** Node or stage id. */
-  id: string
-  /** Type. */
-  type: string
-  /** Time per message. */
-  process: LatencyPercentiles
 }
 
 /** Node types the engine can build, in the order of docs/pipelines.md. */
@@ -198,32 +180,12 @@ export interface PlanInfo {
  */
 export declare function s16leToF32(pcm: Uint8Array): Float32Array
 
-/** A session's counters and latency percentiles. */
-export interface SessionStats {
-  /** Binary messages accepted. */
-  framesIn: number
-  /** Answers produced. */
-  framesOut: number
-  /** Messages dropped by the queue bound. */
-  framesDropped: number
-  /** Malformed messages. */
-  frameErrors: number
-  /** Events emitted. */
-  events: number
-  /** Sample frames received. */
-  samplesIn: number
-  /** Non-finite input samples (NaN, ±Inf) replaced by 0. */
-  nonFiniteSamples: number
-  /** Hand-off → processing start. */
-  queueWait: LatencyPercentiles
-  /** Processing per message. */
-  process: LatencyPercentiles
-  /** Hand-off → answer ready. */
-  engine: LatencyPercentiles
-  /** Received by the host → answer sent (recorded with `recordLatencies`). */
-  endToEnd: LatencyPercentiles
-  /** Per node. */
-  nodes: Array<NodeTiming>
+/** A node of `statsInto`'s layout. */
+export interface StatsNode {
+  /** Node or stage id. */
+  id: string
+  /** Type. */
+  type: string
 }
 
 /** A stream format on the wire. */

@@ -6,7 +6,7 @@ use std::sync::Arc;
 mod clock;
 mod fast;
 
-use napi::bindgen_prelude::{Buffer, Float32Array};
+use napi::bindgen_prelude::{Buffer, Float32Array, Float64ArraySlice};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Status};
 use napi_derive::napi;
@@ -375,67 +375,25 @@ impl Engine {
     }
 }
 
-/// Percentiles of a latency histogram, microseconds.
-#[napi(object)]
-pub struct LatencyPercentiles {
-    /// Values recorded.
-    pub count: f64,
-    /// Median.
-    pub p50_us: f64,
-    /// 95th percentile.
-    pub p95_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// 99.9th percentile.
-    pub p999_us: f64,
-    /// Largest.
-    pub max_us: f64,
-}
+/// Counters at the start of `statsInto`'s layout: frames in, frames out, frames dropped, frame errors,
+/// events, samples in, non-finite samples.
+const STATS_COUNTERS: usize = 7;
+/// Values per histogram in `statsInto`'s layout: count, p50, p95, p99, p99.9 and max, microseconds.
+const STATS_BLOCK: usize = 6;
 
-fn percentiles(h: &LatencyHistogram) -> LatencyPercentiles {
+fn write_percentiles(out: &mut [f64], h: &LatencyHistogram) {
     let Percentiles { count, p50_us, p95_us, p99_us, p999_us, max_us } = h.percentiles();
-    LatencyPercentiles { count: count as f64, p50_us, p95_us, p99_us, p999_us, max_us }
+    out.copy_from_slice(&[count as f64, p50_us, p95_us, p99_us, p999_us, max_us]);
 }
 
-/// One node's processing time.
+/// A node of `statsInto`'s layout.
 #[napi(object)]
-pub struct NodeTiming {
+pub struct StatsNode {
     /// Node or stage id.
     pub id: String,
     /// Type.
     #[napi(js_name = "type")]
     pub node_type: String,
-    /// Time per message.
-    pub process: LatencyPercentiles,
-}
-
-/// A session's counters and latency percentiles.
-#[napi(object)]
-pub struct SessionStats {
-    /// Binary messages accepted.
-    pub frames_in: f64,
-    /// Answers produced.
-    pub frames_out: f64,
-    /// Messages dropped by the queue bound.
-    pub frames_dropped: f64,
-    /// Malformed messages.
-    pub frame_errors: f64,
-    /// Events emitted.
-    pub events: f64,
-    /// Sample frames received.
-    pub samples_in: f64,
-    /// Non-finite input samples (NaN, ±Inf) replaced by 0.
-    pub non_finite_samples: f64,
-    /// Hand-off → processing start.
-    pub queue_wait: LatencyPercentiles,
-    /// Processing per message.
-    pub process: LatencyPercentiles,
-    /// Hand-off → answer ready.
-    pub engine: LatencyPercentiles,
-    /// Received by the host → answer sent (recorded with `recordLatencies`).
-    pub end_to_end: LatencyPercentiles,
-    /// Per node.
-    pub nodes: Vec<NodeTiming>,
 }
 
 /// Cumulative bucket counts of one series (Prometheus `le` semantics) at `engineBucketSeconds()`.
@@ -595,26 +553,37 @@ impl NativeSession {
         self.slot.is_closed()
     }
 
-    /// Counters and latency percentiles.
+    /// Writes the counters and latency percentiles into `out`, flat (one call and no objects: building
+    /// nested objects through Node-API cost twice what the percentiles do): the 7 counters, then 6
+    /// values (count, p50, p95, p99, p99.9, max in µs) for queue wait, processing, engine, end to end,
+    /// and each node in `statsNodes()` order. Returns how many values that is; writes nothing if `out`
+    /// is shorter.
     #[napi]
-    pub fn stats(&self) -> SessionStats {
-        self.slot.with_stats(|s| SessionStats {
-            frames_in: s.frames_in as f64,
-            frames_out: s.frames_out as f64,
-            frames_dropped: s.frames_dropped as f64,
-            frame_errors: s.frame_errors as f64,
-            events: s.events as f64,
-            samples_in: s.samples_in as f64,
-            non_finite_samples: s.non_finite_samples as f64,
-            queue_wait: percentiles(&s.queue_wait),
-            process: percentiles(&s.process),
-            engine: percentiles(&s.engine),
-            end_to_end: percentiles(&s.end_to_end),
-            nodes: s
-                .nodes
-                .iter()
-                .map(|n| NodeTiming { id: n.id.clone(), node_type: n.node_type.to_string(), process: percentiles(&n.process) })
-                .collect(),
+    pub fn stats_into(&self, mut out: Float64ArraySlice) -> u32 {
+        // SAFETY: a view of a JS typed array, written on the JS thread during this call only.
+        let out = unsafe { out.as_mut() };
+        self.slot.with_stats(|s| {
+            let len = STATS_COUNTERS + STATS_BLOCK * (4 + s.nodes.len());
+            if out.len() < len {
+                return len as u32;
+            }
+            let counters = [s.frames_in, s.frames_out, s.frames_dropped, s.frame_errors, s.events, s.samples_in, s.non_finite_samples];
+            for (o, c) in out.iter_mut().zip(counters) {
+                *o = c as f64;
+            }
+            let histograms = [&s.queue_wait, &s.process, &s.engine, &s.end_to_end].into_iter().chain(s.nodes.iter().map(|n| &n.process));
+            for (block, h) in out[STATS_COUNTERS..len].chunks_exact_mut(STATS_BLOCK).zip(histograms) {
+                write_percentiles(block, h);
+            }
+            len as u32
+        })
+    }
+
+    /// The nodes of `statsInto`'s layout, in order (they do not change during a session).
+    #[napi]
+    pub fn stats_nodes(&self) -> Vec<StatsNode> {
+        self.slot.with_stats(|s| {
+            s.nodes.iter().map(|n| StatsNode { id: n.id.clone(), node_type: n.node_type.to_string() }).collect()
         })
     }
 }
