@@ -28,22 +28,27 @@ function gainPlan(input: { sample_rate: number; channels: number }, db: number) 
   };
 }
 
+/** A streaming session on the test engine: s16le out, messages up to 1 MiB, nothing dropped. */
+function open(plan: object, input: StreamFormat, onOutput: (o: EngineOutput) => void) {
+  return engine.createSession(
+    plan,
+    input,
+    { encoding: 's16le' },
+    { maxMessageBytes: 1 << 20, queueLimitMs: null },
+    onOutput,
+  );
+}
+
 /** Streams `messages` through a new session and resolves with every output once stopped. */
 function stream(plan: object, input: StreamFormat, messages: Buffer[]): Promise<EngineOutput[]> {
   return new Promise((resolve, reject) => {
     const outs: EngineOutput[] = [];
-    const s = engine.createSession(
-      plan,
-      input,
-      { encoding: 's16le' },
-      { maxMessageBytes: 1 << 20, queueLimitMs: null },
-      (o) => {
-        // An answer's audio is lent for the call only (native.ts EngineOutput): keep a copy.
-        outs.push({ ...o, audio: o.audio && Buffer.from(o.audio) });
-        if (o.kind === OutputKind.Stopped) resolve(outs);
-        if (o.kind === OutputKind.Failed) reject(new Error(o.errorMessage));
-      },
-    );
+    const s = open(plan, input, (o) => {
+      // An answer's audio is lent for the call only (native.ts EngineOutput): keep a copy.
+      outs.push({ ...o, audio: o.audio && Buffer.from(o.audio) });
+      if (o.kind === OutputKind.Stopped) resolve(outs);
+      if (o.kind === OutputKind.Failed) reject(new Error(o.errorMessage));
+    });
     for (const m of messages) s.push(m);
     s.stop();
   });
@@ -137,13 +142,7 @@ describe('native engine', () => {
     const binding = createRequire(import.meta.url)('../native/binding/index.js');
     const input: StreamFormat = { encoding: 's16le', sample_rate: 8000, channels: 1 };
     const frame = Buffer.alloc(320);
-    const s = engine.createSession(
-      gainPlan(input, 0),
-      input,
-      { encoding: 's16le' },
-      { maxMessageBytes: 1 << 20, queueLimitMs: null },
-      () => {},
-    );
+    const s = open(gainPlan(input, 0), input, () => {});
     s.close();
     expect(() => s.push(frame)).toThrow(expect.objectContaining({ code: 'RM_ERR_SESSION_CLOSED' }));
     for (const handle of [987_654_321, -1, 0.5, Number.NaN, 2 ** 60])
@@ -179,15 +178,9 @@ describe('native engine', () => {
       optimization: { constant_folding: false, enable_fusion: false },
     };
     let answered = 0;
-    const s = engine.createSession(
-      plan,
-      input,
-      { encoding: 's16le' },
-      { maxMessageBytes: 1 << 20, queueLimitMs: null },
-      (o) => {
-        if (o.kind === OutputKind.Audio) answered++;
-      },
-    );
+    const s = open(plan, input, (o) => {
+      if (o.kind === OutputKind.Audio) answered++;
+    });
     for (let k = 0; k < 3; k++) s.push(Buffer.alloc(320, 1));
     for (let i = 0; i < 400 && answered < 3; i++) await new Promise((r) => setTimeout(r, 5));
     const live = s.stats();
