@@ -102,7 +102,11 @@ export interface EngineOutput {
   kind: OutputKindValue;
   /** The message number this answers (the first dropped one for `Dropped`), or -1. */
   frame: number;
-  /** Tag of the control request this answers (`ParamsApplied`). */
+  /**
+   * Tag of the control request this answers (`ParamsApplied`); for `Audio` and `Flushed` of a session
+   * that keeps its answers (`SessionOptions.keepAnswerBytes`), where the answer starts among them
+   * (`EngineSession.readAnswer`).
+   */
   tag: number;
   /** Frames in a `Dropped` run. */
   count: number;
@@ -249,6 +253,11 @@ export interface SessionOptions {
   /** Longest a frame may wait (wall clock) before the engine starts it, else it is dropped
    * (docs/protocol.md (queue bound)); null = never drop (batch jobs). */
   queueLimitMs: number | null;
+  /**
+   * Keep at least this many bytes of the latest answers in the engine, for a resume (docs/protocol.md §8):
+   * the worker copies each answer as it makes it, and `readAnswer` reads one back. Default: none.
+   */
+  keepAnswerBytes?: number | undefined;
 }
 
 /** Host-side latencies handed to the engine per call (see `EngineSession.recordLatency`). */
@@ -312,6 +321,14 @@ export class EngineSession {
 
   get closed(): boolean {
     return this.native.closed;
+  }
+
+  /**
+   * A kept answer (`SessionOptions.keepAnswerBytes`) of `length` bytes that started at `at` (its
+   * output's tag), copied; undefined once the engine has written over it.
+   */
+  readAnswer(at: number, length: number): Buffer | undefined {
+    return this.native.readAnswer(at, length) ?? undefined;
   }
 
   /** Counters and latency percentiles: live until `close`, as they stood then after it. */
@@ -575,6 +592,14 @@ export class Engine {
         options.queueLimitMs ?? undefined,
       ),
     );
+    if (options.keepAnswerBytes) {
+      try {
+        native.keepAnswers(options.keepAnswerBytes);
+      } catch (err) {
+        native.close();
+        throw fromNative(err);
+      }
+    }
     const session = new EngineSession(native, this);
     this.open.set(session.id, { session, handler, cork: options.cork });
     return session;

@@ -60,6 +60,17 @@ export declare class NativeSession {
   flush(): void
   /** Flushes, then ends the session (`Flushed`, then `Stopped`). */
   stop(): void
+  /**
+   * From now on, keeps the latest answers for a resume (docs/protocol.md §8): at least the last `bytes`
+   * of them. Each `Audio` and `Flushed` output's tag then says where its answer starts, for
+   * `readAnswer`. Call it before the first push. Throws `RM_ERR_OVERLOADED` when the memory cannot be had.
+   */
+  keepAnswers(bytes: number): void
+  /**
+   * A kept answer of `length` bytes that started at `at` (its output's tag), copied; null once the
+   * session has written over it (or keeps no answers).
+   */
+  readAnswer(at: number, length: number): Buffer | null
   /** Ends the session at once, discarding queued messages. */
   close(): void
   /**

@@ -251,13 +251,13 @@ export class StreamSession {
 
   /** Every text message to the client goes through here: logged for replay, sent when connected. */
   private sendText(text: string): void {
-    this.replay?.append(text);
+    this.replay?.appendText(text);
     this.socket?.sendText(text);
   }
 
-  /** Every binary answer goes through here (see sendText). */
-  private sendBinary(data: Uint8Array): void {
-    this.replay?.append(data);
+  /** Every binary answer goes through here (see sendText); the engine keeps its bytes at `at` (its tag). */
+  private sendBinary(data: Uint8Array, at: number): void {
+    this.replay?.appendAnswer(at, data.byteLength);
     this.socket?.sendBinary(data);
   }
 
@@ -276,7 +276,7 @@ export class StreamSession {
     if (this.state === 'closed') return false;
     this.state = 'closed';
     clearTimeout(this.parkTimer);
-    // Its arenas go to the next session's log (resume.ts POOLED_ARENAS_MAX); nothing is replayed after this.
+    // Nothing is replayed after this; the engine's copy of its answers goes with the engine session.
     this.replay?.close();
     this.replay = undefined;
     try {
@@ -377,6 +377,7 @@ export class StreamSession {
       return;
     }
     const outputEncoding = m.output?.encoding ?? 's16le';
+    const resumes = this.resumeAllowed && this.deps.config.resumeGraceMs > 0;
     try {
       this.native = this.deps.engine.createSession(
         planned.plan,
@@ -385,6 +386,7 @@ export class StreamSession {
         {
           maxMessageBytes: this.deps.config.maxFrameBytes,
           queueLimitMs: this.deps.config.sessionQueueMs,
+          keepAnswerBytes: resumes ? this.deps.config.resumeBufferBytes : undefined,
           // Whichever socket carries the session when a batch arrives (a resume replaces it).
           cork: (fn) => {
             const socket = this.socket;
@@ -408,7 +410,6 @@ export class StreamSession {
       channels: this.native.info.channels,
     };
     this.state = 'streaming';
-    const resumes = this.resumeAllowed && this.deps.config.resumeGraceMs > 0;
     this.send({
       type: 'ready',
       session_id: this.id,
@@ -418,7 +419,12 @@ export class StreamSession {
       latency_ms: Math.round(this.native.info.latencyMs * 1000) / 1000,
       ...(resumes ? { resume_token: this.resumeToken } : {}),
     });
-    if (resumes) this.replay = new ReplayLog(this.deps.config.resumeBufferBytes);
+    if (resumes) {
+      const native = this.native;
+      this.replay = new ReplayLog(this.deps.config.resumeBufferBytes, (at, length) =>
+        native.readAnswer(at, length),
+      );
+    }
   }
 
   /**
@@ -547,7 +553,7 @@ export class StreamSession {
     if (this.state === 'closed') return;
     switch (out.kind) {
       case OutputKind.Audio: {
-        this.sendBinary(out.audio ?? new Uint8Array(0));
+        this.sendBinary(out.audio ?? new Uint8Array(0), out.tag);
         const ms = this.receivedAt.elapsedMs(out.frame);
         this.native?.recordLatency(ms * 1e6);
         this.deps.metrics?.frame(this.transport, ms / 1000);
@@ -562,7 +568,7 @@ export class StreamSession {
         );
         return;
       case OutputKind.Flushed:
-        this.sendBinary(out.audio ?? new Uint8Array(0));
+        this.sendBinary(out.audio ?? new Uint8Array(0), out.tag);
         this.sendEvents(out.events);
         this.send({ type: 'flushed' });
         return;

@@ -534,6 +534,26 @@ impl NativeSession {
         self.pool.stop(&self.slot).map_err(|_| closed())
     }
 
+    /// From now on, keeps the latest answers for a resume (docs/protocol.md §8): at least the last `bytes`
+    /// of them. Each `Audio` and `Flushed` output's tag then says where its answer starts, for
+    /// `readAnswer`. Call it before the first push. Throws `RM_ERR_OVERLOADED` when the memory cannot be had.
+    #[napi]
+    pub fn keep_answers(&self, bytes: u32) -> Result<()> {
+        if self.pool.keep_answers(&self.slot, bytes as usize) {
+            Ok(())
+        } else {
+            Err(fail("RM_ERR_OVERLOADED", "not enough memory to keep this session's answers for a resume"))
+        }
+    }
+
+    /// A kept answer of `length` bytes that started at `at` (its output's tag), copied; null once the
+    /// session has written over it (or keeps no answers).
+    #[napi]
+    pub fn read_answer(&self, at: u32, length: u32) -> Option<Buffer> {
+        let mut out = Vec::new();
+        self.pool.read_answer(&self.slot, at, length as usize, &mut out).then(|| out.into())
+    }
+
     /// Ends the session at once, discarding queued messages.
     #[napi]
     pub fn close(&self) {

@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod opus;
 pub mod plan;
 pub mod pool;
+pub mod replay;
 pub mod session;
 pub mod stats;
 pub mod tally;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::replay::AnswerRing;
 use crate::session::Session;
 use crate::stats::{NodeStats, SessionStats};
 use crate::tally::{series_of, EngineTally, Tally};
@@ -79,7 +80,9 @@ pub mod word {
     pub const FRAME_LO: usize = 2;
     /// See [`FRAME_LO`].
     pub const FRAME_HI: usize = 3;
-    /// Control tag (`ParamsApplied`), or the number of frames of a `Dropped` run.
+    /// Control tag (`ParamsApplied`), the number of frames of a `Dropped` run, or where an `Audio` or
+    /// `Flushed` answer starts among the session's kept answers (low 32 bits; 0 when it keeps none,
+    /// see [`super::Pool::keep_answers`]).
     pub const TAG: usize = 4;
     /// Byte offset of the record's payload in [`super::Batch::data`].
     pub const OFFSET: usize = 5;
@@ -287,6 +290,8 @@ struct SlotState {
     /// Message buffers returned by the worker, reused by `push`.
     free: Vec<Vec<u8>>,
     stats: SessionStats,
+    /// The latest answers, kept for a resume ([`Pool::keep_answers`]); their records carry where each starts.
+    answers: Option<AnswerRing>,
 }
 
 /// One session's place in the pool: its queue, state and stats.
@@ -318,6 +323,11 @@ pub struct Pushed {
     /// Queued messages dropped because they had already waited longer than the queue limit
     /// (their numbers, oldest first).
     pub dropped: Vec<u64>,
+}
+
+/// Keeps an answer in the session's ring, if it keeps any; its position's low 32 bits for the record.
+fn keep_answer(answers: &mut Option<AnswerRing>, audio: &[u8]) -> u32 {
+    answers.as_mut().map_or(0, |ring| ring.append(audio) as u32)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -540,6 +550,7 @@ impl Pool {
                 session: Some(Box::new(session)),
                 free: Vec::new(),
                 stats: SessionStats { nodes, ..Default::default() },
+                answers: None,
             }),
         })
     }
@@ -645,11 +656,31 @@ impl Pool {
         self.control(slot, Item::Stop)
     }
 
+    /// From now on, keeps the session's latest answers (`Audio` and `Flushed` audio) for a resume
+    /// (docs/protocol.md §8): at least the last `bytes` of them, and room for those still on their way to
+    /// the host. Each such record's [`word::TAG`] then says where its answer starts, for
+    /// [`Pool::read_answer`]. Call it before the first push. False when the memory cannot be had.
+    pub fn keep_answers(&self, slot: &Arc<Slot>, bytes: usize) -> bool {
+        // A worker may hold two batches the host has not taken yet (one queued, one filling).
+        let ring = AnswerRing::new(bytes.saturating_add(2 * MAX_BATCH_BYTES));
+        let kept = ring.is_some();
+        slot.lock().answers = ring;
+        kept
+    }
+
+    /// Copies the kept answer of `len` bytes that started at `at` (a record's [`word::TAG`]) into
+    /// `out`; false when the ring has written over it, or the session keeps no answers.
+    pub fn read_answer(&self, slot: &Arc<Slot>, at: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        slot.lock().answers.as_ref().is_some_and(|ring| ring.read(at, len, out))
+    }
+
     /// Ends the session at once, discarding whatever is queued (client gone).
     pub fn close(&self, slot: &Arc<Slot>) {
         let mut st = slot.lock();
         st.items.clear();
         st.free.clear();
+        // Its ring goes back to the stock for the sessions that start next.
+        st.answers = None;
         // The host keeps the slot until its garbage collector finalizes the session object, which can
         // be long after: the histograms go back to the stock now, for the sessions that start next.
         st.stats.release_histograms();
@@ -903,7 +934,8 @@ impl Worker {
             Ok(done) => {
                 match done {
                     Done::Audio(frame) => {
-                        out.push(id, OutputKind::Audio, Some(frame), 0, session.output(), session.events().as_bytes());
+                        let at = keep_answer(&mut st.answers, session.output());
+                        out.push(id, OutputKind::Audio, Some(frame), at, session.output(), session.events().as_bytes());
                         st.stats.frames_out += 1;
                         st.stats.events += u64::from(session.event_count());
                         if slot.frame_bytes == 0 {
@@ -919,7 +951,8 @@ impl Worker {
                         out.push_error(id, OutputKind::ParamsApplied, None, tag, "RM_ERR_BAD_PARAMS", &e);
                     }
                     Done::Flushed { stop } => {
-                        out.push(id, OutputKind::Flushed, None, 0, session.output(), session.events().as_bytes());
+                        let at = keep_answer(&mut st.answers, session.output());
+                        out.push(id, OutputKind::Flushed, None, at, session.output(), session.events().as_bytes());
                         st.stats.events += u64::from(session.event_count());
                         if stop {
                             out.push(id, OutputKind::Stopped, None, 0, &[], &[]);

@@ -359,6 +359,45 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
+/// A session that keeps its answers (for a resume) tells in each answer's record where the answer
+/// starts, and reads back exactly those bytes, the flushed tail included, until its ring has written
+/// over them; one that keeps none reads nothing back.
+#[test]
+fn kept_answers_read_back_byte_for_byte_until_written_over() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(-6.0, 1);
+    let kept = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    let plain = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    assert!(pool.keep_answers(&kept, 1000));
+    assert!(!pool.keep_answers(&plain, usize::MAX / 2)); // refused: and it keeps none
+    // 1,000 answers of 160 bytes: more than the ring holds (1,000 bytes and room for two batches).
+    for k in 0..1000i16 {
+        pool.push(&kept, &s16(&[k * 30; 80])).unwrap();
+        pool.push(&plain, &s16(&[k; 80])).unwrap();
+    }
+    pool.flush(&kept).unwrap();
+    let outs = sink.wait_for(|v| v.iter().any(|o| o.kind == OutputKind::Flushed));
+    let answers: Vec<&Output> = outs.iter().filter(|o| o.session == kept.id()).collect();
+    assert_eq!(answers.len(), 1001);
+    let mut out = Vec::new();
+    let mut read = 0;
+    for (i, o) in answers.iter().enumerate() {
+        assert_eq!(o.audio.len(), if o.kind == OutputKind::Flushed { 0 } else { 160 });
+        if pool.read_answer(&kept, o.tag, o.audio.len(), &mut out) {
+            assert_eq!(out, o.audio, "answer {i}");
+            read += 1;
+        } else {
+            assert!(read == 0, "answer {i} lost after a readable one");
+        }
+    }
+    assert!((7..1001).contains(&read), "{read} answers readable");
+    assert!(!pool.read_answer(&plain, 0, 160, &mut out));
+    assert!(outs.iter().filter(|o| o.session == plain.id()).all(|o| o.tag == 0));
+    pool.close(&kept);
+    assert!(!pool.read_answer(&kept, answers[999].tag, 160, &mut out));
+}
+
 /// A level meter, then a gain (8 kHz mono): a node with timings of its own ahead of the output.
 fn metered_gain_plan() -> Plan {
     plan(json!({
