@@ -199,6 +199,46 @@ describe.each(transports)('resume over %s', (transport) => {
     expect(gone.text[0]).toMatchObject({ type: 'error', code: 'RM_ERR_SESSION_GONE' });
   });
 
+  it('refuses a resume that needs more than RESUME_BUFFER_BYTES kept, and takes one within it', async () => {
+    // 4 KiB: six answers of 640 bytes (20 ms of 16 kHz mono s16) and the text between them.
+    const url = await serve({ RESUME_BUFFER_BYTES: '4096' });
+    const audio = frames(4);
+    const reference = await streamFrames(url, input, audio);
+    const c = await open(url);
+    c.ws.send(JSON.stringify({ type: 'start', input }));
+    const ready = await waitFor(c.rec, 'ready');
+    for (const frame of audio) c.ws.send(frame);
+    for (let waited = 0; c.rec.binary.length < FRAMES && waited < 10_000; waited += 5) await sleep(5);
+    expect(c.rec.binary.length).toBe(FRAMES);
+    c.ws.terminate();
+    await c.closed;
+
+    const early = await open(url);
+    early.ws.send(
+      JSON.stringify({
+        type: 'resume',
+        session_id: ready.session_id,
+        resume_token: ready.resume_token,
+        last_answer: 9,
+      }),
+    );
+    const refused = await early.closed;
+    expect(refused.close.code).toBe(1008);
+    expect(refused.text[0]).toMatchObject({
+      type: 'error',
+      code: 'RM_ERR_SESSION_GONE',
+      message: 'answers after 9 can no longer be replayed',
+    });
+    // The session is still parked: a client that missed only what the buffer holds gets it byte for byte.
+    const { connection } = await resumeOn(url, ready, FRAMES - 4);
+    connection.ws.send(JSON.stringify({ type: 'stop' }));
+    const last = await connection.closed;
+    expect(last.close.code).toBe(1000);
+    expect(Buffer.concat(last.binary.slice(0, 3)).equals(Buffer.concat(reference.binary.slice(-4, -1)))).toBe(
+      true,
+    );
+  });
+
   it('has no resume with RESUME_GRACE_MS=0: no token, a dropped session ends at once', async () => {
     const url = await serve({ RESUME_GRACE_MS: '0' });
     const c = await open(url);
