@@ -53,6 +53,20 @@ async function open(url: string): Promise<Connection> {
   return { ws, rec, closed };
 }
 
+/** The `resume` message a client sends for `ready`'s session (docs/protocol.md §8). */
+function resumeMessage(
+  ready: Record<string, unknown>,
+  lastAnswer: number,
+  token = ready.resume_token,
+): string {
+  return JSON.stringify({
+    type: 'resume',
+    session_id: ready.session_id,
+    resume_token: token,
+    last_answer: lastAnswer,
+  });
+}
+
 /**
  * Resumes `ready`'s session on a new socket, as a client would: a reconnect that itself dies before
  * `resumed` (the network is still bad) is retried, up to three times, and said so.
@@ -64,14 +78,7 @@ async function resumeOn(
 ): Promise<{ connection: Connection; nextFrame: number }> {
   for (let attempt = 1; ; attempt++) {
     const connection = await open(url);
-    connection.ws.send(
-      JSON.stringify({
-        type: 'resume',
-        session_id: ready.session_id,
-        resume_token: ready.resume_token,
-        last_answer: lastAnswer,
-      }),
-    );
+    connection.ws.send(resumeMessage(ready, lastAnswer));
     const outcome = await Promise.race([
       waitFor(connection.rec, 'resumed'),
       connection.closed.then((rec) => rec.close),
@@ -145,27 +152,13 @@ describe.each(transports)('resume over %s', (transport) => {
     await c.closed;
 
     const thief = await open(url);
-    thief.ws.send(
-      JSON.stringify({
-        type: 'resume',
-        session_id: ready.session_id,
-        resume_token: 'x'.repeat(24),
-        last_answer: -1,
-      }),
-    );
+    thief.ws.send(resumeMessage(ready, -1, 'x'.repeat(24)));
     const refused = await thief.closed;
     expect(refused.close.code).toBe(1008);
     expect(refused.text[0]).toMatchObject({ type: 'error', code: 'RM_ERR_BAD_RESUME_TOKEN' });
 
     const owner = await open(url);
-    owner.ws.send(
-      JSON.stringify({
-        type: 'resume',
-        session_id: ready.session_id,
-        resume_token: ready.resume_token,
-        last_answer: -1,
-      }),
-    );
+    owner.ws.send(resumeMessage(ready, -1));
     expect(await waitFor(owner.rec, 'resumed')).toEqual({ type: 'resumed', next_frame: 1 });
     owner.ws.close();
     expect((await owner.closed).close.code).toBe(1005);
@@ -186,14 +179,7 @@ describe.each(transports)('resume over %s', (transport) => {
     expect(server?.app.realtime.get(ready.session_id as string)).toBeUndefined();
 
     const late = await open(url);
-    late.ws.send(
-      JSON.stringify({
-        type: 'resume',
-        session_id: ready.session_id,
-        resume_token: ready.resume_token,
-        last_answer: -1,
-      }),
-    );
+    late.ws.send(resumeMessage(ready, -1));
     const gone = await late.closed;
     expect(gone.close.code).toBe(1008);
     expect(gone.text[0]).toMatchObject({ type: 'error', code: 'RM_ERR_SESSION_GONE' });
@@ -214,14 +200,7 @@ describe.each(transports)('resume over %s', (transport) => {
     await c.closed;
 
     const early = await open(url);
-    early.ws.send(
-      JSON.stringify({
-        type: 'resume',
-        session_id: ready.session_id,
-        resume_token: ready.resume_token,
-        last_answer: 9,
-      }),
-    );
+    early.ws.send(resumeMessage(ready, 9));
     const refused = await early.closed;
     expect(refused.close.code).toBe(1008);
     expect(refused.text[0]).toMatchObject({
