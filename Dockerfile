@@ -40,7 +40,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Pinning needs the container to be allowed all the cores it is given (e.g. --cpuset-cpus); it is
 # reported, not fatal, when it fails.
-# --no-memory-reducer: V8's heap shrinking when allocation slows pauses the process for 10-20 ms at a
-# time, which telephony playback pacing (20 ms chunks, docs/telephony/README.md "Pacing") cannot absorb.
-ENTRYPOINT ["node", "--no-memory-reducer", "dist/cli.js"]
+# The Node flags of src/node-flags.ts (docs/configuration.md, "Node flags"): no memory reducer (its heap
+# shrinking pauses the process for 10-20 ms at a time, which telephony playback pacing cannot absorb), and
+# a 128 MB first limit for the old generation (sessions opening together no longer each pay a full collection).
+ENTRYPOINT ["node", "--no-memory-reducer", "--initial-old-space-size=128", "dist/cli.js"]
 CMD ["serve"]

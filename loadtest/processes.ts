@@ -9,6 +9,7 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serverNodeFlags } from '../src/node-flags.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -94,38 +95,38 @@ async function waitFor(what: string, ms: number, check: () => Promise<boolean>):
 }
 
 /**
- * The product from the built dist/, run as `npm start` runs it (`--no-memory-reducer`), on two free ports,
- * with an empty data directory. `nodeArgs` go before the script (e.g. `--cpu-prof`); `env` adds or
- * overrides settings.
+ * The product from the built dist/, run as `npm start` runs it (with `serverNodeFlags`), on two free ports,
+ * with an empty data directory. `nodeArgs` go before the script (e.g. `--cpu-prof`), after `nodeFlags`
+ * (for an A/B of those); `env` adds or overrides settings.
  */
-export async function startProduct(env: Record<string, string>, nodeArgs: string[] = []): Promise<Product> {
+export async function startProduct(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  nodeFlags: readonly string[] = serverNodeFlags,
+): Promise<Product> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rm-loadtest-'));
   const [port, rtPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    ['--no-memory-reducer', ...nodeArgs, join(root, 'dist/cli.js'), 'serve'],
-    {
-      cwd: root,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: {
-        ...process.env,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        RT_PORT: String(rtPort),
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
-        API_KEYS: '',
-        MAX_SESSIONS: '100000',
-        MAX_SESSIONS_PER_IP: '100000',
-        // Closed-loop sessions send far faster than real time; the per-session rate limit is not under test.
-        MAX_MESSAGES_PER_SEC: '1000000',
-        RATE_LIMIT_PER_MIN: '0',
-        MAX_EVENT_LOOP_DELAY_MS: '0',
-        SHUTDOWN_GRACE_MS: '3000',
-        ...env,
-      },
+  const child = spawn(process.execPath, [...nodeFlags, ...nodeArgs, join(root, 'dist/cli.js'), 'serve'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      RT_PORT: String(rtPort),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      API_KEYS: '',
+      MAX_SESSIONS: '100000',
+      MAX_SESSIONS_PER_IP: '100000',
+      // Closed-loop sessions send far faster than real time; the per-session rate limit is not under test.
+      MAX_MESSAGES_PER_SEC: '1000000',
+      RATE_LIMIT_PER_MIN: '0',
+      MAX_EVENT_LOOP_DELAY_MS: '0',
+      SHUTDOWN_GRACE_MS: '3000',
+      ...env,
     },
-  );
+  });
   const t = track(child);
   if (child.pid === undefined) throw new Error('the product did not start');
   try {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
+import { serverNodeFlags } from '../src/node-flags.js';
 import { type Outcome, runCase, sequenceArb, type Transport } from './traffic.js';
 
 const { values } = parseArgs({
@@ -51,7 +52,7 @@ function rssOf(pid: number): number {
 async function startServer(): Promise<{ child: ChildProcess; http: string; ws: string; uws: string }> {
   const [port, rtPort] = [await freePort(), await freePort()];
   // Defaults for everything but the ports and the data directory.
-  const child = spawn(process.execPath, ['--no-memory-reducer', 'dist/cli.js', 'serve'], {
+  const child = spawn(process.execPath, [...serverNodeFlags, 'dist/cli.js', 'serve'], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { serverNodeFlags } from '../src/node-flags.js';
 import { type Echo, type Product, root, sleep, startEcho, startProduct } from './processes.js';
 import { buildLoadgen, type Measured, runLoadgen } from './stream/loadgen.js';
 import { baselineOf, pipelines, type Scenario, scenarios } from './stream/scenarios.js';
@@ -28,6 +29,8 @@ const usage = `npm run loadtest:stream -- [options]
                       48 kHz stereo tone, e.g. test/fixtures/audio/tones-48k-stereo.wav
   --env KEY=VALUE     product setting (repeatable), e.g. --env WORKERS=1
   --cpu-prof          start the product with node --cpu-prof (profiles in bench/cpuprof/)
+  --node-flags="A B"  the product's Node flags instead of src/node-flags.ts's (for an A/B of them),
+                      e.g. --node-flags=--no-memory-reducer
   --skip-build        do not run cargo build for rm-loadgen first
   --out FILE          results file (default bench/stream.json; scenarios merge into it)
   --sweep N,N,…       instead: one run per session count of --sweep-scenario (paced), product and
@@ -60,6 +63,7 @@ const { values: flags } = usageErrorExits2(() =>
       wav: { type: 'string' },
       env: { type: 'string', multiple: true, default: [] },
       'cpu-prof': { type: 'boolean', default: false },
+      'node-flags': { type: 'string' },
       'skip-build': { type: 'boolean', default: false },
       out: { type: 'string', default: join(root, 'bench/stream.json') },
       sweep: { type: 'string' },
@@ -100,6 +104,9 @@ const productEnv = Object.fromEntries(
     return [kv.slice(0, at), kv.slice(at + 1)];
   }),
 );
+
+/** The product's Node flags: src/node-flags.ts's unless --node-flags says otherwise. */
+const nodeFlags = flags['node-flags']?.split(' ').filter(Boolean) ?? serverNodeFlags;
 
 function chosen(): Scenario[] {
   if (flags.scenarios === undefined) return scenarios;
@@ -161,6 +168,7 @@ async function runScenario(
   const product = await startProduct(
     productEnv,
     flags['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(root, 'bench/cpuprof')] : [],
+    nodeFlags,
   );
   renice(product.pid);
   const pairs: RunPair[] = [];
@@ -190,7 +198,7 @@ async function runSweep(echoes: Record<'echo-uws' | 'echo-ws', Echo>): Promise<u
   const budgetMs = positive('budget-ms', flags['budget-ms'], 10_000) as number;
   const baseline = baselineOf[scenario.transport];
   const points: SweepPoint[] = [];
-  const product = await startProduct(productEnv);
+  const product = await startProduct(productEnv, [], nodeFlags);
   renice(product.pid);
   try {
     const id = await createPipeline(product, scenario);
@@ -221,6 +229,8 @@ async function runSweep(echoes: Record<'echo-uws' | 'echo-ws', Echo>): Promise<u
     scenario: scenario.name,
     budget_ms: budgetMs,
     duration_s: durationS,
+    env: productEnv,
+    node_flags: nodeFlags,
     capacity: held,
     points,
   };
@@ -277,6 +287,7 @@ async function main(): Promise<void> {
           runs,
           duration_s: durationS,
           env: productEnv,
+          node_flags: nodeFlags,
           in_flight: inFlightOverride ?? scenario.inFlight,
         },
         summary,

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serverNodeFlags } from '../../src/node-flags.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,7 +51,7 @@ export interface Instance {
 /** Starts the server as `npm start` runs it, on a free port with `env`; resolves once /readyz answers 200. */
 export async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--no-memory-reducer', 'dist/cli.js', 'serve'], {
+  const child = spawn(process.execPath, [...serverNodeFlags, 'dist/cli.js', 'serve'], {
     cwd: root,
     env: {
       ...process.env,

@@ -1,5 +1,6 @@
 /**
- * The deployment files (deploy/k8s, deploy/compose) agree with the server: every setting they pass is one
+ * The deployment files (deploy/k8s, deploy/compose, the Dockerfile, `npm start`) agree with the server: the
+ * Node flags it runs with are src/node-flags.ts's, every setting they pass is one
  * the server accepts, ports and probes match its configuration, the grace periods cover preStop + drain,
  * resource requests cover MAX_SESSIONS at the per-session cost measured in bench/stream-round1.json, and the
  * compose balancer runs the directives the multi-instance test exercises.
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type Config, loadConfig, settingNames } from '../../src/config.js';
+import { serverNodeFlags } from '../../src/node-flags.js';
 import { haproxyConfig, haproxyPath } from '../cluster/processes.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -219,5 +221,25 @@ describe('docker compose (deploy/compose)', () => {
       stdio: 'pipe',
     });
     expect(out).toMatch(/Configuration file is valid/);
+  });
+});
+
+describe('Node flags (src/node-flags.ts)', () => {
+  it('are the ones `npm start` and the Docker image run the server with', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.start).toBe(`node ${serverNodeFlags.join(' ')} dist/cli.js serve`);
+    const entrypoint = /^ENTRYPOINT (.*)$/m.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))?.[1];
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', ...serverNodeFlags, 'dist/cli.js']);
+  });
+
+  it('are accepted by this Node', () => {
+    // Node exits 9 ("bad option") on a V8 flag its V8 does not know: this fails on a Node that dropped one.
+    const run = (flags: readonly string[]) =>
+      execFileSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    expect(run(serverNodeFlags)).toBe('ok');
+    expect(() => run(['--initial-old-space-sizes=128'])).toThrow(/bad option/);
   });
 });
