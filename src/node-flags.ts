@@ -1,6 +1,6 @@
 /**
  * The Node/V8 flags the server runs with: `npm start`, the Docker image and every harness that starts the
- * server as a separate process use these (test/deploy/node-flags.test.ts holds the first two to them).
+ * server as a separate process use these (test/deploy/manifests.test.ts holds the first two to them).
  * V8 reads them once, when the process starts, so they cannot be set from inside it.
  *
  * - `--no-memory-reducer`: V8's memory reducer shrinks the heap once allocation slows, with full
@@ -8,10 +8,10 @@
  *   paced in 20 ms chunks, turns each into late chunks (docs/telephony/README.md, "Pacing").
  * - `--initial-old-space-size=128`: V8 collects the old generation once it outgrows a limit it sets from
  *   what survived the last collection, ~30 % above it on this server. 500 sessions opening together add
- *   more than that (each session's objects, ~14 KB of heap after its first seconds, and the garbage of the
- *   sessions that ended before), so every wave of sessions paid a full collection in its first second of
- *   streaming: 15-25 ms of the JavaScript thread, a 20-30 ms stall for every session's frames. Starting
- *   with a 128 MB limit, a collection comes once per several thousand sessions; when one does, it costs
- *   what it did (docs/configuration.md, "Node flags").
+ *   more than that (each holds ~18 KB of JavaScript heap while it streams, and the sessions that ended
+ *   before leave theirs as garbage), so every wave of sessions paid a full collection in its first second
+ *   of streaming: 15-25 ms of the JavaScript thread, a 20-30 ms stall for every session's frames. Starting
+ *   with a 128 MB limit, 14 waves of 500 sessions ran one full collection instead of fourteen; when one
+ *   comes, it costs what it did (docs/configuration.md, "Node flags").
  */
 export const serverNodeFlags = ['--no-memory-reducer', '--initial-old-space-size=128'] as const;
