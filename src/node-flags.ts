@@ -13,5 +13,15 @@
  *   of streaming: 15-25 ms of the JavaScript thread, a 20-30 ms stall for every session's frames. Starting
  *   with a 128 MB limit, 14 waves of 500 sessions ran one full collection instead of fourteen; when one
  *   comes, it costs what it did (docs/configuration.md, "Node flags").
+ * - `--no-allocation-site-pretenuring`: V8 allocates straight into the old generation the objects of a
+ *   literal whose objects it saw survive. While 500 sessions open, the array `ws` keeps per socket for each
+ *   message's fragments lives from the `start` message to the first frame, so V8 decided so for it; after
+ *   that, every message on the main port put its short-lived array there (and more of `ws`'s receive
+ *   path), the old generation grew ~22 MB/s and a full collection came every 0.7 s, each a 20-40 ms stall
+ *   of every session on that port. Without pretenuring those objects die young, in scavenges of ~1 ms.
  */
-export const serverNodeFlags = ['--no-memory-reducer', '--initial-old-space-size=128'] as const;
+export const serverNodeFlags = [
+  '--no-memory-reducer',
+  '--initial-old-space-size=128',
+  '--no-allocation-site-pretenuring',
+] as const;
