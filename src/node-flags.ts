@@ -14,11 +14,12 @@
  *   with a 128 MB limit, 14 waves of 500 sessions ran one full collection instead of fourteen; when one
  *   comes, it costs what it did (docs/configuration.md, "Node flags").
  * - `--no-allocation-site-pretenuring`: V8 allocates straight into the old generation the objects of a
- *   literal whose objects it saw survive. While 500 sessions open, the array `ws` keeps per socket for each
- *   message's fragments lives from the `start` message to the first frame, so V8 decided so for it; after
- *   that, every message on the main port put its short-lived array there (and more of `ws`'s receive
- *   path), the old generation grew ~22 MB/s and a full collection came every 0.7 s, each a 20-40 ms stall
- *   of every session on that port. Without pretenuring those objects die young, in scavenges of ~1 ms.
+ *   literal whose objects it saw survive. While 500 sessions opened on the main port it switched 28
+ *   literals so; most of what then reached the old generation came from `ws`'s receive path (such as the
+ *   array each socket keeps for a message's fragments, made anew per message; the one made at `start`
+ *   lives until the first frame). Every message put short-lived objects there, the old generation grew ~22 MB/s and a full collection came
+ *   every 0.7 s, each holding up every session on that port for tens of ms. Without pretenuring those
+ *   objects die young, in scavenges of under 1 ms.
  */
 export const serverNodeFlags = [
   '--no-memory-reducer',
