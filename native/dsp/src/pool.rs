@@ -291,7 +291,7 @@ struct SlotState {
     free: Vec<Vec<u8>>,
     stats: SessionStats,
     /// The latest answers, kept for a resume ([`Pool::keep_answers`]); their records carry where each starts.
-    answers: Option<AnswerRing>,
+    answers: Option<KeptAnswers>,
 }
 
 /// One session's place in the pool: its queue, state and stats.
@@ -325,9 +325,35 @@ pub struct Pushed {
     pub dropped: Vec<u64>,
 }
 
+/// Answers up to this size fit in the ring a session starts with (20 ms of 48 kHz stereo `f32le` is
+/// 7,680 bytes); the first larger one grows it.
+const ASSUMED_ANSWER_BYTES: usize = 8 << 10;
+
+/// The bytes a session's ring must hold: the `keep` bytes the host may ask back, and the answers still
+/// on their way to it. A worker may hold two batches the host has not taken (one queued, one filling);
+/// each holds less than `MAX_BATCH_BYTES` before its last answer, which is at most `largest` bytes.
+fn ring_bytes(keep: usize, largest: usize) -> usize {
+    keep.saturating_add(MAX_BATCH_BYTES.saturating_add(largest).saturating_mul(2))
+}
+
+/// A session's kept answers and what its ring has room for.
+struct KeptAnswers {
+    ring: AnswerRing,
+    keep: usize,
+    /// The largest answer the ring's room for answers in flight counts with.
+    largest: usize,
+}
+
 /// Keeps an answer in the session's ring, if it keeps any; its position's low 32 bits for the record.
-fn keep_answer(answers: &mut Option<AnswerRing>, audio: &[u8]) -> u32 {
-    answers.as_mut().map_or(0, |ring| ring.append(audio) as u32)
+/// An answer larger than any before it first grows the ring, so that the host can still read back
+/// every answer its log holds (once per larger size; when the memory cannot be had, the ring stays
+/// as it is and a resume that reaches too far back is refused as it would be anyway).
+fn keep_answer(answers: &mut Option<KeptAnswers>, audio: &[u8]) -> u32 {
+    let Some(kept) = answers.as_mut() else { return 0 };
+    if audio.len() > kept.largest && kept.ring.grow_to(ring_bytes(kept.keep, audio.len())) {
+        kept.largest = audio.len();
+    }
+    kept.ring.append(audio) as u32
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -661,17 +687,20 @@ impl Pool {
     /// the host. Each such record's [`word::TAG`] then says where its answer starts, for
     /// [`Pool::read_answer`]. Call it before the first push. False when the memory cannot be had.
     pub fn keep_answers(&self, slot: &Arc<Slot>, bytes: usize) -> bool {
-        // A worker may hold two batches the host has not taken yet (one queued, one filling).
-        let ring = AnswerRing::new(bytes.saturating_add(2 * MAX_BATCH_BYTES));
-        let kept = ring.is_some();
-        slot.lock().answers = ring;
-        kept
+        let kept = AnswerRing::new(ring_bytes(bytes, ASSUMED_ANSWER_BYTES)).map(|ring| KeptAnswers {
+            ring,
+            keep: bytes,
+            largest: ASSUMED_ANSWER_BYTES,
+        });
+        let keeps = kept.is_some();
+        slot.lock().answers = kept;
+        keeps
     }
 
     /// Copies the kept answer of `len` bytes that started at `at` (a record's [`word::TAG`]) into
     /// `out`; false when the ring has written over it, or the session keeps no answers.
     pub fn read_answer(&self, slot: &Arc<Slot>, at: u32, len: usize, out: &mut Vec<u8>) -> bool {
-        slot.lock().answers.as_ref().is_some_and(|ring| ring.read(at, len, out))
+        slot.lock().answers.as_ref().is_some_and(|kept| kept.ring.read(at, len, out))
     }
 
     /// Ends the session at once, discarding whatever is queued (client gone).

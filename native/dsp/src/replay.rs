@@ -33,6 +33,8 @@ pub struct AnswerRing {
     buf: Vec<u8>,
     /// Bytes ever appended; the next answer starts here.
     written: u64,
+    /// Positions before this one were written over before the ring last grew.
+    valid_from: u64,
 }
 
 impl AnswerRing {
@@ -48,7 +50,29 @@ impl AnswerRing {
             Some(buf) => buf,
             None => zeroed(capacity)?,
         };
-        Some(AnswerRing { buf, written: 0 })
+        Some(AnswerRing { buf, written: 0, valid_from: 0 })
+    }
+
+    /// Grows the ring to hold at least `capacity` bytes; every answer it held stays readable at its
+    /// position. False (and the ring unchanged) when the memory cannot be had.
+    pub fn grow_to(&mut self, capacity: usize) -> bool {
+        let old = self.buf.len();
+        if capacity <= old {
+            return true;
+        }
+        let Some(mut buf) = zeroed(capacity) else { return false };
+        let from = self.written.saturating_sub(old as u64).max(self.valid_from);
+        let mut p = from;
+        while p < self.written {
+            let src = (p % old as u64) as usize;
+            let dst = (p % capacity as u64) as usize;
+            let n = ((self.written - p) as usize).min(old - src).min(capacity - dst);
+            buf[dst..dst + n].copy_from_slice(&self.buf[src..src + n]);
+            p += n as u64;
+        }
+        self.valid_from = from;
+        give_back(std::mem::replace(&mut self.buf, buf));
+        true
     }
 
     /// Bytes it holds at most.
@@ -78,7 +102,7 @@ impl AnswerRing {
         let cap = self.buf.len() as u64;
         // The latest position with these low bits: answers are far shorter than 4 GiB.
         let back = u64::from((self.written as u32).wrapping_sub(at));
-        if back > self.written || (len as u64) > back || back > cap {
+        if back > self.written || (len as u64) > back || back > cap || self.written - back < self.valid_from {
             return false;
         }
         let start = ((self.written - back) % cap) as usize;
@@ -104,13 +128,17 @@ fn zeroed(len: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(ptr, len, len) })
 }
 
+/// Keeps a ring's buffer for a later ring of its size, while the stock has room.
+fn give_back(buf: Vec<u8>) {
+    let mut spare = spare();
+    if spare.iter().map(Vec::len).sum::<usize>() + buf.len() <= SPARE_BYTES_MAX {
+        spare.push(buf);
+    }
+}
+
 impl Drop for AnswerRing {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        let mut spare = spare();
-        if spare.iter().map(Vec::len).sum::<usize>() + buf.len() <= SPARE_BYTES_MAX {
-            spare.push(buf);
-        }
+        give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -153,6 +181,30 @@ mod tests {
         assert!(!ring.read(small as u32, 11, &mut out)); // runs past what was written
         assert!(!ring.read((small + 10) as u32, 1, &mut out));
         assert!(ring.read(small as u32, 0, &mut out) && out.is_empty());
+    }
+
+    #[test]
+    fn growing_keeps_every_answer_it_held_where_it_was_and_no_other() {
+        let mut ring = AnswerRing::new(100).unwrap();
+        let at: Vec<u64> = (0..5u8).map(|n| ring.append(&answer(n, 30))).collect();
+        // 150 bytes written into 100: answers 2-4 are whole, answer 1 is half written over.
+        assert!(ring.grow_to(1000));
+        assert_eq!(ring.capacity(), 1000);
+        let mut out = Vec::new();
+        for (n, &pos) in at.iter().enumerate().skip(2) {
+            assert!(ring.read(pos as u32, 30, &mut out), "answer {n}");
+            assert_eq!(out, answer(n as u8, 30));
+        }
+        assert!(!ring.read(at[1] as u32, 30, &mut out));
+        assert!(!ring.read(at[0] as u32, 30, &mut out));
+        // New answers land after them, and the room now holds 1,000 bytes of them.
+        let later: Vec<u64> = (5..40u8).map(|n| ring.append(&answer(n, 30))).collect();
+        for (k, &pos) in later.iter().enumerate().skip(2) {
+            assert!(ring.read(pos as u32, 30, &mut out), "answer {}", k + 5);
+            assert_eq!(out, answer(k as u8 + 5, 30));
+        }
+        assert!(!ring.read(at[4] as u32, 30, &mut out)); // 1,050 bytes since: written over
+        assert!(ring.grow_to(10) && ring.capacity() == 1000); // never shrinks
     }
 
     #[test]

@@ -398,6 +398,33 @@ fn kept_answers_read_back_byte_for_byte_until_written_over() {
     assert!(!pool.read_answer(&kept, answers[999].tag, 160, &mut out));
 }
 
+/// Answers larger than the room a ring starts with for answers in flight (two batches of 64 KiB and
+/// 8 KiB answers) grow it: the ring still holds the bytes the host may ask back and two batches' worth
+/// of such answers, so a resume at the edge of RESUME_BUFFER_BYTES finds every answer its log holds.
+#[test]
+fn answers_larger_than_a_batch_grow_the_ring_they_are_kept_in() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(-6.0, 1);
+    let big = 40_000; // samples: answers of 80,000 bytes
+    let kept = pool.add_session(Session::new(&p, p.input, S16, 2 * big).unwrap(), None, 2);
+    assert!(pool.keep_answers(&kept, 1000));
+    for k in 0..12i16 {
+        pool.push(&kept, &s16(&vec![k * 100; big])).unwrap();
+    }
+    pool.flush(&kept).unwrap();
+    let outs = sink.wait_for(|v| v.iter().any(|o| o.kind == OutputKind::Flushed));
+    let answers: Vec<&Output> = outs.iter().filter(|o| o.kind == OutputKind::Audio).collect();
+    assert_eq!(answers.len(), 12);
+    let mut out = Vec::new();
+    let readable: Vec<usize> = (0..12)
+        .filter(|&i| pool.read_answer(&kept, answers[i].tag, 2 * big, &mut out) && out == answers[i].audio)
+        .collect();
+    // 1,000 + 2 × (65,536 + 80,000) bytes: the last 3 answers, whole (the room it started with, 1,000 +
+    // 2 × (65,536 + 8,192), held only the last one).
+    assert_eq!(readable, vec![9, 10, 11]);
+}
+
 /// A level meter, then a gain (8 kHz mono): a node with timings of its own ahead of the output.
 fn metered_gain_plan() -> Plan {
     plan(json!({
