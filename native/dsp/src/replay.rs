@@ -35,6 +35,9 @@ pub struct AnswerRing {
     written: u64,
     /// Positions before this one were written over before the ring last grew.
     valid_from: u64,
+    /// Grown past the size it was made with: its buffer is freed, not kept for later rings, which
+    /// would seldom ask for its size.
+    grown: bool,
 }
 
 impl AnswerRing {
@@ -50,7 +53,7 @@ impl AnswerRing {
             Some(buf) => buf,
             None => zeroed(capacity)?,
         };
-        Some(AnswerRing { buf, written: 0, valid_from: 0 })
+        Some(AnswerRing { buf, written: 0, valid_from: 0, grown: false })
     }
 
     /// Grows the ring to hold at least `capacity` bytes; every answer it held stays readable at its
@@ -71,7 +74,11 @@ impl AnswerRing {
             p += n as u64;
         }
         self.valid_from = from;
-        give_back(std::mem::replace(&mut self.buf, buf));
+        let before = std::mem::replace(&mut self.buf, buf);
+        if !self.grown {
+            give_back(before);
+        }
+        self.grown = true;
         true
     }
 
@@ -138,7 +145,9 @@ fn give_back(buf: Vec<u8>) {
 
 impl Drop for AnswerRing {
     fn drop(&mut self) {
-        give_back(std::mem::take(&mut self.buf));
+        if !self.grown {
+            give_back(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -205,6 +214,18 @@ mod tests {
         }
         assert!(!ring.read(at[4] as u32, 30, &mut out)); // 1,050 bytes since: written over
         assert!(ring.grow_to(10) && ring.capacity() == 1000); // never shrinks
+    }
+
+    #[test]
+    fn a_grown_ring_gives_back_the_buffer_it_was_made_with_and_frees_the_other() {
+        // Sizes no other test uses, so that tests running beside this one do not take the buffers.
+        let mut ring = AnswerRing::new(23_456).unwrap();
+        let made_with = ring.buf.as_ptr();
+        assert!(ring.grow_to(34_567));
+        drop(ring);
+        let next = AnswerRing::new(23_456).unwrap();
+        assert_eq!(next.buf.as_ptr(), made_with);
+        assert!(!spare().iter().any(|b| b.len() == 34_567));
     }
 
     #[test]
