@@ -1,6 +1,6 @@
 /**
  * The Node/V8 flags the server runs with: `npm start`, the Docker image and every harness that starts the
- * server as a separate process use these (test/deploy/manifests.test.ts holds the first two to them).
+ * server as a separate process use these (test/deploy/manifests.test.ts holds `npm start` and the Dockerfile to them).
  * V8 reads them once, when the process starts, so they cannot be set from inside it.
  *
  * - `--no-memory-reducer`: V8's memory reducer shrinks the heap once allocation slows, with full
@@ -17,9 +17,9 @@
  *   literal whose objects it saw survive. While 500 sessions opened on the main port it switched 28
  *   literals so; most of what then reached the old generation came from `ws`'s receive path (such as the
  *   array each socket keeps for a message's fragments, made anew per message; the one made at `start`
- *   lives until the first frame). Every message put short-lived objects there, the old generation grew ~22 MB/s and a full collection came
- *   every 0.7 s, each holding up every session on that port for tens of ms. Without pretenuring those
- *   objects die young, in scavenges of under 1 ms.
+ *   lives until the first frame). Every message put short-lived objects there, the old generation grew
+ *   ~22 MB/s and a full collection came every 0.7 s, each holding up every session on that port for tens
+ *   of ms. Without pretenuring those objects die young, in scavenges of under 1 ms.
  */
 export const serverNodeFlags = [
   '--no-memory-reducer',

@@ -346,12 +346,13 @@ struct KeptAnswers {
 
 /// Keeps an answer in the session's ring, if it keeps any; its position's low 32 bits for the record.
 /// An answer larger than any before it first grows the ring, so that the host can still read back
-/// every answer its log holds (once per larger size; when the memory cannot be had, the ring stays
-/// as it is and a resume that reaches too far back is refused as it would be anyway).
+/// every answer its log holds. Tried once per larger size: when the memory cannot be had, the ring
+/// stays as it is and a resume that reaches too far back is refused as it would be anyway.
 fn keep_answer(answers: &mut Option<KeptAnswers>, audio: &[u8]) -> u32 {
     let Some(kept) = answers.as_mut() else { return 0 };
-    if audio.len() > kept.largest && kept.ring.grow_to(ring_bytes(kept.keep, audio.len())) {
+    if audio.len() > kept.largest {
         kept.largest = audio.len();
+        kept.ring.grow_to(ring_bytes(kept.keep, kept.largest));
     }
     kept.ring.append(audio) as u32
 }
