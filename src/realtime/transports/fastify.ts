@@ -1,6 +1,8 @@
 /**
  * The realtime protocol on the main port, through `@fastify/websocket` (docs/configuration.md, docs/protocol.md).
  */
+
+import { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -14,18 +16,47 @@ import type { SessionRegistry } from '../registry.js';
 import { type PipelineRef, type Socket, StreamSession } from '../session.js';
 import { guarded } from './guard.js';
 
-/** One options object for every binary send (ws would otherwise get a fresh one per answer). */
-const BINARY = { binary: true } as const;
+/**
+ * One binary message, server to client, as one buffer: the frame header of RFC 6455 §5.2 (FIN, opcode
+ * 2, no mask) and a copy of the payload (`data` is only lent: session.ts `Socket`).
+ */
+export function binaryFrame(data: Uint8Array): Buffer {
+  const n = data.byteLength;
+  const head = n < 126 ? 2 : n < 0x1_0000 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x82;
+  if (head === 2) frame[1] = n;
+  else if (head === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  frame.set(data, head);
+  return frame;
+}
+
+/** The socket under a `ws` WebSocket (ws 8 keeps it in `_socket`); checked once per connection. */
+function rawSocketOf(ws: WebSocket): Duplex {
+  const raw = (ws as unknown as { _socket?: unknown })._socket;
+  if (!(raw instanceof Duplex)) throw new Error('ws no longer exposes its socket as _socket');
+  return raw;
+}
 
 function adapt(ws: WebSocket): Socket {
   const open = () => ws.readyState === ws.OPEN;
+  // Binary answers go to the socket as one write each. ws.send would build an options object per
+  // message and write the header and the payload as two chunks (cork, two writes, a writev); with no
+  // compression and no fragmented or Blob sends its sender never queues, so frames written here and
+  // those ws writes (text, ping, close) reach the socket in the order they are sent.
+  const raw = rawSocketOf(ws);
   return {
     sendText: (text) => {
       if (open()) ws.send(text);
     },
     sendBinary: (data) => {
-      // ws keeps what it cannot write at once: a copy, since `data` is only lent (session.ts `Socket`).
-      if (open()) ws.send(Buffer.from(data), BINARY);
+      if (open()) raw.write(binaryFrame(data));
     },
     close: (code, reason) => {
       if (open()) ws.close(code, reason);
@@ -34,6 +65,15 @@ function adapt(ws: WebSocket): Socket {
       if (open()) ws.ping();
     },
     bufferedAmount: () => ws.bufferedAmount,
+    // One engine batch's answers to this session go out in one writev.
+    cork: (fn) => {
+      raw.cork();
+      try {
+        fn();
+      } finally {
+        raw.uncork();
+      }
+    },
   };
 }
 
