@@ -46,6 +46,16 @@ export const scenarios: Scenario[] = [
     goal: 'frames/s ≥ 0.5× raw uWS echo',
   },
   {
+    // Not one of the goals: the main port's cost per message beside its own echo.
+    name: 'closed-gain-ws',
+    pipeline: 'gain',
+    mode: 'closed',
+    sessions: 50,
+    inFlight: 4,
+    transport: 'ws',
+    goal: 'none (the main port beside the raw ws echo)',
+  },
+  {
     name: 'paced-gain-1000-uws',
     pipeline: 'gain',
     mode: 'paced',
