@@ -564,6 +564,15 @@ export class Engine {
   }
 
   /**
+   * The cores this (the JS) thread was confined to when the engine started: with `pinCores` and fewer
+   * workers than cores, the ones no worker runs on (docs/engine.md, "Threads and cores"). Empty when
+   * it was left alone.
+   */
+  get hostCores(): number[] {
+    return this.native.hostCores;
+  }
+
+  /**
    * Worker health from each worker's heartbeat (it beats between items and every 100 ms while idle):
    * `stalled` lists the workers that have not beaten for `stallMs` — stuck in one item, or gone.
    */

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,18 @@ import { nodeTypes } from '../src/pipeline/catalog.js';
 import { chunk, readFixtureWav } from './support/audio.js';
 
 const engine = new Engine({ workers: 2, pinCores: false });
+
+/** Cores as Linux writes an affinity list (`0`, `0-2`, `0,2`). */
+function listOf(cores: number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < cores.length; ) {
+    let j = i;
+    while (j + 1 < cores.length && cores[j + 1] === (cores[j] as number) + 1) j++;
+    runs.push(j === i ? String(cores[i]) : `${cores[i]}-${cores[j]}`);
+    i = j + 1;
+  }
+  return runs.join(',');
+}
 afterAll(() => engine.shutdown());
 
 function gainPlan(input: { sample_rate: number; channels: number }, db: number) {
@@ -216,6 +228,58 @@ describe('native engine', () => {
       unpinned.shutdown();
     }
   });
+
+  it('with fewer workers than cores, confines the JS thread to the cores no worker runs on', () => {
+    // In a child: the confinement is the building thread's, and this test process must keep its cores.
+    const native = pathToFileURL(resolve('src/native.ts')).href;
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { Engine } from ${JSON.stringify(native)};
+      const allowed = () => /Cpus_allowed_list:\\s*(\\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))[1];
+      const before = allowed();
+      const engine = new Engine({ workers: 1, pinCores: true });
+      const out = { before, after: allowed(), hostCores: engine.hostCores, worker: engine.workers()[0] };
+      engine.shutdown();
+      const full = new Engine({ workers: 2, pinCores: true });
+      out.full = { hostCores: full.hostCores, after: allowed() };
+      full.shutdown();
+      process.stdout.write(JSON.stringify(out));
+    `;
+    const dir = mkdtempSync(join(tmpdir(), 'rm-cores-'));
+    const file = join(dir, 'cores.mts');
+    writeFileSync(file, script);
+    const cores = readFileSync('/proc/thread-self/status', 'utf8').match(/Cpus_allowed_list:\s*(\S+)/)?.[1];
+    const child = spawnSync(process.execPath, ['--import', 'tsx', file], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    expect(child.status, child.stderr).toBe(0);
+    const out = JSON.parse(child.stdout) as {
+      before: string;
+      after: string;
+      hostCores: number[];
+      worker: { core: number | null; pinned: boolean };
+      full: { hostCores: number[]; after: string };
+    };
+    expect(out.before).toBe(cores);
+    if (availableParallelism() < 2) {
+      // One core: nothing to give the JS thread, and it is left alone.
+      expect(out.hostCores).toEqual([]);
+      expect(out.after).toBe(out.before);
+      return;
+    }
+    expect(out.worker.pinned).toBe(true);
+    expect(out.hostCores.length).toBeGreaterThan(0);
+    expect(out.hostCores).not.toContain(out.worker.core);
+    // The JS thread may now run only on those cores.
+    expect(out.after).toBe(listOf(out.hostCores));
+    // Two workers on this many cores (CI's two) leave nothing: the thread keeps what it had.
+    if (availableParallelism() === 2) {
+      expect(out.full.hostCores).toEqual([]);
+      expect(out.full.after).toBe(out.after);
+    }
+  }, 30_000);
 
   it('shuts down at once while the host holds a batch and more answers wait behind it', () => {
     // The server calls shutdown() from its only thread, which then takes no more batches: the worker

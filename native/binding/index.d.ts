@@ -22,6 +22,11 @@ export declare class Engine {
    * `fastTakeBatch(handle, out)` (copies the oldest waiting batch into `out`; see fast.rs).
    */
   get handle(): number
+  /**
+   * The cores the JS thread that built the engine was confined to: those no worker is pinned to,
+   * when pinning is on and there are fewer workers than cores. Empty when it was left alone.
+   */
+  get hostCores(): Array<number>
   /** Facts about every worker. */
   workers(): Array<WorkerInfo>
   /**
@@ -137,7 +142,10 @@ export declare function engineBucketSeconds(): Array<number>
 export interface EngineOptions {
   /** Worker threads. */
   workers: number
-  /** Pin worker k to core k. */
+  /**
+   * Pin each worker to a core. With fewer workers than cores, the workers take the last cores and
+   * the thread that builds the engine (the event loop) is confined to the others (`hostCores`).
+   */
   pinCores: boolean
   /** Microseconds an idle worker polls for work before it parks (default 0: park at once). */
   spinUs?: number

@@ -21,7 +21,11 @@ export const enginePlugin = fp(
       if (unpinned.length > 0) app.log.warn({ workers: unpinned }, 'could not pin some workers to cores');
     }
     app.log.info(
-      { workers: workers.length, pinned: workers.filter((w) => w.pinned).length },
+      {
+        workers: workers.length,
+        pinned: workers.filter((w) => w.pinned).length,
+        event_loop_cores: engine.hostCores,
+      },
       'native engine started',
     );
     app.decorate('engine', engine);

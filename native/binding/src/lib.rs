@@ -75,7 +75,8 @@ pub fn enable_fault_nodes() {
 pub struct EngineOptions {
     /// Worker threads.
     pub workers: u32,
-    /// Pin worker k to core k.
+    /// Pin each worker to a core. With fewer workers than cores, the workers take the last cores and
+    /// the thread that builds the engine (the event loop) is confined to the others (`hostCores`).
     pub pin_cores: bool,
     /// Microseconds an idle worker polls for work before it parks (default 0: park at once).
     pub spin_us: Option<u32>,
@@ -275,6 +276,8 @@ pub struct Engine {
     pool: Arc<Pool>,
     /// Its handle for `fastWake` / `fastTakeBatch` (fast.rs).
     handle: f64,
+    /// The cores the building thread was confined to (empty: left alone).
+    host_cores: Vec<u32>,
 }
 
 impl Drop for Engine {
@@ -303,8 +306,10 @@ impl Engine {
             spin: std::time::Duration::from_micros(u64::from(spin_us)),
         };
         let pool = Arc::new(Pool::with_options(options, sink.clone()));
+        // The constructor runs on the JS thread: it keeps the cores the workers leave (docs/engine.md).
+        let host_cores = pool.confine_caller().into_iter().map(|c| c as u32).collect();
         let handle = fast::add_engine(fast::EngineEntry { pool: pool.clone(), sink });
-        Ok(Engine { pool, handle })
+        Ok(Engine { pool, handle, host_cores })
     }
 
     /// The engine's handle for `fastWake(handle)` (wakes the workers that `fastPush` gave work since
@@ -313,6 +318,13 @@ impl Engine {
     #[napi(getter)]
     pub fn handle(&self) -> f64 {
         self.handle
+    }
+
+    /// The cores the JS thread that built the engine was confined to: those no worker is pinned to,
+    /// when pinning is on and there are fewer workers than cores. Empty when it was left alone.
+    #[napi(getter)]
+    pub fn host_cores(&self) -> Vec<u32> {
+        self.host_cores.clone()
     }
 
     /// Facts about every worker.

@@ -454,7 +454,9 @@ struct WorkerHandle {
 pub struct PoolOptions {
     /// Worker threads.
     pub workers: usize,
-    /// Pin worker k to the k-th core (round robin).
+    /// Pin each worker to a core of its own (round robin when there are more workers than cores).
+    /// With fewer workers than cores, the workers take the last cores and the first ones are left
+    /// for the host's threads ([`Pool::confine_caller`]).
     pub pin_cores: bool,
     /// How long an idle worker polls for new work before it parks (a park and its wake-up cost
     /// a few microseconds each; polling costs the core meanwhile).
@@ -465,10 +467,12 @@ pub struct PoolOptions {
 pub struct Pool {
     workers: Vec<WorkerHandle>,
     next_id: AtomicU64,
+    /// With pinning and fewer workers than cores: the cores no worker runs on.
+    free_cores: Vec<usize>,
 }
 
 impl Pool {
-    /// Starts `workers` threads; with `pin_cores`, worker k is pinned to the k-th core (round robin).
+    /// Starts `workers` threads, pinned to cores with `pin_cores` (see [`PoolOptions::pin_cores`]).
     /// A failure to pin is reported in [`Pool::workers`], not fatal. Idle workers park at once.
     pub fn new(workers: usize, pin_cores: bool, sink: Arc<dyn Sink>) -> Pool {
         Pool::with_options(PoolOptions { workers, pin_cores, spin: Duration::ZERO }, sink)
@@ -479,8 +483,12 @@ impl Pool {
         quiet_worker_panics();
         crate::memory::pin_mmap_threshold();
         let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let workers = options.workers.max(1);
+        // Fewer workers than cores: the workers take the last cores, the host keeps the first ones.
+        let free = cores.len().saturating_sub(workers);
+        let free_cores = cores[..free].iter().map(|c| c.id).collect();
         let epoch = Instant::now();
-        let handles = (0..options.workers.max(1))
+        let handles = (0..workers)
             .map(|k| {
                 let shared = Arc::new(Shared {
                     run: Mutex::new(VecDeque::with_capacity(256)),
@@ -491,7 +499,7 @@ impl Pool {
                     shutdown: AtomicBool::new(false),
                     thread: OnceLock::new(),
                 });
-                let core = cores.get(k % cores.len().max(1)).copied();
+                let core = cores.get(free + k % (cores.len() - free).max(1)).copied();
                 let pinned = Arc::new(AtomicBool::new(false));
                 let sessions = Arc::new(AtomicUsize::new(0));
                 let heart = Heartbeat { epoch, last_ms: Arc::new(AtomicU64::new(0)) };
@@ -518,7 +526,19 @@ impl Pool {
                 WorkerHandle { shared, join: Mutex::new(Some(join)), core: core.map(|c| c.id), pinned, sessions, heart, tally }
             })
             .collect();
-        Pool { workers: handles, next_id: AtomicU64::new(1) }
+        Pool { workers: handles, next_id: AtomicU64::new(1), free_cores }
+    }
+
+    /// Confines the calling thread (the host's event loop) to the cores no worker is pinned to, so that
+    /// neither preempts the other: a worker woken on the event loop's core takes the core from it at
+    /// every wake, and the scheduler tends to move a thread onto the core of the thread that woke it.
+    /// Threads the caller starts afterwards inherit the set. Returns the cores, or an empty list when
+    /// there are none to give (no pinning, or at least as many workers as cores) or the call failed.
+    pub fn confine_caller(&self) -> Vec<usize> {
+        if self.free_cores.is_empty() || !set_thread_affinity(&self.free_cores) {
+            return Vec::new();
+        }
+        self.free_cores.clone()
     }
 
     /// Queue wait and per-node-type processing time of every frame since the pool started, at
@@ -758,6 +778,27 @@ impl Drop for Pool {
 /// A panic on a worker is one session's failure, reported to its client (`Failed`); printing it with
 /// a symbolised backtrace (RUST_BACKTRACE) would hold the worker, and every session on it, for
 /// hundreds of milliseconds. Worker panics print one line; every other thread keeps the previous hook.
+/// Sets the calling thread's CPU affinity to `cores` (Linux; elsewhere nothing is set).
+fn set_thread_affinity(cores: &[usize]) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET only writes inside it (ids past
+        // CPU_SETSIZE are skipped), and sched_setaffinity(0, …) changes only the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &c in cores.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+                libc::CPU_SET(c, &mut set);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cores;
+        false
+    }
+}
+
 fn quiet_worker_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

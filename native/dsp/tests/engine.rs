@@ -359,6 +359,51 @@ fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     assert_eq!(pool.session_count(), 0);
 }
 
+/// With fewer workers than cores, the workers take the last cores and the host's thread is confined
+/// to the others, so that a woken worker never takes the event loop's core; with a worker for every
+/// core there is nothing to give and the host's thread is left alone. Run on threads of their own:
+/// the confinement is the calling thread's.
+#[test]
+fn fewer_workers_than_cores_leave_the_first_cores_to_the_host_thread() {
+    let all: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+    let expected = all.clone();
+    std::thread::spawn(move || {
+        let pool = Pool::new(1, true, Arc::new(Collect::default()));
+        let worker = pool.workers()[0].core;
+        let confined = pool.confine_caller();
+        let now: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+        if expected.len() >= 2 {
+            assert_eq!(worker, expected.last().copied());
+            assert_eq!(confined, expected[..expected.len() - 1].to_vec());
+            assert_eq!(now, confined, "the calling thread runs where no worker does");
+        } else {
+            assert!(confined.is_empty());
+            assert_eq!(now, expected);
+        }
+        pool.shutdown();
+    })
+    .join()
+    .unwrap();
+    let expected = all.clone();
+    std::thread::spawn(move || {
+        let pool = Pool::new(expected.len().max(1), true, Arc::new(Collect::default()));
+        let cores: Vec<Option<usize>> = pool.workers().iter().map(|w| w.core).collect();
+        let first: Vec<Option<usize>> = expected.iter().map(|&c| Some(c)).collect();
+        if !expected.is_empty() {
+            assert_eq!(cores, first, "one worker per core, in order");
+        }
+        assert!(pool.confine_caller().is_empty());
+        let now: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+        assert_eq!(now, expected, "nothing given, nothing changed");
+        let unpinned = Pool::new(1, false, Arc::new(Collect::default()));
+        assert!(unpinned.confine_caller().is_empty());
+        unpinned.shutdown();
+        pool.shutdown();
+    })
+    .join()
+    .unwrap();
+}
+
 /// A session that keeps its answers (for a resume) tells in each answer's record where the answer
 /// starts, and reads back exactly those bytes, the flushed tail included, until its ring has written
 /// over them; one that keeps none reads nothing back.
