@@ -19,6 +19,8 @@ import { chunk, readFixtureWav } from './support/audio.js';
 
 const engine = new Engine({ workers: 2, pinCores: false });
 
+afterAll(() => engine.shutdown());
+
 /** Cores as Linux writes an affinity list (`0`, `0-2`, `0,2`). */
 function listOf(cores: number[]): string {
   const runs: string[] = [];
@@ -30,7 +32,6 @@ function listOf(cores: number[]): string {
   }
   return runs.join(',');
 }
-afterAll(() => engine.shutdown());
 
 function gainPlan(input: { sample_rate: number; channels: number }, db: number) {
   return {
