@@ -240,7 +240,8 @@ export const settingHelp: Record<SettingName, string> = {
   RT_PORT: 'uWebSockets.js realtime listener port; 0 turns it off (default 8081)',
   DATA_DIR: 'directory of the embedded SQLite store (default ./data)',
   WORKERS: 'native DSP worker threads (default: CPU cores)',
-  PIN_CORES: 'pin each worker to a core; failure is logged, not fatal (default true)',
+  PIN_CORES:
+    'pin each worker to a core; with fewer WORKERS than cores the JS thread keeps the rest; failure is logged, not fatal (default true)',
   API_KEYS: 'comma-separated Bearer keys; empty = no auth, with a warning (default empty)',
   LOG_LEVEL: 'fatal | error | warn | info | debug | trace | silent (default info)',
   MAX_SESSIONS: 'concurrent streaming sessions admitted (default 1000)',
