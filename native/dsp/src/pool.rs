@@ -485,8 +485,8 @@ impl Pool {
         let cores = if options.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let workers = options.workers.max(1);
         // Fewer workers than cores: the workers take the last cores, the host keeps the first ones.
-        let free = cores.len().saturating_sub(workers);
-        let free_cores = cores[..free].iter().map(|c| c.id).collect();
+        let (free, worker_cores) = cores.split_at(cores.len().saturating_sub(workers));
+        let free_cores = free.iter().map(|c| c.id).collect();
         let epoch = Instant::now();
         let handles = (0..workers)
             .map(|k| {
@@ -499,7 +499,7 @@ impl Pool {
                     shutdown: AtomicBool::new(false),
                     thread: OnceLock::new(),
                 });
-                let core = cores.get(free + k % (cores.len() - free).max(1)).copied();
+                let core = worker_cores.get(k % worker_cores.len().max(1)).copied();
                 let pinned = Arc::new(AtomicBool::new(false));
                 let sessions = Arc::new(AtomicUsize::new(0));
                 let heart = Heartbeat { epoch, last_ms: Arc::new(AtomicU64::new(0)) };

@@ -384,7 +384,7 @@ fn fewer_workers_than_cores_leave_the_first_cores_to_the_host_thread() {
     })
     .join()
     .unwrap();
-    let expected = all.clone();
+    let expected = all;
     std::thread::spawn(move || {
         let pool = Pool::new(expected.len().max(1), true, Arc::new(Collect::default()));
         let cores: Vec<Option<usize>> = pool.workers().iter().map(|w| w.core).collect();
