@@ -155,7 +155,8 @@ export async function startProduct(
 export async function startEcho(kind: 'echo-uws' | 'echo-ws'): Promise<Echo> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(root, `loadtest/${kind}.ts`), '--port', '0'],
+    // With the product's V8 flags: the baseline runs the same Node as what it is the baseline for.
+    [...serverNodeFlags, '--import', 'tsx', join(root, `loadtest/${kind}.ts`), '--port', '0'],
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serverNodeFlags } from '../src/node-flags.js';
 import { type Echo, type Product, root, sleep, startEcho, startProduct } from './processes.js';
+import { quietHarness } from './quiet.js';
 import { buildLoadgen, type Measured, runLoadgen } from './stream/loadgen.js';
 import { baselineOf, pipelines, type Scenario, scenarios } from './stream/scenarios.js';
 import { type RunPair, type ScenarioSummary, summarize, table } from './stream/summary.js';
@@ -142,6 +143,8 @@ function generate(
   run: number,
   sessions = sessionsOverride ?? scenario.sessions,
 ) {
+  // Before every run: threads started since the last one (libuv's pool starts on first use) too.
+  quietHarness();
   const args = [
     ...['--url', url, '--protocol', protocol, '--mode', scenario.mode],
     ...['--sessions', String(sessions), '--duration', String(durationS), '--frame-ms', String(frameMs)],
