@@ -390,6 +390,11 @@ export interface EngineOptions {
 
 /** First size of the hand-back buffer: a full batch of small answers (pool.rs MAX_BATCH_*) fits. */
 const HAND_BACK_BYTES = 128 * 1024;
+/**
+ * Messages queued within one turn of the event loop after which the workers are woken without waiting
+ * for the turn to end (see `Engine.wakeSoon`). Turns that keep up read fewer.
+ */
+const WAKE_WITHIN_TURN = 32;
 
 interface OpenSession {
   session: EngineSession;
@@ -425,8 +430,21 @@ export class Engine {
   /** The same memory as u32 words (the index is little-endian; so is every host this runs on). */
   private handBackWords = new Uint32Array(this.handBack.buffer, 0, HAND_BACK_BYTES / 4);
 
+  /** Set while `drain` dispatches: a handler that pushes must not take the next batch into the buffer being read. */
+  private draining = false;
+
   /** Takes every batch the workers have ready and dispatches it. */
   private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      this.drainAll();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private drainAll(): void {
     for (;;) {
       const bytes = fast.fastTakeBatch(this.handle, this.handBack);
       if (bytes === 0) return;
@@ -441,20 +459,30 @@ export class Engine {
   }
 
   private wakeScheduled = false;
+  /** Messages queued since the workers were last woken, in this turn of the event loop. */
+  private unwoken = 0;
   private readonly wakeNow = () => {
     this.wakeScheduled = false;
+    this.unwoken = 0;
     fast.fastWake(this.handle);
   };
 
   /**
    * @internal Wakes the workers given messages, once, after every socket read of this turn of the
    * event loop (setImmediate runs after the poll phase): one futex call and context switch per
-   * worker per turn instead of one per message.
+   * worker per turn instead of one per message. A turn that reads many sockets (a server falling
+   * behind) also wakes them, and takes back the answers that are ready, every WAKE_WITHIN_TURN
+   * messages, so that its first frames do not wait in their queues for the turn to end.
    */
   wakeSoon(): void {
-    if (this.wakeScheduled) return;
-    this.wakeScheduled = true;
-    setImmediate(this.wakeNow);
+    if (!this.wakeScheduled) {
+      this.wakeScheduled = true;
+      setImmediate(this.wakeNow);
+    } else if (++this.unwoken >= WAKE_WITHIN_TURN) {
+      this.unwoken = 0;
+      fast.fastWake(this.handle);
+      this.drain();
+    }
   }
 
   /** Exceptions caught from output handlers (each closed its session); see `dispatch`. */

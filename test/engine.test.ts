@@ -92,6 +92,58 @@ describe('native engine', () => {
     expect(whole.length).toBe(pcm.length);
   });
 
+  it('a turn that queues many messages gets answers back before it ends, all of them in order', async () => {
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 48000, channels: 1 };
+    const frames: number[] = [];
+    let stopped: () => void = () => {};
+    const done = new Promise<void>((r) => {
+      stopped = r;
+    });
+    const s = open(gainPlan(input, 0), input, (o) => {
+      if (o.kind === OutputKind.Audio) frames.push(o.frame);
+      if (o.kind === OutputKind.Stopped) stopped();
+    });
+    const frame = Buffer.alloc(1920);
+    for (let i = 0; i < 256; i++) {
+      s.push(frame);
+      // As a busy turn does between socket reads: the workers get time to answer meanwhile.
+      const until = performance.now() + 0.05;
+      while (performance.now() < until) {}
+    }
+    const answeredWithinTurn = frames.length;
+    s.stop();
+    await done;
+    expect(answeredWithinTurn).toBeGreaterThan(0);
+    expect(frames).toEqual(Array.from({ length: 256 }, (_, i) => i));
+  });
+
+  it('a handler that queues many messages while answers are handed back disturbs no answer', async () => {
+    const input: StreamFormat = { encoding: 's16le', sample_rate: 48000, channels: 1 };
+    const seen = { a: [] as number[], b: [] as number[] };
+    let pending = 2;
+    let stopped: () => void = () => {};
+    const done = new Promise<void>((r) => {
+      stopped = r;
+    });
+    const onOutput = (into: number[]) => (o: EngineOutput) => {
+      if (o.kind === OutputKind.Audio) into.push(o.frame);
+      if (o.kind === OutputKind.Stopped && --pending === 0) stopped();
+    };
+    const frame = Buffer.alloc(1920);
+    const b = open(gainPlan(input, 0), input, onOutput(seen.b));
+    // Each of a's answers queues 40 messages for b, from inside the hand-back (as a relay would).
+    const a = open(gainPlan(input, 0), input, (o) => {
+      onOutput(seen.a)(o);
+      if (o.kind === OutputKind.Audio) for (let i = 0; i < 40; i++) b.push(frame);
+      if (o.kind === OutputKind.Stopped) b.stop();
+    });
+    for (let i = 0; i < 64; i++) a.push(frame);
+    a.stop();
+    await done;
+    expect(seen.a).toEqual(Array.from({ length: 64 }, (_, i) => i));
+    expect(seen.b).toEqual(Array.from({ length: 64 * 40 }, (_, i) => i));
+  });
+
   it('batch processing equals streaming', async () => {
     const { info, pcm } = readFixtureWav('tones-48k-stereo.wav');
     const input: StreamFormat = { encoding: 's16le', sample_rate: info.sample_rate, channels: info.channels };
