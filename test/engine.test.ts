@@ -131,11 +131,15 @@ describe('native engine', () => {
     };
     const frame = Buffer.alloc(1920);
     const b = open(gainPlan(input, 0), input, onOutput(seen.b));
-    // Each of a's answers queues 40 messages for b, from inside the hand-back (as a relay would).
+    // Each of a's answers queues 40 messages for b, from inside the hand-back (as a relay would), and
+    // takes a while: the hand-back outlasts the millisecond after which a turn takes answers back.
     const a = open(gainPlan(input, 0), input, (o) => {
       onOutput(seen.a)(o);
-      if (o.kind === OutputKind.Audio) for (let i = 0; i < 40; i++) b.push(frame);
       if (o.kind === OutputKind.Stopped) b.stop();
+      if (o.kind !== OutputKind.Audio) return;
+      for (let i = 0; i < 40; i++) b.push(frame);
+      const until = performance.now() + 0.05;
+      while (performance.now() < until) {}
     });
     for (let i = 0; i < 64; i++) a.push(frame);
     a.stop();
