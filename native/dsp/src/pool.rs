@@ -775,9 +775,6 @@ impl Drop for Pool {
     }
 }
 
-/// A panic on a worker is one session's failure, reported to its client (`Failed`); printing it with
-/// a symbolised backtrace (RUST_BACKTRACE) would hold the worker, and every session on it, for
-/// hundreds of milliseconds. Worker panics print one line; every other thread keeps the previous hook.
 /// Sets the calling thread's CPU affinity to `cores` (Linux; elsewhere nothing is set).
 fn set_thread_affinity(cores: &[usize]) -> bool {
     #[cfg(target_os = "linux")]
@@ -799,6 +796,9 @@ fn set_thread_affinity(cores: &[usize]) -> bool {
     }
 }
 
+/// A panic on a worker is one session's failure, reported to its client (`Failed`); printing it with
+/// a symbolised backtrace (RUST_BACKTRACE) would hold the worker, and every session on it, for
+/// hundreds of milliseconds. Worker panics print one line; every other thread keeps the previous hook.
 fn quiet_worker_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
