@@ -36,8 +36,9 @@ export declare class Engine {
    */
   createSession(planJson: string, input: StreamFormat, outputEncoding: string, maxMessageBytes: number, queueLimitMs?: number | undefined | null): NativeSession
   /**
-   * Queue wait and per-node-type processing time of every frame since the engine started, for
-   * Prometheus: read from one tally per worker, so its cost does not grow with the sessions.
+   * Queue wait and per-node-type processing time of every frame, and the workers' waits for the JS
+   * thread to take their answers, since the engine started, for Prometheus: read from one tally per
+   * worker, so its cost does not grow with the sessions.
    */
   buckets(): EngineBuckets
   /** Stops the workers (after the work queued to them). Sessions get no further answers. */
@@ -131,6 +132,8 @@ export declare function enableFaultNodes(): void
 export interface EngineBuckets {
   /** Queue wait per message. */
   queueWait: BucketCounts
+  /** Each wait of a worker, its batch of answers full, for the JS thread to take the batch before it. */
+  handbackWait: BucketCounts
   /** Per node type with observations: processing time per message. */
   nodes: Array<TypeBuckets>
 }

@@ -234,6 +234,15 @@ export const metricsPlugin = fp(
         total(queueWait, {}, app.engine.buckets().queueWait);
       },
     );
+    const handbackWait: BulkHistogram = new BulkHistogram(
+      'remotemedia_engine_handback_wait_seconds',
+      'Time a native worker, its batch of answers full, waited for the event loop to take the batch before it (its frames wait meanwhile)',
+      engineBuckets,
+      () => {
+        handbackWait.reset();
+        total(handbackWait, {}, app.engine.buckets().handbackWait);
+      },
+    );
     const nodeProcess: BulkHistogram = new BulkHistogram(
       'remotemedia_node_process_seconds',
       'Processing time of one frame in one node, by node type',
@@ -246,6 +255,7 @@ export const metricsPlugin = fp(
     // The registry formats any object with this shape; prom-client's types only name its own classes.
     registry.registerMetric(frameLatency as unknown as Metric);
     registry.registerMetric(queueWait as unknown as Metric);
+    registry.registerMetric(handbackWait as unknown as Metric);
     registry.registerMetric(nodeProcess as unknown as Metric);
 
     app.addHook('onResponse', async (request, reply) => {

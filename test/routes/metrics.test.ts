@@ -49,6 +49,11 @@ describe('GET /metrics', () => {
       // Exact buckets from the engine's histograms: every frame waited well under a second.
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_bucket{le="1"}')).toBe(frames.length);
       expect(sample(text, 'remotemedia_engine_queue_wait_seconds_sum')).toBeLessThan(frames.length);
+      // Workers held up by the event loop, their batch of answers full (native tests force such waits).
+      expect(text).toMatch(/^# TYPE remotemedia_engine_handback_wait_seconds histogram$/m);
+      const held = sample(text, 'remotemedia_engine_handback_wait_seconds_count');
+      expect(held).toBeGreaterThanOrEqual(0);
+      expect(sample(text, 'remotemedia_engine_handback_wait_seconds_bucket{le="+Inf"}')).toBe(held);
       expect(text).toMatch(/^# TYPE remotemedia_node_process_seconds histogram$/m);
       expect(sample(text, 'remotemedia_node_process_seconds_count{node_type="downmix"}')).toBeGreaterThan(0);
       expect(sample(text, 'remotemedia_node_process_seconds_count{node_type="level"}')).toBeGreaterThan(0);

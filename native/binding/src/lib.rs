@@ -365,13 +365,15 @@ impl Engine {
         Ok(NativeSession { slot, pool: self.pool.clone(), info, handle })
     }
 
-    /// Queue wait and per-node-type processing time of every frame since the engine started, for
-    /// Prometheus: read from one tally per worker, so its cost does not grow with the sessions.
+    /// Queue wait and per-node-type processing time of every frame, and the workers' waits for the JS
+    /// thread to take their answers, since the engine started, for Prometheus: read from one tally per
+    /// worker, so its cost does not grow with the sessions.
     #[napi]
     pub fn buckets(&self) -> EngineBuckets {
         let t = self.pool.tally();
         EngineBuckets {
             queue_wait: bucket_counts(&t.queue_wait),
+            handback_wait: bucket_counts(&t.handback_wait),
             nodes: t
                 .nodes
                 .iter()
@@ -424,6 +426,8 @@ pub struct BucketCounts {
 pub struct EngineBuckets {
     /// Queue wait per message.
     pub queue_wait: BucketCounts,
+    /// Each wait of a worker, its batch of answers full, for the JS thread to take the batch before it.
+    pub handback_wait: BucketCounts,
     /// Per node type with observations: processing time per message.
     pub nodes: Vec<TypeBuckets>,
 }

@@ -16,7 +16,8 @@
 //! ```
 //! At most one batch per worker is ever with the host, so the host's callback queue holds at most
 //! `workers` entries; a batch that reaches MAX_BATCH_RECORDS / MAX_BATCH_BYTES while the host is busy
-//! makes the worker wait for the host (frames then wait in their queues and are dropped by age).
+//! makes the worker wait for the host (frames then wait in their queues and are dropped by age); the
+//! tally counts each such wait.
 //! Steady state allocates nothing: message buffers, the run queue and both batch buffers are reused.
 //!
 //! A session lives on one worker for its whole life, so its messages are processed in order with
@@ -892,7 +893,13 @@ impl Worker {
                     continue;
                 }
             }
-            self.idle(filling.full(), filling.index.is_empty() || spare.is_some());
+            // A full batch here means the host still holds the one before it: the wait is counted
+            // (`remotemedia_engine_handback_wait_seconds`), since frames wait in their queues meanwhile.
+            let full_since = filling.full().then(Instant::now);
+            self.idle(full_since.is_some(), filling.index.is_empty() || spare.is_some());
+            if let Some(since) = full_since {
+                self.tally.handback_wait(since.elapsed().as_nanos() as u64);
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! The engine's Prometheus histograms (docs/rest.md, `GET /metrics`): queue wait and per-node processing
-//! time, counted at fixed bucket bounds by each worker as it records a session's own HDR histograms.
+//! The engine's Prometheus histograms (docs/rest.md, `GET /metrics`): queue wait, per-node processing
+//! time and the workers' waits for the host to take their answers, counted at fixed bucket bounds by each worker as it records a session's own HDR histograms.
 //!
 //! A scrape reads one tally per worker, whatever the number of sessions. Reading every session's HDR
 //! histograms instead cost ~0.3 ms per five-node session on the JS thread (a clone and 17 range counts
@@ -90,12 +90,17 @@ fn bump(counter: &AtomicU64, by: u64) {
 /// One worker's counts since the pool started. Only that worker records into it.
 pub struct Tally {
     queue_wait: Series,
+    handback_wait: Series,
     nodes: Box<[Series]>,
 }
 
 impl Default for Tally {
     fn default() -> Tally {
-        Tally { queue_wait: Series::new(), nodes: (0..MAX_TYPES).map(|_| Series::new()).collect() }
+        Tally {
+            queue_wait: Series::new(),
+            handback_wait: Series::new(),
+            nodes: (0..MAX_TYPES).map(|_| Series::new()).collect(),
+        }
     }
 }
 
@@ -103,6 +108,12 @@ impl Tally {
     /// A frame's wait in its session queue.
     pub fn queue_wait(&self, ns: u64) {
         self.queue_wait.record(ns);
+    }
+
+    /// A wait of the worker, its batch full, for the host to take the batch before it (docs/engine.md,
+    /// "Answers back to JavaScript"): frames wait in their queues meanwhile.
+    pub fn handback_wait(&self, ns: u64) {
+        self.handback_wait.record(ns);
     }
 
     /// A node's processing time for one frame; `series` from [`series_of`].
@@ -129,6 +140,8 @@ pub struct TallyCounts {
 pub struct EngineTally {
     /// Frames' waits in their session queues.
     pub queue_wait: TallyCounts,
+    /// Workers' waits, with a full batch, for the host to take the one before it.
+    pub handback_wait: TallyCounts,
     /// Node types with at least one observation, in registration order.
     pub nodes: Vec<(&'static str, TallyCounts)>,
 }
@@ -139,10 +152,12 @@ impl EngineTally {
         let types = TYPES.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut out = EngineTally {
             queue_wait: TallyCounts::default(),
+            handback_wait: TallyCounts::default(),
             nodes: types.iter().map(|&t| (t, TallyCounts::default())).collect(),
         };
         for t in tallies {
             t.queue_wait.add_to(&mut out.queue_wait);
+            t.handback_wait.add_to(&mut out.handback_wait);
             for ((_, counts), series) in out.nodes.iter_mut().zip(t.nodes.iter()) {
                 series.add_to(counts);
             }

@@ -526,6 +526,7 @@ fn the_tally_counts_every_frame_of_every_worker_once() {
     assert!(level.cumulative.windows(2).all(|w| w[0] <= w[1]));
     let per_session: u64 = sessions.iter().map(|s| s.with_stats(|st| st.queue_wait.percentiles().count)).sum();
     assert_eq!(per_session, 20);
+    assert_eq!(t.handback_wait.count, 0, "a host that takes each batch at once never holds a worker up");
 }
 
 /// docs/pipelines.md `execution.parallel`: whatever the execution hints, the result is the same, event
@@ -604,6 +605,42 @@ impl Sink for Hold {
     fn deliver(&self, batch: Batch) {
         self.batches.lock().unwrap().push(batch);
     }
+}
+
+/// A worker whose batch fills while the host still holds the one before it waits for the host (its
+/// frames wait in their queue meanwhile), and the tally counts that wait for Prometheus.
+#[test]
+fn a_worker_held_up_by_the_host_counts_the_wait() {
+    let sink = Arc::new(Hold::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
+    // More than two batches of records: one goes to the host, the next fills up behind it and waits.
+    let frames = 600;
+    for _ in 0..frames {
+        pool.push(&s, &s16(&[1; 80])).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.batches.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the worker never delivered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let held = Duration::from_millis(60);
+    std::thread::sleep(held);
+    // Then take batches as a host does, each as soon as it is there, until every frame is answered.
+    let mut answered = 0;
+    while answered < frames {
+        assert!(Instant::now() < deadline, "answered {answered} of {frames}");
+        let taken = std::mem::take(&mut *sink.batches.lock().unwrap());
+        answered += taken.iter().map(Batch::len).sum::<usize>();
+        drop(taken);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let wait = pool.tally().handback_wait;
+    assert!(wait.count >= 1, "{wait:?}");
+    assert!(wait.sum_ns >= held.as_nanos() as u64, "{wait:?}");
+    assert_eq!(wait.cumulative.last().copied(), Some(wait.count), "every wait under a second");
+    pool.shutdown();
 }
 
 /// `Pool::shutdown` ends while a worker has more work than fits in a batch and the host holds its
