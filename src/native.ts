@@ -65,6 +65,36 @@ function percentilesAt(v: Float64Array, block: number): LatencyPercentiles {
   };
 }
 
+/**
+ * A native session's counters and percentiles, read through its flat `statsInto` layout; `nodes` is its
+ * `statsNodes()`, which does not change. Also used by `npm run bench:native` on the bare binding.
+ */
+export function readNativeStats(
+  native: { statsInto(out: Float64Array): number },
+  nodes: ReadonlyArray<{ id: string; type: string }>,
+): SessionStats {
+  const len = native.statsInto(statsScratch);
+  if (len > statsScratch.length) {
+    statsScratch = new Float64Array(len);
+    native.statsInto(statsScratch);
+  }
+  const v = statsScratch;
+  return {
+    framesIn: v[0] as number,
+    framesOut: v[1] as number,
+    framesDropped: v[2] as number,
+    frameErrors: v[3] as number,
+    events: v[4] as number,
+    samplesIn: v[5] as number,
+    nonFiniteSamples: v[6] as number,
+    queueWait: percentilesAt(v, 0),
+    process: percentilesAt(v, 1),
+    engine: percentilesAt(v, 2),
+    endToEnd: percentilesAt(v, 3),
+    nodes: nodes.map((n, i) => ({ id: n.id, type: n.type, process: percentilesAt(v, 4 + i) })),
+  };
+}
+
 const require = createRequire(import.meta.url);
 const binding: Binding = require('../native/binding/index.js');
 
@@ -336,26 +366,7 @@ export class EngineSession {
     if (this.final !== undefined) return this.final;
     this.flushLatencies();
     this.statsNodes ??= this.native.statsNodes();
-    const len = this.native.statsInto(statsScratch);
-    if (len > statsScratch.length) {
-      statsScratch = new Float64Array(len);
-      this.native.statsInto(statsScratch);
-    }
-    const v = statsScratch;
-    return {
-      framesIn: v[0] as number,
-      framesOut: v[1] as number,
-      framesDropped: v[2] as number,
-      frameErrors: v[3] as number,
-      events: v[4] as number,
-      samplesIn: v[5] as number,
-      nonFiniteSamples: v[6] as number,
-      queueWait: percentilesAt(v, 0),
-      process: percentilesAt(v, 1),
-      engine: percentilesAt(v, 2),
-      endToEnd: percentilesAt(v, 3),
-      nodes: this.statsNodes.map((n, i) => ({ id: n.id, type: n.type, process: percentilesAt(v, 4 + i) })),
-    };
+    return readNativeStats(this.native, this.statsNodes);
   }
 
   private final: SessionStats | undefined;
