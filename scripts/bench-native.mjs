@@ -25,7 +25,8 @@ const quick = args.has('--quick');
 const manifest = path.join(root, 'native/Cargo.toml');
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'native/target');
 const tmp = path.join(root, 'bench/tmp');
-// `--out=FILE` writes the results elsewhere (the suite's smoke run does, so bench/results.json keeps the figures the README cites).
+// `--out=FILE` writes the results elsewhere: the suite's smoke run does, so that bench/results.json keeps
+// the figures the README cites.
 const outArg = process.argv.find((a) => a.startsWith('--out='));
 const resultsPath = outArg
   ? path.resolve(outArg.slice('--out='.length))

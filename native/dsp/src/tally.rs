@@ -1,5 +1,6 @@
 //! The engine's Prometheus histograms (docs/rest.md, `GET /metrics`): queue wait, per-node processing
-//! time and the workers' waits for the host to take their answers, counted at fixed bucket bounds by each worker as it records a session's own HDR histograms.
+//! time and the workers' waits for the host to take their answers, counted at fixed bucket bounds by
+//! each worker as it records a session's own HDR histograms.
 //!
 //! A scrape reads one tally per worker, whatever the number of sessions. Reading every session's HDR
 //! histograms instead cost ~0.3 ms per five-node session on the JS thread (a clone and 17 range counts
@@ -111,7 +112,7 @@ impl Tally {
     }
 
     /// A wait of the worker, its batch full, for the host to take the batch before it (docs/engine.md,
-    /// "Answers back to JavaScript"): frames wait in their queues meanwhile.
+    /// "Copies"): frames wait in their queues meanwhile.
     pub fn handback_wait(&self, ns: u64) {
         self.handback_wait.record(ns);
     }

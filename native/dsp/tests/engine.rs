@@ -607,16 +607,13 @@ impl Sink for Hold {
     }
 }
 
-/// A worker whose batch fills while the host still holds the one before it waits for the host (its
-/// frames wait in their queue meanwhile), and the tally counts that wait for Prometheus.
-#[test]
-fn a_worker_held_up_by_the_host_counts_the_wait() {
+/// One worker given `frames` small frames of one session, far more than two batches of records,
+/// returned once it has handed the host its first batch: the next fills up behind it.
+fn held_worker(frames: usize) -> (Arc<Hold>, Pool) {
     let sink = Arc::new(Hold::default());
     let pool = Pool::new(1, false, sink.clone());
     let p = gain_plan(0.0, 1);
     let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
-    // More than two batches of records: one goes to the host, the next fills up behind it and waits.
-    let frames = 600;
     for _ in 0..frames {
         pool.push(&s, &s16(&[1; 80])).unwrap();
     }
@@ -625,6 +622,16 @@ fn a_worker_held_up_by_the_host_counts_the_wait() {
         assert!(Instant::now() < deadline, "the worker never delivered");
         std::thread::sleep(Duration::from_millis(1));
     }
+    (sink, pool)
+}
+
+/// A worker whose batch fills while the host still holds the one before it waits for the host (its
+/// frames wait in their queue meanwhile), and the tally counts that wait for Prometheus.
+#[test]
+fn a_worker_held_up_by_the_host_counts_the_wait() {
+    let frames = 600;
+    let (sink, pool) = held_worker(frames);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let held = Duration::from_millis(60);
     std::thread::sleep(held);
     // Then take batches as a host does, each as soon as it is there, until every frame is answered.
@@ -647,19 +654,7 @@ fn a_worker_held_up_by_the_host_counts_the_wait() {
 /// other batch (a host shutting down stops reading; the server calls this from its only thread).
 #[test]
 fn shutdown_ends_while_the_host_holds_a_batch_and_work_is_queued() {
-    let sink = Arc::new(Hold::default());
-    let pool = Pool::new(1, false, sink.clone());
-    let p = gain_plan(0.0, 1);
-    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2);
-    // Far more than two batches of records: one goes to the host, the next fills up behind it.
-    for _ in 0..2000 {
-        pool.push(&s, &s16(&[1; 80])).unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sink.batches.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the worker never delivered");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let (_sink, pool) = held_worker(2000);
     std::thread::sleep(Duration::from_millis(100));
     let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
