@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::buffer::AudioBuf;
+use crate::codec::f32_to_s16;
 use crate::format::Format;
 use crate::node::{check_range, param_uint, parse_params, AnalysisNode, Ctx, NodeCore, NodeError};
 
@@ -200,7 +201,9 @@ impl Vad {
     /// quietest window of the last [`FLOOR_WINDOWS`] (this one included).
     fn above_noise_floor(&mut self) -> bool {
         let frame = &self.window[..self.window_len];
-        let power = frame.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / (frame.len() as f64 * 32_768.0 * 32_768.0);
+        // Exact in integers (and as fast as the loop can go); 1,440 squares of at most 2^30 fit an i64.
+        let energy: i64 = frame.iter().map(|&x| i64::from(i32::from(x) * i32::from(x))).sum();
+        let power = energy as f64 / (frame.len() as f64 * 32_768.0 * 32_768.0);
         let level = if power > 0.0 { (10.0 * power.log10()).max(f64::from(SILENCE_DB)) as f32 } else { SILENCE_DB };
         self.levels[self.levels_seen % FLOOR_WINDOWS] = level;
         self.levels_seen += 1;
@@ -214,6 +217,26 @@ impl Vad {
         ctx.emit_at("speech_end", self.last_voiced_end, format_args!("{{\"duration_ms\":{duration_ms}}}"));
         self.speaking = false;
         self.unvoiced_frames = 0;
+    }
+}
+
+/// Writes the channel mean of `input`'s frames `start..start + out.len()` into `out` as i16
+/// samples. Slice by slice rather than sample by sample, so the loop vectorises.
+fn channel_mean_i16(input: &AudioBuf, start: usize, out: &mut [i16]) {
+    let channels = input.channels();
+    let inverse = 1.0 / channels as f32;
+    let to_i16 = |sum: f32| f32_to_s16(sum * inverse);
+    let range = start..start + out.len();
+    match channels {
+        1 => out.iter_mut().zip(&input.channel(0)[range]).for_each(|(o, &a)| *o = to_i16(a)),
+        2 => out
+            .iter_mut()
+            .zip(input.channel(0)[range.clone()].iter().zip(&input.channel(1)[range]))
+            .for_each(|(o, (&a, &b))| *o = to_i16(a + b)),
+        _ => out
+            .iter_mut()
+            .enumerate()
+            .for_each(|(k, o)| *o = to_i16((0..channels).map(|c| input.channel(c)[start + k]).sum())),
     }
 }
 
@@ -259,13 +282,14 @@ impl NodeCore for Vad {
 
 impl AnalysisNode for Vad {
     fn analyze(&mut self, input: &AudioBuf, ctx: &mut Ctx<'_>) {
-        let channels = input.channels();
-        let scale = 32_768.0 / channels as f32;
-        for i in 0..input.frames() {
-            let sum: f32 = (0..channels).map(|c| input.channel(c)[i]).sum();
-            self.window[self.window_fill] = (sum * scale).round().clamp(-32_768.0, 32_767.0) as i16;
-            self.window_fill += 1;
-            self.position += 1;
+        let frames = input.frames();
+        let mut done = 0;
+        while done < frames {
+            let n = (self.window_len - self.window_fill).min(frames - done);
+            channel_mean_i16(input, done, &mut self.window[self.window_fill..self.window_fill + n]);
+            self.window_fill += n;
+            self.position += n as u64;
+            done += n;
             if self.window_fill == self.window_len {
                 self.window_fill = 0;
                 self.window_done(ctx);
@@ -378,6 +402,40 @@ mod tests {
             assert!(voiced * 10 > windows.len() * 8, "aggressiveness {a}: {voiced}/{}", windows.len());
         }
         assert_eq!(rate, 48_000);
+    }
+
+    /// The windows the detector sees hold, sample by sample, the rounded channel mean a plain
+    /// per-sample loop computes, at any channel count and block offset, ties and overloads included.
+    #[test]
+    fn windows_hold_the_rounded_channel_mean() {
+        let reference = |frame: &[f32]| {
+            let mean = frame.iter().sum::<f32>() * (1.0 / frame.len() as f32);
+            (mean * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16
+        };
+        for channels in 1..=3 {
+            let frames = 1_000;
+            let planes: Vec<Vec<f32>> = (0..channels)
+                // Grid values plus half a step: ties at one and two channels, beyond full scale too.
+                .map(|c| (0..frames).map(|i| (((i * 7_919 + c * 104_729) % 90_001) as f32 - 45_000.0 + 0.5) / 32_768.0).collect())
+                .collect();
+            let mut buf = AudioBuf::new(channels, 300);
+            let mut node = vad(json!({}), 16_000, channels);
+            let mut log = crate::testing::EventLog::default();
+            let mut seen = 0;
+            for block in [7, 300, 173] {
+                buf.set_shape(channels, block);
+                for (c, p) in planes.iter().enumerate() {
+                    buf.channel_mut(c).copy_from_slice(&p[seen..seen + block]);
+                }
+                node.analyze(&buf, &mut log.ctx("n", 0, seen as u64));
+                seen += block;
+                let window_start = seen - node.window_fill;
+                for k in 0..node.window_fill {
+                    let frame: Vec<f32> = planes.iter().map(|p| p[window_start + k]).collect();
+                    assert_eq!(node.window[k], reference(&frame), "channels {channels}, frame {}", window_start + k);
+                }
+            }
+        }
     }
 
     #[test]
