@@ -88,6 +88,9 @@ struct StageRt {
 struct Step {
     id: String,
     source: Source,
+    /// Its buffers are sized as the input's: same channels, no more frames (a chain that neither
+    /// adds channels nor upsamples).
+    input_sized: bool,
     stages: Vec<StageRt>,
     /// Ping-pong partner for block stages.
     scratch: AudioBuf,
@@ -153,12 +156,26 @@ pub struct Graph {
     branches: Vec<Branch>,
     /// The step whose audio is the output; `None` passes the input through.
     output_step: Option<usize>,
+    /// The step that takes the input buffer as its own instead of copying it: the input's only
+    /// reader, whose buffer is sized exactly as the input's (see [`takes_input`]).
+    input_taker: Option<usize>,
     /// Message number of the block being processed.
     frame: u64,
     /// Session input frames processed so far (event `sample` positions count these).
     input_frames: u64,
     events: String,
     event_count: u32,
+}
+
+/// The step that may take the input buffer rather than copy it: the only reader of the input (no
+/// other step or branch reads it, and the output is a step's), sized as the input is, so that the
+/// two buffers can trade places block after block without either growing past its budget.
+fn takes_input(steps: &[Step], branches: &[Branch], output_step: Option<usize>) -> Option<usize> {
+    let readers = steps.iter().map(|s| s.source).chain(branches.iter().map(|b| b.source));
+    if output_step.is_none() || readers.filter(|s| matches!(s, Source::Input)).count() != 1 {
+        return None;
+    }
+    steps.iter().position(|s| matches!(s.source, Source::Input) && s.input_sized)
 }
 
 /// Grows `buf` (allocation happens only here, at build time or for an unusually long block).
@@ -258,7 +275,8 @@ impl Graph {
             let scratch = AudioBuf::try_new(channels, initial_peak).ok_or_else(|| budget.refusal())?;
             readable.push((node.id.clone(), Source::Step(steps.len())));
             step_frames.push((frames_bound, initial_bound));
-            steps.push(Step { id: node.id.clone(), source, stages, scratch, output_format: format });
+            let input_sized = channels == input_format.channels && (peak_frames, initial_peak) == (source_frames, initial_source_frames);
+            steps.push(Step { id: node.id.clone(), source, input_sized, stages, scratch, output_format: format });
         }
         let output_step = match &plan.output {
             None => None,
@@ -272,6 +290,7 @@ impl Graph {
         };
         let mut input = AudioBuf::try_new(input_format.channels, initial_block_frames).ok_or_else(|| budget.refusal())?;
         input.set_shape(input_format.channels, 0);
+        let input_taker = takes_input(&steps, &branches, output_step);
         Ok(Graph {
             input_format,
             input,
@@ -279,6 +298,7 @@ impl Graph {
             outs,
             branches,
             output_step,
+            input_taker,
             frame: 0,
             input_frames: 0,
             events: String::with_capacity(4096),
@@ -336,10 +356,13 @@ impl Graph {
         for (i, step) in self.steps.iter_mut().enumerate() {
             let (before, rest) = self.outs.split_at_mut(i);
             let out = &mut rest[0];
-            out.copy_from(match step.source {
-                Source::Input => &self.input,
-                Source::Step(j) => &before[j],
-            });
+            match step.source {
+                // The block needs no copy: the buffers trade places, and the next block is decoded
+                // into what was this step's.
+                Source::Input if self.input_taker == Some(i) => std::mem::swap(out, &mut self.input),
+                Source::Input => out.copy_from(&self.input),
+                Source::Step(j) => out.copy_from(&before[j]),
+            }
             run_chain(&mut step.stages, out, &mut step.scratch, flushing, &mut self.events, &mut self.event_count, frame);
         }
         for b in &mut self.branches {
@@ -608,4 +631,92 @@ fn run_in_place(stages: &mut [StageRt], buf: &mut AudioBuf, events: &mut String,
         stage.position += frames as u64;
     }
     buf.set_shape(out_channels, frames);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn graph(nodes: Value, output: &str, channels: usize) -> Graph {
+        let plan = json!({ "input": { "sample_rate": 48000, "channels": channels }, "nodes": nodes, "output": output });
+        Graph::build(&Plan::from_json(&plan.to_string()).expect("valid plan"), 16_384).expect("plan builds")
+    }
+
+    fn gain(id: &str, input: Option<&str>) -> Value {
+        json!({ "id": id, "type": "gain", "params": { "db": -3 }, "input": input })
+    }
+
+    #[test]
+    fn only_the_input_s_sole_reader_sized_as_the_input_takes_its_buffer() {
+        let vad = |input: Option<&str>| json!({ "id": "vad", "type": "vad", "params": {}, "input": input });
+        let to = |rate: u32| json!({ "id": "rs", "type": "resample", "params": { "sample_rate": rate }, "input": null });
+        let downmix_then_down = json!([{ "id": "f", "type": "fused", "input": null, "stages": [
+            { "id": "mono", "type": "downmix", "params": {} },
+            { "id": "to16k", "type": "resample", "params": { "sample_rate": 16000 } },
+        ] }, { "id": "vad", "type": "vad", "params": {}, "input": "f" }]);
+        assert_eq!(graph(json!([gain("g", None)]), "g", 2).input_taker, Some(0));
+        assert_eq!(graph(downmix_then_down, "f", 2).input_taker, Some(0));
+        assert_eq!(graph(json!([gain("a", None), gain("b", Some("a"))]), "b", 1).input_taker, Some(0));
+        assert_eq!(graph(json!([to(16_000)]), "rs", 1).input_taker, Some(0));
+        assert_eq!(graph(json!([gain("g", None), vad(Some("g"))]), "g", 1).input_taker, Some(0));
+        // Another reader of the input, an upsampling chain, a chain that adds channels.
+        assert_eq!(graph(json!([gain("g", None), vad(None)]), "g", 1).input_taker, None);
+        assert_eq!(graph(json!([gain("a", None), gain("b", None)]), "b", 1).input_taker, None);
+        assert_eq!(graph(json!([to(96_000)]), "rs", 1).input_taker, None);
+        let upmix = json!([{ "id": "up", "type": "upmix", "params": { "channels": 2 }, "input": null }]);
+        assert_eq!(graph(upmix, "up", 1).input_taker, None);
+    }
+
+    /// Taking the input's buffer gives every block, flush and event the same as copying it, through
+    /// blocks that grow the buffers past their first size and empty ones.
+    #[test]
+    fn taking_the_input_buffer_changes_no_output() {
+        let plans = [
+            (json!([gain("g", None)]), "g", 2),
+            (json!([{ "id": "f", "type": "fused", "input": null, "stages": [
+                { "id": "mono", "type": "downmix", "params": {} },
+                { "id": "to16k", "type": "resample", "params": { "sample_rate": 16000, "quality": "high" } },
+                { "id": "norm", "type": "normalize", "params": {} },
+            ] }, { "id": "vad", "type": "vad", "params": {}, "input": "f" }]), "f", 2),
+        ];
+        for (nodes, output, channels) in plans {
+            let mut taking = graph(nodes.clone(), output, channels);
+            let mut copying = graph(nodes, output, channels);
+            assert!(taking.input_taker.is_some());
+            copying.input_taker = None;
+            let mut seed = 7u32;
+            let mut t = 0usize;
+            for (k, frames) in [960, 0, 2_000, 480, 4_096, 17, 960, 960].into_iter().enumerate() {
+                for g in [&mut taking, &mut copying] {
+                    g.reserve_input(frames);
+                    g.input_mut().set_shape(channels, frames);
+                }
+                for i in 0..frames {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let noise = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                    let voice = if ((t + i) / 9_600).is_multiple_of(2) { ((t + i) as f32 * 0.06).sin() * 0.5 } else { 0.0 };
+                    for c in 0..channels {
+                        let x = voice + noise * 0.01 * (c + 1) as f32;
+                        taking.input_mut().channel_mut(c)[i] = x;
+                        copying.input_mut().channel_mut(c)[i] = x;
+                    }
+                }
+                t += frames;
+                if k == 5 {
+                    taking.flush(k as u64);
+                    copying.flush(k as u64);
+                } else {
+                    taking.run(k as u64);
+                    copying.run(k as u64);
+                }
+                let (a, b) = (taking.output(), copying.output());
+                assert_eq!((a.channels(), a.frames()), (b.channels(), b.frames()), "block {k}");
+                for c in 0..a.channels() {
+                    assert_eq!(a.channel(c), b.channel(c), "block {k}, channel {c}");
+                }
+                assert_eq!(taking.events(), copying.events(), "block {k}");
+            }
+        }
+    }
 }
