@@ -180,6 +180,14 @@ impl Buffers {
         self.push_index(session, kind, frame, tag, offset, audio.len());
     }
 
+    /// Appends a record whose audio is already in place, from `offset` to the end of the data, and
+    /// whose text is `text`.
+    fn push_after_audio(&mut self, session: u64, kind: OutputKind, frame: Option<u64>, tag: u32, offset: usize, text: &[u8]) {
+        let audio_len = self.data.len() - offset;
+        self.data.extend_from_slice(text);
+        self.push_index(session, kind, frame, tag, offset, audio_len);
+    }
+
     /// Appends a record whose text is an error written in place (no intermediate String).
     fn push_error(&mut self, session: u64, kind: OutputKind, frame: Option<u64>, tag: u32, code: &str, message: &dyn std::fmt::Display) {
         let offset = self.data.len();
@@ -982,9 +990,11 @@ impl Worker {
     fn run_item(&self, slot: &Arc<Slot>, item: Item, mut session: Box<Session>, started: Instant, out: &mut Buffers) -> bool {
         let mut returned: Option<Vec<u8>> = None;
         let mut received_at: Option<Instant> = None;
+        // A frame's answer is encoded straight into the batch, from here.
+        let audio_at = out.data.len();
         let result = catch_unwind(AssertUnwindSafe(|| match item {
             Item::Frame { frame, bytes, received } => {
-                let done = match session.process(frame, &bytes) {
+                let done = match session.process_into(frame, &bytes, &mut out.data) {
                     Ok(()) => Done::Audio(frame),
                     Err(e) => Done::FrameError(frame, e),
                 };
@@ -1012,8 +1022,8 @@ impl Worker {
             Ok(done) => {
                 match done {
                     Done::Audio(frame) => {
-                        let at = keep_answer(&mut st.answers, session.output());
-                        out.push(id, OutputKind::Audio, Some(frame), at, session.output(), session.events().as_bytes());
+                        let at = keep_answer(&mut st.answers, &out.data[audio_at..]);
+                        out.push_after_audio(id, OutputKind::Audio, Some(frame), at, audio_at, session.events().as_bytes());
                         st.stats.frames_out += 1;
                         st.stats.events += u64::from(session.event_count());
                         if slot.frame_bytes == 0 {
@@ -1059,6 +1069,7 @@ impl Worker {
                 }
             }
             Err(payload) => {
+                out.data.truncate(audio_at);
                 out.push_error(id, OutputKind::Failed, None, 0, "RM_ERR_SESSION_FAILED", &panic_message(payload.as_ref()));
                 st.closed = true;
             }

@@ -172,6 +172,23 @@ impl Session {
     /// Processes message number `frame`. On success [`Session::output`] holds the encoded answer
     /// and [`Session::events`] its events. A malformed message changes no state.
     pub fn process(&mut self, frame: u64, bytes: &[u8]) -> Result<(), CodecError> {
+        self.decode_and_run(frame, bytes)?;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.encode_output(false, &mut out);
+        self.out = out;
+        Ok(())
+    }
+
+    /// [`Session::process`], with the answer appended to `out` (the worker's batch) instead of
+    /// kept in [`Session::output`], which this leaves as it was: one copy less per answer.
+    pub fn process_into(&mut self, frame: u64, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.decode_and_run(frame, bytes)?;
+        self.encode_output(false, out);
+        Ok(())
+    }
+
+    fn decode_and_run(&mut self, frame: u64, bytes: &[u8]) -> Result<(), CodecError> {
         let channels = self.graph.input_format().channels;
         match &mut self.decode {
             Decode::Pcm(encoding) => {
@@ -207,7 +224,6 @@ impl Session {
             }
         }
         self.graph.run(frame);
-        self.encode_output(false);
         Ok(())
     }
 
@@ -215,18 +231,21 @@ impl Session {
     /// The session can go on streaming afterwards, as if new.
     pub fn flush(&mut self, frame: u64) {
         self.graph.flush(frame);
-        self.encode_output(true);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.encode_output(true, &mut out);
+        self.out = out;
     }
 
-    fn encode_output(&mut self, flush: bool) {
+    /// Appends the encoded output of the last block (or flush) to `dst`.
+    fn encode_output(&mut self, flush: bool, dst: &mut Vec<u8>) {
         let out = self.graph.output();
         let planes: [&[f32]; MAX_CHANNELS] = array::from_fn(|c| if c < out.channels() { out.channel(c) } else { &[] });
-        self.out.clear();
         match &mut self.encode {
-            Encode::Pcm(encoding) => codec::encode(&planes[..out.channels()], out.frames(), *encoding, &mut self.out),
+            Encode::Pcm(encoding) => codec::encode(&planes[..out.channels()], out.frames(), *encoding, dst),
             Encode::Opus(encoder) => {
                 encoder.push(&planes[..out.channels()], out.frames());
-                encoder.encode(flush, &mut self.out);
+                encoder.encode(flush, dst);
             }
         }
     }
@@ -254,5 +273,37 @@ impl Session {
     /// Number of events of the last message.
     pub fn event_count(&self) -> u32 {
         self.graph.event_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker's path (the answer appended to its batch) gives the bytes `process` gives, after
+    /// whatever the batch held, for PCM and for Opus; a malformed message appends nothing.
+    #[test]
+    fn process_into_appends_what_process_answers() {
+        let plan = Plan::from_json(
+            r#"{ "input": { "sample_rate": 48000, "channels": 2 }, "nodes": [{ "id": "g", "type": "gain", "params": { "db": -6 } }], "output": "g" }"#,
+        )
+        .expect("valid plan");
+        let input = Format::new(48_000, 2).expect("valid format");
+        for output in [Wire::Pcm(Encoding::S16le), Wire::Pcm(Encoding::Mulaw), Wire::Opus] {
+            let encodings = Encodings { input: Wire::Pcm(Encoding::S16le), output };
+            let mut by_process = Session::new(&plan, input, encodings, 1 << 16).expect("session");
+            let mut by_append = Session::new(&plan, input, encodings, 1 << 16).expect("session");
+            let mut batch = b"earlier records".to_vec();
+            for k in 0..5u64 {
+                let message: Vec<u8> = (0..3_840u32).map(|i| ((i * 31 + k as u32 * 7) % 251) as u8).collect();
+                by_process.process(k, &message).expect("whole frames");
+                let before = batch.len();
+                by_append.process_into(k, &message, &mut batch).expect("whole frames");
+                assert_eq!(&batch[before..], by_process.output(), "{output:?}, message {k}");
+                assert!(by_append.process_into(k, &message[..3], &mut batch).is_err());
+                assert_eq!(batch.len(), before + by_process.output().len());
+            }
+            assert!(batch.starts_with(b"earlier records"));
+        }
     }
 }
