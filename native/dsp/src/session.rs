@@ -173,10 +173,7 @@ impl Session {
     /// and [`Session::events`] its events. A malformed message changes no state.
     pub fn process(&mut self, frame: u64, bytes: &[u8]) -> Result<(), CodecError> {
         self.decode_and_run(frame, bytes)?;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        self.encode_output(false, &mut out);
-        self.out = out;
+        self.encode_own_output(false);
         Ok(())
     }
 
@@ -231,9 +228,14 @@ impl Session {
     /// The session can go on streaming afterwards, as if new.
     pub fn flush(&mut self, frame: u64) {
         self.graph.flush(frame);
+        self.encode_own_output(true);
+    }
+
+    /// Encodes the output of the last block (or flush) into [`Session::output`].
+    fn encode_own_output(&mut self, flush: bool) {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        self.encode_output(true, &mut out);
+        self.encode_output(flush, &mut out);
         self.out = out;
     }
 
