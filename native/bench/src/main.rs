@@ -115,6 +115,7 @@ fn main() {
         let (rows, nodes) = rows::pipeline(plan);
         out.extend(rows);
         out.push(rows::normalize(plan));
+        out.extend(rows::sessions_in_turn(plan));
         breakdown = nodes;
     }
     if wanted("resample") {

@@ -6,6 +6,7 @@ use realfft::RealFftPlanner;
 use remotemedia_dsp::buffer::AudioBuf;
 use remotemedia_dsp::codec::{self, Encoding};
 use remotemedia_dsp::format::Format;
+use remotemedia_dsp::graph::Workspace;
 use remotemedia_dsp::node::{AnalysisNode, BlockNode, Ctx, InPlaceNode};
 use remotemedia_dsp::nodes::{normalize::Normalize, resample::Resample, spectrum::Spectrum};
 use remotemedia_dsp::plan::Plan as GraphPlan;
@@ -333,6 +334,57 @@ pub fn pipeline(plan: Plan) -> (Vec<Row>, Value) {
         }
     }
     (rows, Value::Object(breakdown))
+}
+
+/// Sessions a worker holds at once, in the rows below: a paced load's frames come in turn from that
+/// many sessions, so each finds its session's state where the others' frames left the cache.
+const SESSIONS_IN_TURN: usize = 1_000;
+
+/// One frame each of `SESSIONS_IN_TURN` sessions in turn, the way a worker runs them
+/// (`Session::process_into`, the answer appended to a batch, one `Workspace` for all), against one
+/// session alone on the same path: what a cold session's state costs per frame.
+pub fn sessions_in_turn(plan: Plan) -> Vec<Row> {
+    let gain = r#"{ "input": { "sample_rate": 48000, "channels": 2 }, "nodes": [{ "id": "g", "type": "gain", "params": { "db": -3 } }], "output": "g" }"#;
+    let input = s16le(&test_signal(48_000, 2, 10.0));
+    let chunks: Vec<&[u8]> = input.chunks_exact(FRAME_BYTES).collect();
+    let format = Format::new(48_000, 2).expect("valid format");
+    let mut rows = Vec::new();
+    for (name, json) in [("gain", gain.to_string()), ("5-node high", pipeline_plan(true, "high"))] {
+        let graph_plan = GraphPlan::from_json(&json).expect("valid plan");
+        let mut alone_p50_ns = 0.0;
+        for n in [1, SESSIONS_IN_TURN] {
+            let encodings = Encodings::pcm(Encoding::S16le, Encoding::S16le);
+            let mut sessions: Vec<Session> =
+                (0..n).map(|_| Session::new(&graph_plan, format, encodings, 1 << 16).expect("plan builds")).collect();
+            // Each session's queued message is a buffer of its own, as in the pool.
+            let mut queued: Vec<Vec<u8>> = vec![Vec::with_capacity(FRAME_BYTES); n];
+            let mut workspace = Workspace::default();
+            let mut batch: Vec<u8> = Vec::with_capacity(1 << 20);
+            let mut k = 0usize;
+            let summary = measure::run(plan, || {
+                let i = k % n;
+                queued[i].clear();
+                queued[i].extend_from_slice(chunks[(k / n) % chunks.len()]);
+                if batch.len() > (1 << 20) - (1 << 14) {
+                    batch.clear();
+                }
+                sessions[i].process_into((k / n) as u64, &queued[i], &mut batch, &mut workspace).expect("whole frames");
+                k += 1;
+                batch.len()
+            });
+            let p50_ns = summary.p50_ns;
+            let id = format!("in_turn.{}.{n}", name.split(' ').next().unwrap_or(name));
+            let mut row = Row::new(id, format!("{name}, {n} session(s) in turn, the worker's path"), summary.calls_per_s, "frames/s", summary)
+                .extra("frame", json!("20 ms, 48 kHz stereo s16le (3,840 bytes) via Session::process_into, one thread"));
+            if n == 1 {
+                alone_p50_ns = p50_ns;
+            } else {
+                row = row.extra("p50_over_one_session", json!(p50_ns / alone_p50_ns));
+            }
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 /// `normalize` alone on the pipeline's frames (20 ms at 16 kHz mono, the 5-node pipeline's

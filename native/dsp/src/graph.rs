@@ -8,6 +8,9 @@
 //! over the block in cache-sized tiles (fusion: one pass, the tile stays in L1 across stages), block
 //! stages (resample, denoise) write a fresh buffer. An *analysis* step reads its upstream buffer
 //! directly, without a copy. Every buffer is sized at build time; processing allocates nothing.
+//! A block's buffers hold nothing from one block to the next, so a worker lends every graph it runs
+//! the same few buffers ([`Workspace`]) rather than each session working in its own; those grow, once,
+//! to the largest block the worker's sessions send.
 
 use std::time::Instant;
 
@@ -167,6 +170,17 @@ pub struct Graph {
     event_count: u32,
 }
 
+/// Block buffers a worker lends to each graph it runs ([`Graph::borrow_buffers`]). A block's buffers
+/// (the decoded input, each chain's output and scratch) carry nothing from one block to the next, so
+/// the sessions of one worker can all work in the same few buffers, which stay in that core's cache,
+/// instead of each in buffers of its own that the other sessions' blocks have long evicted by its
+/// next frame (docs/engine.md, "Block buffers"). The buffers grow, once, to the largest block any of the
+/// worker's sessions has processed; each such block is within its own session's budget.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    buffers: Vec<AudioBuf>,
+}
+
 /// The step that may take the input buffer rather than copy it: the only reader of the input (no
 /// other step or branch reads it, and the output is a step's), sized as the input is, so that the
 /// two buffers can trade places block after block without either growing past its budget.
@@ -304,6 +318,33 @@ impl Graph {
             events: String::with_capacity(4096),
             event_count: 0,
         })
+    }
+
+    /// Works in `workspace`'s buffers instead of the graph's own until [`Graph::return_buffers`]: the
+    /// next block is decoded into, processed in and read from them. The graph's own buffers wait in
+    /// the workspace meanwhile; should the block panic, they stay there, which serves as well.
+    pub fn borrow_buffers(&mut self, workspace: &mut Workspace) {
+        self.trade_buffers(workspace);
+    }
+
+    /// Hands the buffers of [`Graph::borrow_buffers`] back and takes the graph's own again.
+    pub fn return_buffers(&mut self, workspace: &mut Workspace) {
+        self.trade_buffers(workspace);
+    }
+
+    /// Swaps every block buffer with the workspace's of the same place: the input, then each chain's
+    /// output and scratch. (Lent buffers may come back in other places, after the input was taken.)
+    fn trade_buffers(&mut self, workspace: &mut Workspace) {
+        let needed = 1 + self.outs.len() + self.steps.len();
+        if workspace.buffers.len() < needed {
+            workspace.buffers.resize_with(needed, AudioBuf::default);
+        }
+        let own = std::iter::once(&mut self.input)
+            .chain(self.outs.iter_mut())
+            .chain(self.steps.iter_mut().map(|s| &mut s.scratch));
+        for (own, lent) in own.zip(workspace.buffers.iter_mut()) {
+            std::mem::swap(own, lent);
+        }
     }
 
     /// The session input format.

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::graph::Workspace;
 use crate::replay::AnswerRing;
 use crate::session::Session;
 use crate::stats::{NodeStats, SessionStats};
@@ -859,6 +860,8 @@ impl Worker {
         // The buffers of the batch that is not with the host (None while one is).
         let mut spare: Option<Buffers> = Some(Buffers::default());
         let mut ready: VecDeque<Arc<Slot>> = VecDeque::with_capacity(256);
+        // Every session of this worker processes its blocks in these buffers (graph.rs `Workspace`).
+        let mut workspace = Workspace::default();
         loop {
             self.heart.beat();
             if spare.is_none() && self.me.returned_flag.swap(false, Ordering::Acquire) {
@@ -888,7 +891,7 @@ impl Worker {
                 if !ready.is_empty() {
                     while let Some(slot) = ready.pop_front() {
                         self.heart.beat();
-                        self.run_slot(&slot, &mut filling);
+                        self.run_slot(&slot, &mut filling, &mut workspace);
                         if filling.full() {
                             // The rest keep their turn, ahead of the slots requeued meanwhile.
                             let mut run = lock(&self.me.run);
@@ -939,7 +942,7 @@ impl Worker {
 
     /// Runs up to TURN items of `slot` (fewer once the batch is full), writing their records;
     /// requeues the slot if more wait.
-    fn run_slot(&self, slot: &Arc<Slot>, out: &mut Buffers) {
+    fn run_slot(&self, slot: &Arc<Slot>, out: &mut Buffers, workspace: &mut Workspace) {
         for _ in 0..TURN {
             if out.full() {
                 break;
@@ -973,7 +976,7 @@ impl Worker {
                     }
                 }
             };
-            if !self.run_item(slot, item, session, started, out) {
+            if !self.run_item(slot, item, session, started, out, workspace) {
                 return;
             }
         }
@@ -987,14 +990,14 @@ impl Worker {
     }
 
     /// Processes one item; false when the slot is done (no more items, or the session ended).
-    fn run_item(&self, slot: &Arc<Slot>, item: Item, mut session: Box<Session>, started: Instant, out: &mut Buffers) -> bool {
+    fn run_item(&self, slot: &Arc<Slot>, item: Item, mut session: Box<Session>, started: Instant, out: &mut Buffers, workspace: &mut Workspace) -> bool {
         let mut returned: Option<Vec<u8>> = None;
         let mut received_at: Option<Instant> = None;
         // A frame's answer is encoded straight into the batch, from here.
         let audio_at = out.data.len();
         let result = catch_unwind(AssertUnwindSafe(|| match item {
             Item::Frame { frame, bytes, received } => {
-                let done = match session.process_into(frame, &bytes, &mut out.data) {
+                let done = match session.process_into(frame, &bytes, &mut out.data, workspace) {
                     Ok(()) => Done::Audio(frame),
                     Err(e) => Done::FrameError(frame, e),
                 };

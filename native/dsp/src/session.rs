@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::codec::{self, CodecError, Encoding};
 use crate::format::{Format, MAX_CHANNELS};
-use crate::graph::{Graph, GraphError};
+use crate::graph::{Graph, GraphError, Workspace};
 use crate::opus;
 use crate::plan::Plan;
 
@@ -177,12 +177,18 @@ impl Session {
         Ok(())
     }
 
-    /// [`Session::process`], with the answer appended to `out` (the worker's batch) instead of
-    /// kept in [`Session::output`], which this leaves as it was: one copy less per answer.
-    pub fn process_into(&mut self, frame: u64, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.decode_and_run(frame, bytes)?;
-        self.encode_output(false, out);
-        Ok(())
+    /// [`Session::process`] as a worker runs it: the answer is appended to `out` (the worker's batch)
+    /// instead of kept in [`Session::output`], which this leaves as it was (one copy less per answer),
+    /// and the block is processed in `workspace`'s buffers, which every session of the worker shares
+    /// ([`Workspace`]), instead of the session's own.
+    pub fn process_into(&mut self, frame: u64, bytes: &[u8], out: &mut Vec<u8>, workspace: &mut Workspace) -> Result<(), CodecError> {
+        self.graph.borrow_buffers(workspace);
+        let result = self.decode_and_run(frame, bytes);
+        if result.is_ok() {
+            self.encode_output(false, out);
+        }
+        self.graph.return_buffers(workspace);
+        result
     }
 
     fn decode_and_run(&mut self, frame: u64, bytes: &[u8]) -> Result<(), CodecError> {
@@ -296,16 +302,74 @@ mod tests {
             let mut by_process = Session::new(&plan, input, encodings, 1 << 16).expect("session");
             let mut by_append = Session::new(&plan, input, encodings, 1 << 16).expect("session");
             let mut batch = b"earlier records".to_vec();
+            let mut workspace = Workspace::default();
             for k in 0..5u64 {
                 let message: Vec<u8> = (0..3_840u32).map(|i| ((i * 31 + k as u32 * 7) % 251) as u8).collect();
                 by_process.process(k, &message).expect("whole frames");
                 let before = batch.len();
-                by_append.process_into(k, &message, &mut batch).expect("whole frames");
+                by_append.process_into(k, &message, &mut batch, &mut workspace).expect("whole frames");
                 assert_eq!(&batch[before..], by_process.output(), "{output:?}, message {k}");
-                assert!(by_append.process_into(k, &message[..3], &mut batch).is_err());
+                assert!(by_append.process_into(k, &message[..3], &mut batch, &mut workspace).is_err());
                 assert_eq!(batch.len(), before + by_process.output().len());
             }
             assert!(batch.starts_with(b"earlier records"));
         }
+    }
+
+    /// Sessions of different shapes that share one workspace, their messages interleaved and of
+    /// changing lengths (the longer ones grow the lent buffers), answer exactly what each answers
+    /// alone in its own buffers: no block sees what another session's block left in them.
+    #[test]
+    fn sessions_sharing_a_workspace_answer_as_each_alone() {
+        let plans = [
+            // Stereo gain: the chain takes the input buffer (graph.rs `takes_input`).
+            (r#"{ "input": { "sample_rate": 48000, "channels": 2 }, "nodes": [{ "id": "g", "type": "gain", "params": { "db": -6 } }], "output": "g" }"#, 48_000, 2),
+            // Downmix and resample to 16 kHz, read by a vad branch: events as well as audio.
+            (r#"{ "input": { "sample_rate": 48000, "channels": 2 }, "nodes": [
+                { "id": "chain", "type": "fused", "stages": [
+                    { "id": "mono", "type": "downmix", "params": {} },
+                    { "id": "to16k", "type": "resample", "params": { "sample_rate": 16000, "quality": "high" } } ] },
+                { "id": "vad", "type": "vad", "params": { "aggressiveness": 2, "hangover_ms": 100 }, "input": "chain" } ],
+               "output": "chain" }"#, 48_000, 2),
+            // Mono 8 kHz up to 48 kHz stereo: blocks that grow six times over and gain a channel.
+            (r#"{ "input": { "sample_rate": 8000, "channels": 1 }, "nodes": [
+                { "id": "up", "type": "resample", "params": { "sample_rate": 48000, "quality": "balanced" } },
+                { "id": "wide", "type": "upmix", "params": { "channels": 2 }, "input": "up" } ], "output": "wide" }"#, 8_000, 1),
+        ];
+        let encodings = Encodings::pcm(Encoding::S16le, Encoding::S16le);
+        let mut alone = Vec::new();
+        let mut shared = Vec::new();
+        for (json, rate, channels) in plans {
+            let plan = Plan::from_json(json).expect("valid plan");
+            let input = Format::new(rate, channels).expect("valid format");
+            alone.push(Session::new(&plan, input, encodings, 1 << 16).expect("session"));
+            shared.push(Session::new(&plan, input, encodings, 1 << 16).expect("session"));
+        }
+        let mut workspace = Workspace::default();
+        let mut batch = Vec::new();
+        let mut events_seen = 0;
+        // 10, 20, 60 and 5 ms messages, the sessions taken in a different order each round.
+        for (k, ms) in [10u32, 20, 60, 20, 5, 60, 10, 20].into_iter().enumerate() {
+            for turn in 0..plans.len() {
+                let i = (turn + k) % plans.len();
+                let (_, rate, channels) = plans[i];
+                let samples = (rate * ms / 1000) as usize * channels;
+                let message: Vec<u8> = (0..samples)
+                    .flat_map(|n| {
+                        let t = (n / channels) as f64 / f64::from(rate);
+                        let burst = if (k / 2) % 2 == 0 { 0.5 } else { 0.0 };
+                        let x = burst * (2.0 * std::f64::consts::PI * (300.0 + 100.0 * i as f64) * t).sin() + 0.01 * ((n * 7919 + k) % 13) as f64 / 13.0;
+                        ((x * 32767.0) as i16).to_le_bytes()
+                    })
+                    .collect();
+                alone[i].process(k as u64, &message).expect("whole frames");
+                batch.clear();
+                shared[i].process_into(k as u64, &message, &mut batch, &mut workspace).expect("whole frames");
+                assert_eq!(batch, alone[i].output(), "session {i}, message {k} ({ms} ms)");
+                assert_eq!(shared[i].events(), alone[i].events(), "session {i}, message {k}");
+                events_seen += alone[i].event_count();
+            }
+        }
+        assert!(events_seen > 0, "the vad branch spoke");
     }
 }
