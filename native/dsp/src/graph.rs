@@ -7,10 +7,10 @@
 //! A *chain* step owns an output buffer and runs its stages back to back: runs of in-place stages go
 //! over the block in cache-sized tiles (fusion: one pass, the tile stays in L1 across stages), block
 //! stages (resample, denoise) write a fresh buffer. An *analysis* step reads its upstream buffer
-//! directly, without a copy. Every buffer is sized at build time; processing allocates nothing.
-//! A block's buffers hold nothing from one block to the next, so a worker lends every graph it runs
-//! the same few buffers ([`Workspace`]) rather than each session working in its own; those grow, once,
-//! to the largest block the worker's sessions send.
+//! directly, without a copy. Every buffer is sized at build time. A block's buffers hold nothing from
+//! one block to the next, so a worker lends every graph it runs the same few buffers ([`Workspace`])
+//! rather than each session working in its own; those grow, once, to the largest block the worker's
+//! sessions send, and processing allocates nothing after that.
 
 use std::time::Instant;
 
