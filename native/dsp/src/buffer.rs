@@ -101,6 +101,14 @@ impl AudioBuf {
     pub fn planes_mut<'a>(&'a mut self, out: &mut [&'a mut [f32]; crate::format::MAX_CHANNELS]) -> usize {
         let frames = self.frames;
         let channels = self.channels;
+        if self.stride == 0 {
+            // Never had room for a frame (a worker's fresh block buffer, shaped for an empty
+            // message): every plane is empty.
+            for plane in out.iter_mut().take(channels) {
+                *plane = &mut [];
+            }
+            return channels;
+        }
         for (c, chunk) in self.data.chunks_mut(self.stride).take(channels).enumerate() {
             out[c] = &mut chunk[..frames];
         }
@@ -201,6 +209,15 @@ mod tests {
         assert_eq!(ptr, b.data.as_ptr());
         b.set_shape(2, 481);
         assert_eq!(b.capacity_frames(), 481);
+    }
+
+    #[test]
+    fn a_buffer_without_room_for_a_frame_has_empty_planes() {
+        let mut b = AudioBuf::default();
+        b.set_shape(2, 0);
+        let mut planes: [&mut [f32]; crate::format::MAX_CHANNELS] = Default::default();
+        assert_eq!(b.planes_mut(&mut planes), 2);
+        assert!(planes[..2].iter().all(|p| p.is_empty()));
     }
 
     #[test]

@@ -663,3 +663,20 @@ fn shutdown_ends_while_the_host_holds_a_batch_and_work_is_queued() {
     });
     assert!(ended.recv_timeout(Duration::from_secs(5)).is_ok(), "shutdown did not end");
 }
+
+/// An empty message is a block of no frames. As a worker's first block, its block buffers (lent to
+/// every session, graph.rs `Workspace`) have never had room for a frame; it is answered, empty, and
+/// so is the session's next frame.
+#[test]
+fn an_empty_message_as_a_workers_first_block_is_answered_empty() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 2);
+    let s = pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 4);
+    pool.push(&s, &[]).unwrap();
+    pool.push(&s, &s16(&[5, -5, 7, -7])).unwrap();
+    let outs = sink.wait_for(|v| v.len() == 2);
+    assert!(outs.iter().all(|o| o.kind == OutputKind::Audio), "{outs:?}");
+    assert!(outs[0].audio.is_empty());
+    assert_eq!(from_s16(&outs[1].audio), [5, -5, 7, -7]);
+}
