@@ -11,7 +11,8 @@
 //!
 //!  batch = one byte buffer (audio and texts back to back) + an index of RECORD_WORDS u32 per record
 //!        ─▶ Sink::deliver as soon as the host holds no batch of this worker (else keep filling)
-//!        ◀─ the host drops the batch when it has read it: its buffers go back to the worker
+//!        ◀─ the host drops the batch when it has read it: its buffers go back to the worker, and
+//!           the message buffers of the frames it answered to the worker's stock, for the next pushes
 //!  idle: spin for `spin`, then park until a push (or a returned batch) unparks it
 //! ```
 //! At most one batch per worker is ever with the host, so the host's callback queue holds at most
@@ -157,6 +158,9 @@ impl Record<'_> {
 struct Buffers {
     data: Vec<u8>,
     index: Vec<u32>,
+    /// The message buffers of the frames this batch answers (and drops): they go back to the
+    /// worker's [`MessageStock`] when the host is done with the batch.
+    spent: Vec<Vec<u8>>,
 }
 
 impl Buffers {
@@ -268,6 +272,7 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         if let Some(home) = self.home.take() {
+            lock(&home.messages).restock(&mut self.buffers.spent);
             *lock(&home.returned) = Some(std::mem::take(&mut self.buffers));
             home.returned_flag.store(true, Ordering::Release);
             home.unpark();
@@ -297,8 +302,6 @@ struct SlotState {
     /// Closed by the host while a worker held the session: the worker drops it.
     discarded: bool,
     session: Option<Box<Session>>,
-    /// Message buffers returned by the worker, reused by `push`.
-    free: Vec<Vec<u8>>,
     stats: SessionStats,
     /// The latest answers, kept for a resume ([`Pool::keep_answers`]); their records carry where each starts.
     answers: Option<KeptAnswers>,
@@ -411,6 +414,53 @@ impl Slot {
     }
 }
 
+/// Buffers a message can be copied into, shared by every session of a worker and handed out last
+/// in, first out: the one a frame is copied into is one the worker finished with moments ago,
+/// still in a cache, where each session keeping its own would make every copy write to memory
+/// untouched since that session's previous frame (1,000 paced sessions: a frame's copy was most of
+/// the host's cost of a push). Bounded by [`MessageStock::MAX_BYTES`]; beyond it, buffers are freed.
+#[derive(Default)]
+struct MessageStock {
+    buffers: Vec<Vec<u8>>,
+    /// Capacity of `buffers`, summed.
+    bytes: usize,
+}
+
+impl MessageStock {
+    /// Most capacity kept in stock per worker: a few hundred frames in flight of typical sizes.
+    const MAX_BYTES: usize = 4 << 20;
+    /// A buffer larger than this (a rare long message) is freed rather than lent to later frames.
+    const MAX_BUFFER_BYTES: usize = 64 << 10;
+
+    /// An empty buffer, with the capacity of the last one put back (or none).
+    fn take(&mut self) -> Vec<u8> {
+        match self.buffers.pop() {
+            Some(b) => {
+                self.bytes -= b.capacity();
+                b
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn put(&mut self, mut buffer: Vec<u8>) {
+        let cap = buffer.capacity();
+        if cap == 0 || cap > Self::MAX_BUFFER_BYTES || self.bytes + cap > Self::MAX_BYTES {
+            return;
+        }
+        buffer.clear();
+        self.bytes += cap;
+        self.buffers.push(buffer);
+    }
+
+    /// Takes back every buffer of `spent`, in order (the last one is lent first).
+    fn restock(&mut self, spent: &mut Vec<Vec<u8>>) {
+        for b in spent.drain(..) {
+            self.put(b);
+        }
+    }
+}
+
 /// What one worker shares with the pool and with its batches.
 struct Shared {
     /// Slots with work, in turn order.
@@ -419,6 +469,9 @@ struct Shared {
     queued: AtomicBool,
     /// The buffers of the batch the host has finished with.
     returned: Mutex<Option<Buffers>>,
+    /// Message buffers for the frames pushed to this worker's sessions. Only the host side takes
+    /// this lock (pushes, and batches it is done with), so it never waits for the worker.
+    messages: Mutex<MessageStock>,
     returned_flag: AtomicBool,
     /// Work was queued without waking the worker (`Pool::push_deferred`).
     wake_pending: AtomicBool,
@@ -504,6 +557,7 @@ impl Pool {
                     run: Mutex::new(VecDeque::with_capacity(256)),
                     queued: AtomicBool::new(false),
                     returned: Mutex::new(None),
+                    messages: Mutex::new(MessageStock::default()),
                     returned_flag: AtomicBool::new(false),
                     wake_pending: AtomicBool::new(false),
                     shutdown: AtomicBool::new(false),
@@ -605,7 +659,6 @@ impl Pool {
                 closed: false,
                 discarded: false,
                 session: Some(Box::new(session)),
-                free: Vec::new(),
                 stats: SessionStats { nodes, ..Default::default() },
                 answers: None,
             }),
@@ -655,7 +708,7 @@ impl Pool {
                     Item::Frame { received: r, .. } if slot.stale(*r, received) => {
                         if let Some(Item::Frame { frame, bytes, .. }) = st.items.remove(at) {
                             st.stats.frames_dropped += 1;
-                            st.free.push(bytes);
+                            lock(&self.workers[slot.worker].shared.messages).put(bytes);
                             dropped.push(frame);
                         }
                     }
@@ -665,8 +718,7 @@ impl Pool {
             }
         }
         let frame = slot.next_frame.fetch_add(1, Ordering::Relaxed);
-        let mut buf = st.free.pop().unwrap_or_default();
-        buf.clear();
+        let mut buf = lock(&self.workers[slot.worker].shared.messages).take();
         buf.extend_from_slice(bytes);
         st.items.push_back(Item::Frame { frame, bytes: buf, received });
         st.stats.frames_in += 1;
@@ -738,7 +790,6 @@ impl Pool {
     pub fn close(&self, slot: &Arc<Slot>) {
         let mut st = slot.lock();
         st.items.clear();
-        st.free.clear();
         // Its ring goes back to the stock for the sessions that start next.
         st.answers = None;
         // The host keeps the slot until its garbage collector finalizes the session object, which can
@@ -958,7 +1009,7 @@ impl Worker {
                         break;
                     }
                     if let Some(Item::Frame { frame, bytes, .. }) = st.items.pop_front() {
-                        st.free.push(bytes);
+                        out.spent.push(bytes);
                         st.stats.frames_dropped += 1;
                         run = Some(run.map_or((frame, 1), |(first, n)| (first, n + 1)));
                     }
@@ -1016,10 +1067,10 @@ impl Worker {
         }));
         let done_at = Instant::now();
         let id = slot.id;
-        let mut st = slot.lock();
         if let Some(b) = returned {
-            st.free.push(b);
+            out.spent.push(b);
         }
+        let mut st = slot.lock();
         let mut keep = true;
         match result {
             Ok(done) => {
@@ -1082,5 +1133,41 @@ impl Worker {
         st.items.clear();
         st.scheduled = false;
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStock;
+
+    fn buffer(capacity: usize) -> Vec<u8> {
+        let mut b = Vec::with_capacity(capacity);
+        b.extend(std::iter::repeat_n(9u8, capacity.min(10)));
+        b
+    }
+
+    #[test]
+    fn the_stock_lends_the_buffer_put_back_last_first_and_empty() {
+        let mut stock = MessageStock::default();
+        stock.restock(&mut vec![buffer(100), buffer(200)]);
+        let b = stock.take();
+        assert!(b.capacity() >= 200 && b.is_empty());
+        assert!(stock.take().capacity() >= 100);
+        assert_eq!(stock.take().capacity(), 0, "an empty stock lends a new buffer");
+        assert_eq!(stock.bytes, 0);
+    }
+
+    #[test]
+    fn the_stock_frees_what_passes_its_bounds() {
+        let mut stock = MessageStock::default();
+        stock.put(buffer(MessageStock::MAX_BUFFER_BYTES + 1));
+        assert!(stock.buffers.is_empty(), "a long message's buffer is not lent to later frames");
+        let size = 60 << 10;
+        for _ in 0..2 * MessageStock::MAX_BYTES / size {
+            stock.put(buffer(size));
+        }
+        assert!(stock.bytes <= MessageStock::MAX_BYTES);
+        assert!(stock.bytes + size > MessageStock::MAX_BYTES, "kept until the bound");
+        assert_eq!(stock.bytes, stock.buffers.iter().map(Vec::capacity).sum::<usize>());
     }
 }

@@ -335,6 +335,37 @@ fn deferred_pushes_are_answered_in_order_after_one_wake() {
     assert!(outs.iter().all(|o| o.kind == OutputKind::Audio));
 }
 
+/// A worker's sessions draw their message buffers from one stock, whatever their message sizes: a
+/// buffer a long message grew, lent to a session of short ones next, carries nothing over.
+#[test]
+fn sessions_sharing_message_buffers_answer_each_its_own_frames() {
+    let sink = Arc::new(Collect::default());
+    let pool = Pool::new(1, false, sink.clone());
+    let p = gain_plan(0.0, 1);
+    let sizes = [1920usize, 160, 7];
+    let sessions: Vec<_> = sizes.iter().map(|_| pool.add_session(Session::new(&p, p.input, S16, 4096).unwrap(), None, 2)).collect();
+    let frame = |s: usize, k: usize| -> Vec<i16> { (0..sizes[s]).map(|i| (s * 1000 + k * 10 + i % 7) as i16).collect() };
+    for k in 0..30 {
+        for (s, slot) in sessions.iter().enumerate() {
+            pool.push_deferred(slot, &s16(&frame(s, k))).unwrap();
+        }
+        // Every few rounds the worker runs, so buffers go round between the sessions.
+        if k % 3 == 2 {
+            pool.wake();
+            sink.wait_for(|v| v.len() == (k + 1) * sizes.len());
+        }
+    }
+    let outs = sink.wait_for(|v| v.len() == 30 * sizes.len());
+    for (s, slot) in sessions.iter().enumerate() {
+        let mine: Vec<&Output> = outs.iter().filter(|o| o.session == slot.id()).collect();
+        assert_eq!(mine.len(), 30);
+        for (k, o) in mine.iter().enumerate() {
+            assert_eq!(o.frame, Some(k as u64));
+            assert_eq!(from_s16(&o.audio), frame(s, k), "session {s}, frame {k}");
+        }
+    }
+}
+
 #[test]
 fn stop_flushes_then_ends_and_pinning_reports_its_outcome() {
     let sink = Arc::new(Collect::default());
