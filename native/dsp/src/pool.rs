@@ -418,23 +418,27 @@ impl Slot {
 /// in, first out: the one a frame is copied into is one the worker finished with moments ago,
 /// still in a cache, where each session keeping its own would make every copy write to memory
 /// untouched since that session's previous frame (1,000 paced sessions: a frame's copy was most of
-/// the host's cost of a push). Bounded by [`MessageStock::MAX_BYTES`]; beyond it, buffers are freed.
+/// the host's cost of a push). Messages over [`MessageStock::LARGE_BYTES`] draw from buffers of their
+/// own class, so a long message reuses a long buffer and a frame never holds one. Bounded by
+/// [`MessageStock::MAX_BYTES`]; beyond it, buffers are freed.
 #[derive(Default)]
 struct MessageStock {
-    buffers: Vec<Vec<u8>>,
-    /// Capacity of `buffers`, summed.
+    small: Vec<Vec<u8>>,
+    large: Vec<Vec<u8>>,
+    /// Capacity of both, summed.
     bytes: usize,
 }
 
 impl MessageStock {
-    /// Most capacity kept in stock per worker: a few hundred frames in flight of typical sizes.
-    const MAX_BYTES: usize = 4 << 20;
-    /// A buffer larger than this (a rare long message) is freed rather than lent to later frames.
-    const MAX_BUFFER_BYTES: usize = 64 << 10;
+    /// Most capacity kept in stock per worker: hundreds of frames in flight, or a few long messages.
+    const MAX_BYTES: usize = 16 << 20;
+    /// Messages (and buffers) longer than this are of the large class.
+    const LARGE_BYTES: usize = 64 << 10;
 
-    /// An empty buffer, with the capacity of the last one put back (or none).
-    fn take(&mut self) -> Vec<u8> {
-        match self.buffers.pop() {
+    /// An empty buffer for a message of `len` bytes: the last one put back of its class, or a new one.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let class = if len > Self::LARGE_BYTES { &mut self.large } else { &mut self.small };
+        match class.pop() {
             Some(b) => {
                 self.bytes -= b.capacity();
                 b
@@ -445,12 +449,12 @@ impl MessageStock {
 
     fn put(&mut self, mut buffer: Vec<u8>) {
         let cap = buffer.capacity();
-        if cap == 0 || cap > Self::MAX_BUFFER_BYTES || self.bytes + cap > Self::MAX_BYTES {
+        if cap == 0 || self.bytes + cap > Self::MAX_BYTES {
             return;
         }
         buffer.clear();
         self.bytes += cap;
-        self.buffers.push(buffer);
+        if cap > Self::LARGE_BYTES { &mut self.large } else { &mut self.small }.push(buffer);
     }
 
     /// Takes back every buffer of `spent`, in order (the last one is lent first).
@@ -718,7 +722,7 @@ impl Pool {
             }
         }
         let frame = slot.next_frame.fetch_add(1, Ordering::Relaxed);
-        let mut buf = lock(&self.workers[slot.worker].shared.messages).take();
+        let mut buf = lock(&self.workers[slot.worker].shared.messages).take(bytes.len());
         buf.extend_from_slice(bytes);
         st.items.push_back(Item::Frame { frame, bytes: buf, received });
         st.stats.frames_in += 1;
@@ -1150,24 +1154,34 @@ mod tests {
     fn the_stock_lends_the_buffer_put_back_last_first_and_empty() {
         let mut stock = MessageStock::default();
         stock.restock(&mut vec![buffer(100), buffer(200)]);
-        let b = stock.take();
+        let b = stock.take(50);
         assert!(b.capacity() >= 200 && b.is_empty());
-        assert!(stock.take().capacity() >= 100);
-        assert_eq!(stock.take().capacity(), 0, "an empty stock lends a new buffer");
+        assert!(stock.take(50).capacity() >= 100);
+        assert_eq!(stock.take(50).capacity(), 0, "an empty stock lends a new buffer");
         assert_eq!(stock.bytes, 0);
     }
 
     #[test]
-    fn the_stock_frees_what_passes_its_bounds() {
+    fn long_messages_reuse_long_buffers_and_frames_never_get_one() {
         let mut stock = MessageStock::default();
-        stock.put(buffer(MessageStock::MAX_BUFFER_BYTES + 1));
-        assert!(stock.buffers.is_empty(), "a long message's buffer is not lent to later frames");
+        let long = MessageStock::LARGE_BYTES + 1;
+        stock.restock(&mut vec![buffer(4000), buffer(1 << 20)]);
+        assert!(stock.take(3840).capacity() < long, "a frame gets a frame-sized buffer");
+        assert!(stock.take(long).capacity() >= 1 << 20);
+        assert_eq!(stock.take(3840).capacity(), 0);
+    }
+
+    #[test]
+    fn the_stock_frees_what_passes_its_bound() {
+        let mut stock = MessageStock::default();
         let size = 60 << 10;
         for _ in 0..2 * MessageStock::MAX_BYTES / size {
             stock.put(buffer(size));
         }
+        stock.put(buffer(1 << 20));
         assert!(stock.bytes <= MessageStock::MAX_BYTES);
         assert!(stock.bytes + size > MessageStock::MAX_BYTES, "kept until the bound");
-        assert_eq!(stock.bytes, stock.buffers.iter().map(Vec::capacity).sum::<usize>());
+        let held: usize = stock.small.iter().chain(&stock.large).map(Vec::capacity).sum();
+        assert_eq!(stock.bytes, held);
     }
 }

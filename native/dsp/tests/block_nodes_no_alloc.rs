@@ -179,3 +179,54 @@ fn an_opus_session_never_allocates_per_message() {
     count += allocations_in(|| session.flush(50));
     assert_eq!(count, 0, "opus session: {count} allocations");
 }
+
+/// Counts the records a pool hands back; each batch is dropped at once, so its message buffers go
+/// back to the stock.
+#[derive(Default)]
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl remotemedia_dsp::pool::Sink for Count {
+    fn deliver(&self, batch: remotemedia_dsp::pool::Batch) {
+        let records = batch.len();
+        // Its buffers are back before the test sees the answer and pushes again.
+        drop(batch);
+        self.0.fetch_add(records, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn pushing_a_message_allocates_nothing_once_buffers_went_round() {
+    use std::sync::{atomic::Ordering, Arc};
+    let plan = Plan::from_json(
+        &json!({
+            "input": { "sample_rate": 48000, "channels": 2 },
+            "nodes": [ { "id": "g", "type": "gain", "params": { "db": -3 }, "input": null } ],
+            "output": "g"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // A 20 ms frame, and one second of audio in one message (a long message has buffers of its own).
+    for bytes in [3_840usize, 192_000] {
+        let sink = Arc::new(Count::default());
+        let pool = remotemedia_dsp::pool::Pool::new(1, false, sink.clone());
+        let session = Session::new(&plan, plan.input, Encodings::pcm(remotemedia_dsp::codec::Encoding::S16le, remotemedia_dsp::codec::Encoding::S16le), 1 << 20).unwrap();
+        let slot = pool.add_session(session, None, 4);
+        let message = vec![1u8; bytes];
+        let mut count = 0;
+        for k in 0..40 {
+            let n = allocations_in(|| {
+                pool.push(&slot, &message).unwrap();
+            });
+            if k >= 10 {
+                count += n;
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while sink.0.load(Ordering::SeqCst) <= k {
+                assert!(std::time::Instant::now() < deadline, "no answer");
+                std::thread::yield_now();
+            }
+        }
+        assert_eq!(count, 0, "{bytes}-byte messages: {count} allocations in 30 pushes");
+    }
+}
